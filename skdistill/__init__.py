@@ -1,0 +1,7 @@
+"""skdistill: uncertainty-aware knowledge distillation with a scikit-learn API."""
+from .students import CNNStudent, MLPStudent
+from .distillers import KnowledgeDistiller
+
+__version__ = "0.1.0"
+
+__all__ = ["MLPStudent", "CNNStudent", "KnowledgeDistiller"]

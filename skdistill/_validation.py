@@ -1,0 +1,76 @@
+"""Input checks shared by the estimators: errors name the estimator, parameter and value."""
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+
+def param_error(estimator, name, value, expected, cls=ValueError):
+    """Build the standard error for a bad parameter or argument value."""
+    owner = estimator if isinstance(estimator, str) else type(estimator).__name__
+    return cls(f"{owner}: parameter {name}={_short(value)} is invalid; expected {expected}.")
+
+
+def _short(value):
+    text = repr(value)
+    if len(text) > 80:
+        shape = getattr(value, "shape", None)
+        text = f"<{type(value).__name__} shape={shape}>" if shape is not None else text[:77] + "..."
+    return text
+
+
+def check_soft_targets(estimator, soft_targets, n_samples, n_classes, name="soft_targets",
+                       atol=1e-3):
+    """Validate a probability matrix ``(n_samples, n_classes)`` whose rows sum to one."""
+    try:
+        P = np.asarray(soft_targets, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise param_error(estimator, name, soft_targets, "a numeric array", TypeError) from None
+    if P.shape != (n_samples, n_classes):
+        raise param_error(
+            estimator, name, f"<array of shape {P.shape}>",
+            f"shape {(n_samples, n_classes)} (n_samples, n_classes in classes_ order)",
+        )
+    if not np.isfinite(P).all():
+        raise param_error(estimator, name, "<array with NaN or inf>", "finite probabilities")
+    if (P < 0).any():
+        raise param_error(estimator, name, f"<array with min {P.min():.3g}>",
+                          "non-negative probabilities")
+    sums = P.sum(axis=1)
+    bad = np.abs(sums - 1.0) > atol
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise param_error(estimator, name, f"<array whose row {i} sums to {sums[i]:.6g}>",
+                          f"rows that sum to 1 (within {atol})")
+    return P / sums[:, None]
+
+
+def check_has_predict_proba(owner, name, estimator):
+    """A teacher must expose ``predict_proba``."""
+    if not hasattr(estimator, "predict_proba"):
+        raise param_error(owner, name, estimator,
+                          "a classifier with a predict_proba method", TypeError)
+
+
+def check_two_classes(estimator, classes):
+    """Classifiers need at least two classes in ``y``."""
+    if len(classes) < 2:
+        raise ValueError(
+            f"{type(estimator).__name__}: y has only one class ({classes[0]!r}); "
+            "a classifier needs samples of at least 2 classes."
+        )
+
+
+def align_proba(proba, source_classes, target_classes):
+    """Reorder (and zero-fill) probability columns from ``source_classes`` to ``target_classes``."""
+    source_classes = list(source_classes)
+    if list(target_classes) == source_classes:
+        return proba
+    out = np.zeros((proba.shape[0], len(target_classes)), dtype=proba.dtype)
+    index = {c: i for i, c in enumerate(source_classes)}
+    for j, c in enumerate(target_classes):
+        if c in index:
+            out[:, j] = proba[:, index[c]]
+    return out
+
+
+__all__ = ["param_error", "check_soft_targets", "check_has_predict_proba",
+           "check_two_classes", "align_proba", "check_is_fitted"]

@@ -1,0 +1,5 @@
+"""Distillers: meta-estimators ``(teacher, student)`` whose predictions are the student's."""
+from ._base import BaseDistiller
+from .kd import KnowledgeDistiller
+
+__all__ = ["BaseDistiller", "KnowledgeDistiller"]

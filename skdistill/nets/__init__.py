@@ -1,0 +1,10 @@
+"""Plain torch modules (no scikit-learn): MLP, CNN and BatchEnsemble building blocks.
+
+Every classifier network here exposes ``features`` (the trunk, input -> last hidden layer),
+``head`` (last hidden layer -> logits) and ``n_hidden_out`` (the trunk's output width), so a
+distiller can put several heads on one trunk.
+"""
+from .mlp import MLP, make_activation, scaled_widths
+from .cnn import CNN, CNN_ARCHITECTURES
+
+__all__ = ["MLP", "CNN", "CNN_ARCHITECTURES", "make_activation", "scaled_widths"]

@@ -1,0 +1,6 @@
+"""Student estimators: skorch-backed torch classifiers that accept soft targets."""
+from ._base import BaseStudent
+from .cnn import CNNStudent
+from .mlp import MLPStudent
+
+__all__ = ["BaseStudent", "MLPStudent", "CNNStudent"]

@@ -1,0 +1,128 @@
+"""MLPStudent: a fully connected student network with width multipliers."""
+import numbers
+
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import validate_data
+
+from .._validation import param_error
+from ..nets import MLP, scaled_widths
+from ..nets.mlp import ACTIVATIONS
+from ._base import BaseStudent
+
+
+class MLPStudent(BaseStudent):
+    """Multi-layer perceptron classifier trained with PyTorch through skorch.
+
+    Usable on its own (``fit(X, y)``) or as the student of a distiller, which trains it on a
+    teacher's probabilities (``fit(X, y, soft_targets=P)``). Layer widths are
+    ``floor(size * width_multiplier)`` (at least 1), the width search of Vadera et al.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Widths of the hidden layers before scaling.
+    width_multiplier : float or sequence of float, default=1.0
+        One multiplier for all hidden layers, or one per layer.
+    activation : {"relu", "tanh", "sigmoid", "gelu", "elu", "leaky_relu", "identity"}, default="relu"
+    dropout : float, default=0.0
+        Dropout probability after each hidden activation.
+    max_epochs : int, default=50
+        Passes over the training data; the data are shuffled each epoch.
+    batch_size : int, default=128
+    lr : float, default=1e-3
+        Learning rate.
+    optimizer : {"adam", "adamw", "sgd", "momentum", "rmsprop"} or torch optimizer class, default="adam"
+        ``"momentum"`` is SGD with momentum 0.9.
+    weight_decay : float, default=0.0
+    device : str, default="cpu"
+        Torch device, e.g. ``"cuda"``.
+    callbacks : list of skorch callbacks, default=None
+        Passed to the underlying :class:`skorch.NeuralNet` (``EarlyStopping``,
+        ``ProgressBar``, ``Checkpoint``, ``LRScheduler``...). They are copied, never mutated.
+    validation_fraction : float, default=None
+        Hold out this fraction of the training data as skorch's validation split (gives
+        ``valid_loss`` for ``EarlyStopping``); ``None`` trains on everything.
+    verbose : int, default=0
+        Print skorch's per-epoch table when positive.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, shuffling and dropout; an int makes two fits identical.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    feature_names_in_ : ndarray of str
+        Only when ``X`` has string column names.
+    module_ : torch.nn.Module
+        The trained network (outputs logits).
+    net_ : skorch.NeuralNet
+        The skorch wrapper that trained it.
+    history_ : skorch.History
+        Per-epoch losses and timings.
+
+    References
+    ----------
+    Vadera, Jalaian, Marlin. Generalized Bayesian Posterior Expectation Distillation for Deep
+    Neural Networks. UAI 2020.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skdistill import MLPStudent
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPStudent(hidden_layer_sizes=(32,), max_epochs=100, lr=1e-2,
+    ...                  random_state=0).fit(X, y)
+    >>> clf.predict_proba(X[:2]).shape
+    (2, 3)
+    >>> clf.score(X, y) > 0.9
+    True
+    """
+
+    _parameter_constraints = {
+        **BaseStudent._parameter_constraints,
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "width_multiplier": [Interval(numbers.Real, 0, None, closed="neither"), "array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+    }
+
+    def __init__(self, hidden_layer_sizes=(100,), width_multiplier=1.0, activation="relu",
+                 dropout=0.0, max_epochs=50, batch_size=128, lr=1e-3, optimizer="adam",
+                 weight_decay=0.0, device="cpu", callbacks=None, validation_fraction=None,
+                 verbose=0, random_state=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.width_multiplier = width_multiplier
+        self.activation = activation
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.device = device
+        self.callbacks = callbacks
+        self.validation_fraction = validation_fraction
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _hidden_sizes(self):
+        sizes = self.hidden_layer_sizes
+        sizes = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
+        if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
+            raise param_error(self, "hidden_layer_sizes", self.hidden_layer_sizes,
+                              "positive integers")
+        mult = self.width_multiplier
+        mults = [mult] if isinstance(mult, numbers.Real) else list(mult)
+        if not all(isinstance(m, numbers.Real) and m > 0 for m in mults):
+            raise param_error(self, "width_multiplier", mult, "positive numbers")
+        try:
+            return scaled_widths(sizes, mult)
+        except ValueError as exc:
+            raise param_error(self, "width_multiplier", mult,
+                              f"one float or {len(sizes)} values (one per hidden layer)") from exc
+
+    def _build_module(self, n_outputs):
+        return MLP(self.n_features_in_, n_outputs, self._hidden_sizes(), self.activation,
+                   self.dropout)
+
+    def _check_X(self, X, reset):
+        return validate_data(self, X, reset=reset, dtype=("float32", "float64"))

@@ -1,0 +1,17 @@
+"""scikit-learn's common estimator checks over every public estimator."""
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skdistill import CNNStudent, KnowledgeDistiller, MLPStudent
+
+# Small, fast configurations; every default-constructed estimator is also valid.
+FAST_MLP = dict(hidden_layer_sizes=(32,), max_epochs=40, lr=1e-2)
+ESTIMATORS = [
+    MLPStudent(**FAST_MLP),
+    CNNStudent(max_epochs=20, lr=1e-2, width_multiplier=0.5),
+    KnowledgeDistiller(student=MLPStudent(**FAST_MLP)),
+]
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
