@@ -53,10 +53,26 @@ def check_has_predict_proba(owner, name, estimator):
 def check_two_classes(estimator, classes):
     """Classifiers need at least two classes in ``y``."""
     if len(classes) < 2:
+        only = classes[0].item() if hasattr(classes[0], "item") else classes[0]
         raise ValueError(
-            f"{type(estimator).__name__}: y has only one class ({classes[0]!r}); "
+            f"{type(estimator).__name__}: y has only one class ({only!r}); "
             "a classifier needs samples of at least 2 classes."
         )
+
+
+def named_errors(owner, check, /, *args, **kwargs):
+    """Run a scikit-learn validation function; prefix its ValueError with the estimator's name.
+
+    scikit-learn's messages for inf or a wrong dtype do not always say which estimator
+    refused the data; ours always do.
+    """
+    name = type(owner).__name__
+    try:
+        return check(*args, **kwargs)
+    except ValueError as exc:
+        if str(exc).startswith(name) or f" {name} " in str(exc):
+            raise
+        raise type(exc)(f"{name}: {exc}") from None
 
 
 def align_proba(proba, source_classes, target_classes):
@@ -72,5 +88,5 @@ def align_proba(proba, source_classes, target_classes):
     return out
 
 
-__all__ = ["param_error", "check_soft_targets", "check_has_predict_proba",
+__all__ = ["param_error", "named_errors", "check_soft_targets", "check_has_predict_proba",
            "check_two_classes", "align_proba", "check_is_fitted"]

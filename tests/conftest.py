@@ -28,3 +28,11 @@ def require_file(relpath):
 @pytest.fixture
 def rng():
     return np.random.default_rng(0)
+
+
+def pytest_configure(config):
+    # Two xdist workers share two cores: one torch thread each avoids oversubscription.
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        torch.set_num_threads(1)

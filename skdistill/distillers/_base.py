@@ -6,7 +6,7 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._validation import align_proba, check_two_classes, param_error
+from .._validation import align_proba, check_two_classes, named_errors, param_error
 
 
 class BaseDistiller(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -33,7 +33,7 @@ class BaseDistiller(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     def _check_fit_data(self, X, y):
         """Validate ``X, y`` once; set ``classes_`` and return the encoded labels."""
         self._validate_params()
-        X, y = validate_data(self, X, y, allow_nd=True)
+        X, y = named_errors(self, validate_data, self, X, y, allow_nd=True)
         check_classification_targets(y)
         self.classes_, y_enc = np.unique(y, return_inverse=True)
         check_two_classes(self, self.classes_)
@@ -77,7 +77,7 @@ class BaseDistiller(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     # -- prediction: the student's ------------------------------------------------------------
     def _check_predict_X(self, X):
         check_is_fitted(self, "student_")
-        return validate_data(self, X, reset=False, allow_nd=True)
+        return named_errors(self, validate_data, self, X, reset=False, allow_nd=True)
 
     def predict_proba(self, X):
         """Class probabilities of the distilled student, columns in ``classes_`` order."""

@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names, check_array
 
-from .._validation import param_error
+from .._validation import named_errors, param_error
 from ..nets import CNN, CNN_ARCHITECTURES
 from ..nets.mlp import ACTIVATIONS
 from ._base import BaseStudent
@@ -119,8 +119,8 @@ callbacks, validation_fraction, verbose, random_state
 
     def _check_X(self, X, reset):
         _check_feature_names(self, X, reset=reset)
-        X = check_array(X, allow_nd=True, dtype=("float32", "float64"),
-                        input_name="X", estimator=self)
+        X = named_errors(self, check_array, X, allow_nd=True, dtype=("float32", "float64"),
+                         input_name="X", estimator=self)
         if X.ndim > 4:
             raise param_error(self, "X", f"<array of shape {X.shape}>",
                               "(n, H, W), (n, C, H, W) or flat (n, features)")

@@ -4,7 +4,7 @@ import numbers
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
-from .._validation import param_error
+from .._validation import named_errors, param_error
 from ..nets import MLP, scaled_widths
 from ..nets.mlp import ACTIVATIONS
 from ._base import BaseStudent
@@ -125,4 +125,5 @@ class MLPStudent(BaseStudent):
                    self.dropout)
 
     def _check_X(self, X, reset):
-        return validate_data(self, X, reset=reset, dtype=("float32", "float64"))
+        return named_errors(self, validate_data, self, X, reset=reset,
+                            dtype=("float32", "float64"))

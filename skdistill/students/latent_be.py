@@ -1,0 +1,263 @@
+"""LatentBE students: BatchEnsemble networks merged into one plain network after training."""
+import numbers
+
+import numpy as np
+import torch
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+from ..nets.batch_ensemble import BatchEnsemble, merge_batch_ensemble
+from ._base import BaseStudent
+from .cnn import CNNStudent
+from .mlp import MLPStudent
+
+
+class MemberLoss(nn.Module):
+    """Apply a per-row ``criterion`` to each member's logits and add the factors' prior.
+
+    ``logits`` are ``(M, B, C)``. A target of shape ``(B, M, K)`` gives each member its own
+    target row (one-to-one distillation); any other shape is shared by all members. The
+    result is the mean of the member losses plus ``prior_strength * prior_penalty()``.
+    """
+
+    def __init__(self, criterion, prior_penalty, prior_strength):
+        super().__init__()
+        self.criterion = criterion
+        # A bound method of the trained module, kept out of the registered submodules so
+        # skorch does not hand the module's parameters to the optimizer twice.
+        self.prior_penalty = prior_penalty
+        self.prior_strength = prior_strength
+
+    def forward(self, logits, target):
+        m, b = logits.shape[:2]
+        if target.dim() == 3:
+            target = target.transpose(0, 1).reshape(m * b, target.shape[-1])
+        else:
+            target = target.repeat(m, *([1] * (target.dim() - 1)))
+        loss = self.criterion(logits.reshape(m * b, logits.shape[-1]), target)
+        if self.prior_strength:
+            loss = loss + self.prior_strength * self.prior_penalty()
+        return loss
+
+
+class _LatentBEMixin:
+    """BatchEnsemble training and merging shared by the MLP and CNN LatentBE students."""
+
+    _be_constraints = {
+        "n_members": [Interval(numbers.Integral, 1, None, closed="left")],
+        "prior_strength": [Interval(numbers.Real, 0, None, closed="left")],
+    }
+
+    def _build_module(self, n_outputs):
+        return BatchEnsemble(self._plain_module(n_outputs), self.n_members)
+
+    def _make_net(self, module, criterion, seed):
+        loss = MemberLoss(criterion, module.prior_penalty, self.prior_strength)
+        return super()._make_net(module, loss, seed)
+
+    def _fit_net(self, X, targets, criterion, n_outputs=None):
+        super()._fit_net(X, targets, criterion, n_outputs)
+        self.merged_module_ = merge_batch_ensemble(self.module_)
+        return self
+
+    def _adopt_module(self, module, history=None):
+        """Install a BatchEnsemble trained outside skorch (by a distiller) and merge it."""
+        module.eval()
+        self.module_ = module
+        self.net_ = None
+        self.history_ = history
+        self.merged_module_ = merge_batch_ensemble(module)
+        return self
+
+    def _run(self, module, X, batch_size=4096):
+        X = self._check_X(X, reset=False)
+        Xt = torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32)
+        device = next(module.parameters()).device
+        with torch.inference_mode():
+            out = [module(Xt[i:i + batch_size].to(device)).cpu()
+                   for i in range(0, len(Xt), batch_size)]
+        return out
+
+    def _logits(self, X, batch_size=4096):
+        """Logits of the merged network (the one deployed)."""
+        check_is_fitted(self, "merged_module_")
+        out = self._run(self.merged_module_, X, batch_size)
+        return torch.cat(out) if out else torch.empty(0, len(self.classes_))
+
+    def ensemble_proba(self, X):
+        """Class probabilities of each unmerged member: shape ``(n_members, n, n_classes)``.
+
+        Plain BatchEnsemble inference (the batch runs ``n_members`` times); compare with
+        :meth:`predict_proba`, the merged network.
+        """
+        check_is_fitted(self, "module_")
+        self.module_.eval()
+        out = self._run(self.module_, X)
+        logits = torch.cat(out, dim=1) if out else torch.empty(
+            self.n_members, 0, len(self.classes_))
+        return torch.softmax(logits.double(), dim=-1).numpy()
+
+
+_SHARED_DOC = """
+    BatchEnsemble (Wen et al. 2020) with ``n_members`` members sharing each weight ``W``;
+    member ``m`` uses ``W * outer(s_m, r_m)`` and its own bias. The rank-one factors start at
+    one and a Gaussian prior centred at one (``prior_strength``, the paper's lambda) keeps them
+    close, so that after ``fit`` the members can be averaged into **one plain network**,
+    ``merged_module_`` (weights ``W * mean_m outer(s_m, r_m)``, biases ``mean_m b_m``), which
+    :meth:`predict_proba` uses. Trained alone (``fit(X, y)`` or soft targets) every member
+    sees the same targets; :class:`~skdistill.EnsembleDistiller` with
+    ``method="one-to-one"`` trains member ``m`` on teacher member ``m``.
+"""
+
+
+class LatentBEStudent(_LatentBEMixin, BaseStudent):
+    __doc__ = """Fully connected LatentBE student: a BatchEnsemble MLP merged into one MLP.
+""" + _SHARED_DOC + """
+    The merged network is an :class:`~skdistill.nets.MLP` with exactly the architecture of
+    ``MLPStudent(hidden_layer_sizes, width_multiplier)``, hence the same parameter count,
+    FLOPs and inference time.
+
+    Parameters
+    ----------
+    n_members : int, default=4
+        Ensemble size ``M``.
+    hidden_layer_sizes : tuple of int, default=(100,)
+    width_multiplier : float or sequence of float, default=1.0
+    prior_strength : float, default=1e-3
+        Weight of ``sum_layers ||r - 1||^2 + ||s - 1||^2`` added to the mean batch loss.
+    activation, dropout, max_epochs, batch_size, lr, optimizer, weight_decay, device, \
+callbacks, validation_fraction, verbose, random_state
+        As in :class:`~skdistill.MLPStudent`.
+
+    Attributes
+    ----------
+    classes_, n_features_in_, net_, history_
+        As in :class:`~skdistill.MLPStudent` (``net_`` is None when a distiller trained it).
+    module_ : skdistill.nets.BatchEnsemble
+        The trained BatchEnsemble (its ``forward`` returns ``(M, B, C)`` logits).
+    merged_module_ : skdistill.nets.MLP
+        The merged network used for prediction.
+
+    References
+    ----------
+    Nam, Lee, Heo, Lee. Improving Ensemble Distillation With Weight Averaging and
+    Diversifying Perturbation. ICML 2022.
+    Wen, Tran, Ba. BatchEnsemble: an Alternative Approach to Efficient Ensemble and Lifelong
+    Learning. ICLR 2020.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skdistill import LatentBEStudent
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = LatentBEStudent(n_members=4, hidden_layer_sizes=(32,), max_epochs=100, lr=1e-2,
+    ...                       random_state=0).fit(X, y)
+    >>> clf.ensemble_proba(X[:2]).shape, clf.predict_proba(X[:2]).shape
+    ((4, 2, 3), (2, 3))
+    >>> type(clf.merged_module_).__name__, clf.score(X, y) > 0.9
+    ('MLP', True)
+    """
+
+    _parameter_constraints = {**MLPStudent._parameter_constraints,
+                              **_LatentBEMixin._be_constraints}
+
+    _hidden_sizes = MLPStudent._hidden_sizes
+    _check_X = MLPStudent._check_X
+
+    def __init__(self, n_members=4, hidden_layer_sizes=(100,), width_multiplier=1.0,
+                 prior_strength=1e-3, activation="relu", dropout=0.0, max_epochs=50,
+                 batch_size=128, lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu",
+                 callbacks=None, validation_fraction=None, verbose=0, random_state=None):
+        self.n_members = n_members
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.width_multiplier = width_multiplier
+        self.prior_strength = prior_strength
+        self.activation = activation
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.device = device
+        self.callbacks = callbacks
+        self.validation_fraction = validation_fraction
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _plain_module(self, n_outputs):
+        return MLPStudent._build_module(self, n_outputs)
+
+
+class LatentBECNNStudent(_LatentBEMixin, BaseStudent):
+    __doc__ = """Convolutional LatentBE student: a BatchEnsemble CNN merged into one CNN.
+""" + _SHARED_DOC + """
+    Convolutions get per-channel factors (BEConv2d). The merged network is a
+    :class:`~skdistill.nets.CNN` with the architecture of the matching
+    :class:`~skdistill.CNNStudent`.
+
+    Parameters
+    ----------
+    n_members : int, default=4
+    architecture, width_multiplier, input_shape
+        As in :class:`~skdistill.CNNStudent`.
+    prior_strength : float, default=1e-3
+    activation, dropout, max_epochs, batch_size, lr, optimizer, weight_decay, device, \
+callbacks, validation_fraction, verbose, random_state
+        As in :class:`~skdistill.CNNStudent`.
+
+    Attributes
+    ----------
+    classes_, n_features_in_, input_shape_, net_, history_
+        As in :class:`~skdistill.CNNStudent`.
+    module_ : skdistill.nets.BatchEnsemble
+    merged_module_ : skdistill.nets.CNN
+
+    References
+    ----------
+    Nam, Lee, Heo, Lee. Improving Ensemble Distillation With Weight Averaging and
+    Diversifying Perturbation. ICML 2022.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from skdistill.students import LatentBECNNStudent
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = LatentBECNNStudent(n_members=2, max_epochs=3, random_state=0).fit(X / 16, y)
+    >>> type(clf.merged_module_).__name__, clf.predict_proba(X[:3] / 16).shape
+    ('CNN', (3, 10))
+    """
+
+    _parameter_constraints = {**CNNStudent._parameter_constraints,
+                              **_LatentBEMixin._be_constraints}
+
+    _multipliers = CNNStudent._multipliers
+    _image_shape = CNNStudent._image_shape
+    _check_X = CNNStudent._check_X
+
+    def __init__(self, n_members=4, architecture="mnist", width_multiplier=1.0,
+                 input_shape=None, prior_strength=1e-3, activation="relu", dropout=0.0,
+                 max_epochs=20, batch_size=128, lr=1e-3, optimizer="adam", weight_decay=0.0,
+                 device="cpu", callbacks=None, validation_fraction=None, verbose=0,
+                 random_state=None):
+        self.n_members = n_members
+        self.architecture = architecture
+        self.width_multiplier = width_multiplier
+        self.input_shape = input_shape
+        self.prior_strength = prior_strength
+        self.activation = activation
+        self.dropout = dropout
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.optimizer = optimizer
+        self.weight_decay = weight_decay
+        self.device = device
+        self.callbacks = callbacks
+        self.validation_fraction = validation_fraction
+        self.verbose = verbose
+        self.random_state = random_state
+
+    def _plain_module(self, n_outputs):
+        return CNNStudent._build_module(self, n_outputs)
