@@ -1,7 +1,7 @@
 """skdistill: uncertainty-aware knowledge distillation with a scikit-learn API."""
 from .students import CNNStudent, MLPStudent
-from .distillers import KnowledgeDistiller
+from .distillers import CrossFitDistiller, KnowledgeDistiller
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPStudent", "CNNStudent", "KnowledgeDistiller"]
+__all__ = ["MLPStudent", "CNNStudent", "KnowledgeDistiller", "CrossFitDistiller"]

@@ -1,7 +1,9 @@
 """scikit-learn's common estimator checks over every public estimator."""
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from skdistill import CNNStudent, KnowledgeDistiller, MLPStudent
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+from skdistill import CrossFitDistiller, CNNStudent, KnowledgeDistiller, MLPStudent
 
 # Small, fast configurations; every default-constructed estimator is also valid.
 FAST_MLP = dict(hidden_layer_sizes=(32,), max_epochs=40, lr=1e-2)
@@ -9,6 +11,9 @@ ESTIMATORS = [
     MLPStudent(**FAST_MLP),
     CNNStudent(max_epochs=20, lr=1e-2, width_multiplier=0.5),
     KnowledgeDistiller(student=MLPStudent(**FAST_MLP)),
+    CrossFitDistiller(RandomForestClassifier(n_estimators=10), MLPStudent(**FAST_MLP), n_folds=3),
+    CrossFitDistiller(RandomForestClassifier(n_estimators=10), RandomForestRegressor(n_estimators=5),
+                      n_folds=3, gamma_alpha=0.01),
 ]
 
 

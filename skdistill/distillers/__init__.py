@@ -1,5 +1,6 @@
 """Distillers: meta-estimators ``(teacher, student)`` whose predictions are the student's."""
 from ._base import BaseDistiller
+from .crossfit import CrossFitDistiller
 from .kd import KnowledgeDistiller
 
-__all__ = ["BaseDistiller", "KnowledgeDistiller"]
+__all__ = ["BaseDistiller", "KnowledgeDistiller", "CrossFitDistiller"]

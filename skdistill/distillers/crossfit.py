@@ -1,0 +1,257 @@
+"""CrossFitDistiller: cross-fitted, gamma-corrected distillation (Dao, Kamath, Syrgkanis, Mackey 2021)."""
+import numbers
+
+import numpy as np
+from joblib import Parallel, delayed
+from scipy.special import softmax
+from sklearn.base import is_classifier, is_regressor
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
+
+from .._validation import param_error
+from ..losses import (SoftTargetCrossEntropy, SquaredErrorLogits,
+                      SquaredErrorProba, corrected_targets, soften)
+from ._base import BaseDistiller
+
+#: loss name -> (scale of the targets, criterion factory taking the temperature)
+LOSSES = {
+    "ce": ("p", SoftTargetCrossEntropy),
+    "sel": ("logp", lambda temperature: SquaredErrorLogits()),
+    "mse": ("p", lambda temperature: SquaredErrorProba()),
+}
+
+
+def _fit_one(estimator, X, y):
+    return estimator.fit(X, y)
+
+
+class CrossFitDistiller(BaseDistiller):
+    """Distil a teacher through cross-fitting and gamma loss correction.
+
+    Vanilla distillation trains the student on teacher probabilities for the very points the
+    teacher was fitted on, so an overfitting teacher hands over its training-set
+    overconfidence. Cross-fitting splits the data into ``n_folds`` folds, fits a clone of the
+    teacher on all folds but one and predicts the held-out fold, so every training point gets
+    a probability ``p`` from a teacher that never saw it (``oof_proba_``). Loss correction then
+    moves each target towards the label ``y`` (one-hot) to offset a biased, underfitting
+    teacher:
+
+    - probability scale (``loss="ce"`` or ``"mse"``): target ``p + gamma * (y - p)``;
+    - log scale (``loss="sel"``): target ``log max(p, 1/500) + gamma * (y - p)``;
+
+    with, per example and class, ``gamma = argmin_g g^2 (y - p)^2 + alpha (g0 - g)^2
+    = alpha g0 / (alpha + (y - p)^2)``, ``g0 = 1`` on the probability scale and ``1 / p`` on the
+    log scale, ``alpha = gamma_alpha``. ``gamma_alpha=0`` is plain (cross-fitted) distillation,
+    ``np.inf`` the Neyman-orthogonal loss (``gamma = g0``); values in between trade the
+    teacher's bias against the variance of the labels.
+
+    The student is either a skdistill student, trained on the targets with the chosen loss, or
+    any scikit-learn regressor fitted to them (one column, the second class, for binary
+    problems; one column per class otherwise), whose outputs are mapped back to probabilities:
+    clipped to [0, 1] and renormalised on the probability scale, ``exp`` (binary, clipped at 1)
+    or softmax (multiclass) on the log scale.
+
+    Parameters
+    ----------
+    teacher : classifier with predict_proba, default=None
+        Cloned for each fold (and for ``teacher_``). ``None`` means
+        ``RandomForestClassifier(n_estimators=100)``. A ``FrozenEstimator`` cannot be
+        cross-fitted and is rejected.
+    student : skdistill student or scikit-learn regressor, default=None
+        ``None`` means ``MLPStudent()``.
+    n_folds : int, default=5
+        Number of cross-fitting folds (>= 2, and at most the size of the smallest class).
+    gamma_alpha : float, default=0.0
+        The correction strength ``alpha`` (>= 0, ``np.inf`` allowed); see above.
+    loss : {"ce", "sel", "mse"}, default="ce"
+        ``"ce"``: soft-target cross-entropy at ``temperature`` (probability scale). ``"sel"``:
+        squared error between the student's logits and the log-scale targets (Ba & Caruana).
+        ``"mse"``: squared error between the student's probabilities and the targets. For a
+        regressor student only the scale matters (log scale for ``"sel"``).
+    temperature : float, default=1.0
+        With ``loss="ce"``, teacher probabilities are softened to ``softmax(log p / T)`` before
+        the correction and the student's logits are divided by ``T`` in the loss.
+    stratify : bool, default=True
+        Stratify the folds by class.
+    refit_teacher : bool, default=True
+        Also fit ``teacher_`` on all the data (in the same parallel batch as the fold teachers).
+    n_jobs : int, default=None
+        Parallel jobs for the teacher fits, through :class:`joblib.Parallel`, so a
+        ``joblib.parallel_config(backend="dask")`` block sends them to a dask cluster.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the folds, and each teacher or student whose own ``random_state`` is ``None``.
+
+    Attributes
+    ----------
+    oof_proba_ : ndarray of shape (n_samples, n_classes)
+        Out-of-fold teacher probabilities, columns in ``classes_`` order.
+    fold_teachers_ : list of classifiers
+        ``fold_teachers_[k]`` was fitted on all folds but fold ``k``.
+    teacher_ : classifier
+        The teacher fitted on all the data (only when ``refit_teacher=True``).
+    student_ : student or regressor
+        The fitted student; predictions are its own.
+    targets_scale_ : {"p", "logp"}
+        Scale of the targets the student was trained on.
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+
+    References
+    ----------
+    Dao, Kamath, Syrgkanis, Mackey. Knowledge Distillation as Semiparametric Inference.
+    ICLR 2021.
+
+    Ba, Caruana. Do Deep Nets Really Need to be Deep? NeurIPS 2014.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+    >>> from skdistill import CrossFitDistiller
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> model = CrossFitDistiller(RandomForestClassifier(n_estimators=50),
+    ...                           RandomForestRegressor(n_estimators=5), n_folds=3,
+    ...                           gamma_alpha=0.01, random_state=0).fit(X, y)
+    >>> model.oof_proba_.shape, len(model.fold_teachers_)
+    ((569, 2), 3)
+    >>> model.score(X, y) > 0.9
+    True
+    """
+
+    _parameter_constraints = {
+        **BaseDistiller._parameter_constraints,
+        "student": [HasMethods(["fit", "predict"]), None],
+        "n_folds": [Interval(numbers.Integral, 2, None, closed="left")],
+        "gamma_alpha": [Interval(numbers.Real, 0, None, closed="left"),
+                        Options(numbers.Real, {np.inf})],
+        "loss": [StrOptions(set(LOSSES))],
+        "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
+        "stratify": ["boolean"],
+        "refit_teacher": ["boolean"],
+        "n_jobs": [numbers.Integral, None],
+    }
+
+    def __init__(self, teacher=None, student=None, n_folds=5, gamma_alpha=0.0, loss="ce",
+                 temperature=1.0, stratify=True, refit_teacher=True, n_jobs=None,
+                 random_state=None):
+        self.teacher = teacher
+        self.student = student
+        self.n_folds = n_folds
+        self.gamma_alpha = gamma_alpha
+        self.loss = loss
+        self.temperature = temperature
+        self.stratify = stratify
+        self.refit_teacher = refit_teacher
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    # -- checks ---------------------------------------------------------------------------------
+    def _crossfit_teacher(self):
+        teacher = self._teacher()
+        if isinstance(teacher, FrozenEstimator):
+            raise param_error(
+                self, "teacher", teacher,
+                "an unfitted classifier that can be cloned and refitted on each fold; a "
+                "FrozenEstimator cannot be cross-fitted (use KnowledgeDistiller for a fixed "
+                "teacher)", TypeError)
+        return teacher
+
+    def _crossfit_student(self):
+        student = self._default_student() if self.student is None else self.student
+        if is_regressor(student) or (is_classifier(student) and hasattr(student, "_fit_targets")):
+            return student
+        raise param_error(self, "student", student,
+                          "a skdistill student (MLPStudent, CNNStudent, ...) or a scikit-learn "
+                          "regressor", TypeError)
+
+    def _folds(self, X, y_enc):
+        min_count = int(np.bincount(y_enc).min())
+        if self.n_folds > min_count:
+            raise param_error(self, "n_folds", self.n_folds,
+                              f"at most {min_count}, the number of samples in the smallest class")
+        seed = np.random.RandomState(self.random_state).randint(2**31 - 1) \
+            if self.random_state is not None else None
+        cls = StratifiedKFold if self.stratify else KFold
+        return list(cls(self.n_folds, shuffle=True, random_state=seed).split(X, y_enc))
+
+    # -- fitting --------------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Cross-fit the teachers, correct their out-of-fold probabilities, fit the student.
+
+        Returns
+        -------
+        self
+        """
+        X, y, y_enc = self._check_fit_data(X, y)
+        teacher = self._crossfit_teacher()
+        student = self._crossfit_student()
+        folds = self._folds(X, y_enc)
+
+        jobs = [(self._seeded_clone(teacher, offset=2 + k), X[train], y[train])
+                for k, (train, _) in enumerate(folds)]
+        if self.refit_teacher:
+            jobs.append((self._seeded_clone(teacher), X, y))
+        fitted = Parallel(n_jobs=self.n_jobs)(delayed(_fit_one)(*job) for job in jobs)
+        self.fold_teachers_ = fitted[:len(folds)]
+        if self.refit_teacher:
+            self.teacher_ = fitted[-1]
+
+        oof = np.empty((len(y_enc), len(self.classes_)))
+        for fold_teacher, (_, test) in zip(self.fold_teachers_, folds):
+            oof[test] = self._teacher_proba(fold_teacher, X[test])
+        self.oof_proba_ = oof
+
+        scale, make_criterion = LOSSES[self.loss]
+        proba = soften(oof, self.temperature) if self.loss == "ce" else oof
+        onehot = np.eye(len(self.classes_))[y_enc]
+        targets = corrected_targets(onehot, proba, self.gamma_alpha, scale)
+        self.targets_scale_ = scale
+
+        self.student_ = self._seeded_clone(student, offset=1)
+        if is_regressor(self.student_):
+            self.student_.fit(X, targets[:, 1] if len(self.classes_) == 2 else targets)
+        else:
+            self.student_._fit_targets(X, y, targets.astype(np.float32),
+                                       make_criterion(self.temperature))
+        return self
+
+    # -- prediction -----------------------------------------------------------------------------
+    def _regressor_proba(self, X):
+        out = np.asarray(self.student_.predict(X), dtype=np.float64)
+        out = out.reshape(len(X), -1)
+        if len(self.classes_) == 2:
+            q = out[:, 0] if self.targets_scale_ == "p" else np.exp(out[:, 0])
+            q = np.clip(q, 0.0, 1.0)
+            return np.column_stack([1.0 - q, q])
+        if self.targets_scale_ == "logp":
+            return softmax(out, axis=1)
+        out = np.clip(out, 0.0, None)
+        sums = out.sum(axis=1, keepdims=True)
+        out[sums[:, 0] == 0] = 1.0  # a row with no mass at all: uniform
+        return out / out.sum(axis=1, keepdims=True)
+
+    def predict_proba(self, X):
+        """Class probabilities of the distilled student, columns in ``classes_`` order."""
+        X = self._check_predict_X(X)
+        if is_regressor(self.student_):
+            return self._regressor_proba(X)
+        return self.student_.predict_proba(X)
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba` (``-inf`` where a regressor student gives 0)."""
+        X = self._check_predict_X(X)
+        if is_regressor(self.student_):
+            with np.errstate(divide="ignore"):
+                return np.log(self._regressor_proba(X))
+        return self.student_.predict_log_proba(X)
+
+    def predict(self, X):
+        """Most probable class according to the student."""
+        X = self._check_predict_X(X)
+        if is_regressor(self.student_):
+            return self.classes_[np.argmax(self._regressor_proba(X), axis=1)]
+        return self.student_.predict(X)
+
+
+__all__ = ["CrossFitDistiller"]
