@@ -1,7 +1,10 @@
 """skdistill: uncertainty-aware knowledge distillation with a scikit-learn API."""
 from .students import CNNStudent, MLPStudent
 from .distillers import CrossFitDistiller, KnowledgeDistiller
+from .distillers import GPEDDistiller
+from .teachers import SGLDTeacher
 
 __version__ = "0.1.0"
 
-__all__ = ["MLPStudent", "CNNStudent", "KnowledgeDistiller", "CrossFitDistiller"]
+__all__ = ["MLPStudent", "CNNStudent", "KnowledgeDistiller", "CrossFitDistiller",
+           "SGLDTeacher", "GPEDDistiller"]

@@ -3,6 +3,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
+from skdistill import GPEDDistiller, SGLDTeacher
 from skdistill import CrossFitDistiller, CNNStudent, KnowledgeDistiller, MLPStudent
 
 # Small, fast configurations; every default-constructed estimator is also valid.
@@ -14,6 +15,12 @@ ESTIMATORS = [
     CrossFitDistiller(RandomForestClassifier(n_estimators=10), MLPStudent(**FAST_MLP), n_folds=3),
     CrossFitDistiller(RandomForestClassifier(n_estimators=10), RandomForestRegressor(n_estimators=5),
                       n_folds=3, gamma_alpha=0.01),
+    # GPED (issue 4): tiny chains; the step suits the standardised data of the checks.
+    SGLDTeacher(hidden_layer_sizes=(16,), step_size=2e-3, prior_precision=1.0, n_iter=300,
+                burn_in=100, thinning=20),
+    GPEDDistiller(SGLDTeacher(hidden_layer_sizes=(16,), step_size=2e-3, prior_precision=1.0),
+                  MLPStudent(hidden_layer_sizes=(16,), lr=2e-2), n_iter=300, burn_in=100,
+                  thinning=1),
 ]
 
 

@@ -1,6 +1,7 @@
 """Distillers: meta-estimators ``(teacher, student)`` whose predictions are the student's."""
 from ._base import BaseDistiller
 from .crossfit import CrossFitDistiller
+from .gped import GPEDDistiller
 from .kd import KnowledgeDistiller
 
-__all__ = ["BaseDistiller", "KnowledgeDistiller", "CrossFitDistiller"]
+__all__ = ["BaseDistiller", "KnowledgeDistiller", "CrossFitDistiller", "GPEDDistiller"]

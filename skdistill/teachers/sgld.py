@@ -1,0 +1,409 @@
+"""SGLDTeacher: a Bayesian neural network classifier sampled with SGLD (posterior predictive teacher)."""
+import copy
+import numbers
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+from torch import nn
+from torch.nn.utils import parameters_to_vector, vector_to_parameters
+
+from .._validation import check_two_classes, param_error
+from ..expectations import EXPECTATIONS
+from ..nets import MLP
+from ..samplers import as_schedule, sgld_step_
+from ..students._base import draw_seed, seeded
+
+
+class SGLDTeacher(ClassifierMixin, BaseEstimator):
+    """Bayesian neural network classifier whose posterior is sampled by SGLD.
+
+    Each iteration draws a minibatch of ``M = batch_size`` rows (shuffled passes over the data)
+    and applies equation 5 of Vadera et al.::
+
+        theta += step/2 * (grad log p(theta) + N/M * sum_i grad log p(y_i|x_i, theta))
+                 + Normal(0, step)
+
+    with a Gaussian prior ``p(theta) = Normal(0, 1/prior_precision)`` and a softmax
+    likelihood. After ``burn_in`` iterations every ``thinning``-th state is a posterior sample.
+    Predictions average over the kept samples (Monte Carlo posterior predictive).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(400, 400)
+        Hidden widths of the default fully connected network (ReLU). Ignored when ``module``
+        is given.
+    module : torch.nn.Module, default=None
+        Any torch classifier returning logits of shape ``(n, n_classes)`` for a batch of
+        ``X`` rows, e.g. ``CNN.from_architecture("mnist", (1, 28, 28), 10)`` from
+        :mod:`skdistill.nets` (flat 784-pixel rows are reshaped by the CNN). It is copied and
+        its layers re-initialised (``reset_parameters``) under ``random_state``. Avoid dropout:
+        SGLD needs a deterministic likelihood.
+    prior_precision : float, default=10.0
+        Precision ``lambda`` of the isotropic Gaussian prior on all parameters.
+    step_size : float or callable, default=4e-6
+        SGLD step ``epsilon``; a callable ``t -> epsilon_t`` (0-based iteration ``t``) such as
+        :class:`skdistill.samplers.PolynomialDecay` gives a schedule.
+    batch_size : int, default=100
+        Minibatch size ``M``.
+    n_iter : int, default=20000
+        SGLD iterations per call to ``fit`` (the paper runs 10^6).
+    burn_in : int, default=1000
+        Iterations before the first posterior sample (counted over the whole chain).
+    thinning : int, default=100
+        Keep every ``thinning``-th state after burn-in.
+    max_samples : int, default=100
+        Most samples kept; the latest ones are kept. They are stored as one float32 tensor
+        of ``max_samples x n_parameters``, i.e. ``4 * max_samples * n_parameters`` bytes
+        (784-400-400-10: 478,410 parameters, 1.9 MB per sample, 191 MB for 100).
+    device : str, default="cpu"
+        Torch device of the chain (e.g. ``"cuda"``); samples are stored on it.
+    warm_start : bool, default=False
+        If True, a new ``fit`` on the same classes continues the chain from its last state
+        (``n_iter`` more iterations, samples appended) instead of restarting it.
+    verbose : int, default=0
+        Show a progress bar when positive.
+    random_state : int, RandomState instance or None, default=None
+        Seeds initialisation, minibatches and the Langevin noise.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    n_features_in_ : int
+    module_ : torch.nn.Module
+        The network, holding the chain's current (last) state.
+    samples_ : torch.Tensor of shape (n_samples, n_parameters)
+        Kept posterior samples, float32, oldest first (``parameters_to_vector`` order).
+    n_iter_ : int
+        Iterations run on the chain so far (all ``fit`` calls with ``warm_start``).
+    step_sizes_ : list of float
+        Step size of the last iteration of each ``fit`` call.
+
+    Notes
+    -----
+    Ctrl-C during ``fit`` stops the chain with a warning and keeps the samples drawn so far;
+    ``warm_start=True`` then continues it. A NaN or infinite log-likelihood (a step size too
+    large for the data) stops with a ``ValueError`` naming the iteration.
+
+    References
+    ----------
+    Vadera, Jalaian, Marlin. Generalized Bayesian Posterior Expectation Distillation for Deep
+    Neural Networks. UAI 2020.
+
+    Welling, Teh. Bayesian Learning via Stochastic Gradient Langevin Dynamics. ICML 2011.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from skdistill import SGLDTeacher
+    >>> X, y = make_classification(n_samples=200, n_features=5, random_state=0)
+    >>> teacher = SGLDTeacher(hidden_layer_sizes=(16,), step_size=1e-3, prior_precision=1.0,
+    ...                       n_iter=1500, burn_in=500, thinning=50, random_state=0).fit(X, y)
+    >>> teacher.samples_.shape
+    torch.Size([20, 130])
+    >>> teacher.sample_proba(X[:3]).shape
+    (20, 3, 2)
+    >>> teacher.score(X, y) > 0.8
+    True
+    """
+
+    _parameter_constraints = {
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "module": [nn.Module, None],
+        "prior_precision": [Interval(numbers.Real, 0, None, closed="left")],
+        "step_size": [Interval(numbers.Real, 0, None, closed="neither"), callable],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "n_iter": [Interval(numbers.Integral, 0, None, closed="left")],
+        "burn_in": [Interval(numbers.Integral, 0, None, closed="left")],
+        "thinning": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_samples": [Interval(numbers.Integral, 1, None, closed="left")],
+        "device": [str, torch.device],
+        "warm_start": ["boolean"],
+        "verbose": ["verbose"],
+        "random_state": ["random_state"],
+    }
+
+    def __init__(self, hidden_layer_sizes=(400, 400), module=None, prior_precision=10.0,
+                 step_size=4e-6, batch_size=100, n_iter=20000, burn_in=1000, thinning=100,
+                 max_samples=100, device="cpu", warm_start=False, verbose=0,
+                 random_state=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.module = module
+        self.prior_precision = prior_precision
+        self.step_size = step_size
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.burn_in = burn_in
+        self.thinning = thinning
+        self.max_samples = max_samples
+        self.device = device
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # -- fitting ------------------------------------------------------------------------------
+    def fit(self, X, y):
+        """Run ``n_iter`` SGLD iterations on ``X, y`` and keep the thinned posterior samples.
+
+        Returns
+        -------
+        self
+        """
+        for _ in self._chain(X, y, keep=True):
+            pass
+        return self
+
+    def iter_samples(self, X, y):
+        """Run the chain like ``fit`` but yield each thinned sample instead of storing it.
+
+        Yields the network (``module_``) holding the current posterior sample; it is only valid
+        until the next item is requested (copy it to keep it). This is the online use GPED
+        needs: memory stays that of one network whatever the number of samples.
+
+        Yields
+        ------
+        module : torch.nn.Module
+        """
+        yield from self._chain(X, y, keep=False)
+
+    def _chain(self, X, y, keep):
+        X, y_enc = self._check_fit_data(X, y)
+        warm = self.warm_start and hasattr(self, "module_")
+        # A continued chain must not replay the noise of its first run.
+        seed = (draw_seed(self.random_state) + (self.n_iter_ if warm else 0)) % 2**31
+        device = torch.device(self.device)
+        with seeded(seed, device):
+            if not warm:
+                self.module_ = self._build_module().to(device)
+                self.n_iter_ = 0
+                self.samples_ = torch.empty(0, self._n_params(), device=device)
+                self.step_sizes_ = []
+            Xt = torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32,
+                                 device=device)
+            yt = torch.as_tensor(y_enc, dtype=torch.int64, device=device)
+            yield from self._run(Xt, yt, keep)
+
+    def _run(self, Xt, yt, keep):
+        module, params = self.module_, [p for p in self.module_.parameters() if p.requires_grad]
+        module.train()
+        n, batch = len(Xt), min(self.batch_size, len(Xt))
+        scale = n / batch
+        schedule = as_schedule(self.step_size)
+        start = self.n_iter_
+        kept, buffer = self._sample_buffer(start, keep)
+        order, pos = torch.randperm(n, device=Xt.device), 0
+        step = None
+        bar = self._progress_bar()
+        try:
+            for t in range(start, start + self.n_iter):
+                if pos + batch > n:
+                    order, pos = torch.randperm(n, device=Xt.device), 0
+                idx = order[pos:pos + batch]
+                pos += batch
+                step = self._step_at(schedule, t)
+                for p in params:
+                    p.grad = None
+                loss = F.cross_entropy(module(Xt[idx]), yt[idx], reduction="sum")
+                loss.backward()
+                if not torch.isfinite(loss):
+                    raise ValueError(
+                        f"{type(self).__name__}: the chain diverged at iteration {t} (minibatch "
+                        f"negative log-likelihood is {loss.item()}); step_size={step:.3g} is too "
+                        f"large for this data, try a smaller one such as {step / 10:.3g}."
+                    )
+                sgld_step_(params, step, self.prior_precision, scale)
+                self.n_iter_ = t + 1
+                if bar is not None and (t + 1 - start) % 100 == 0:
+                    bar.update(100)
+                    bar.set_postfix(nll=f"{loss.item() / batch:.4f}", refresh=False)
+                if t + 1 > self.burn_in and (t + 1 - self.burn_in) % self.thinning == 0:
+                    if keep:
+                        torch.cat([p.detach().reshape(-1) for p in params],
+                                  out=buffer[kept % len(buffer)])
+                        kept += 1
+                    yield module
+        except KeyboardInterrupt:
+            warnings.warn(f"{type(self).__name__}: interrupted at iteration {self.n_iter_}; "
+                          "keeping the samples drawn so far (warm_start=True continues the "
+                          "chain).", RuntimeWarning, stacklevel=3)
+        finally:
+            if bar is not None:
+                bar.close()
+            if step is not None:
+                self.step_sizes_.append(step)
+            if keep:
+                self._store_samples(buffer, kept)
+            module.eval()
+
+    def _step_at(self, schedule, t):
+        step = schedule(t)
+        if not (isinstance(step, numbers.Real) and np.isfinite(step) and step > 0):
+            raise param_error(self, "step_size", self.step_size,
+                              f"a positive finite step at every iteration; iteration {t} "
+                              f"gave {step!r}")
+        return float(step)
+
+    def _sample_buffer(self, start, keep):
+        """Buffer holding the previous samples then room for this run's, up to max_samples."""
+        old = self.samples_
+        if not keep:
+            return 0, old
+        new = self._n_thinned(start + self.n_iter) - self._n_thinned(start)
+        cap = max(1, min(self.max_samples, len(old) + new))
+        buffer = old.new_empty((cap, old.shape[1]))
+        old = old[len(old) - min(len(old), cap):]
+        buffer[:len(old)] = old
+        return len(old), buffer
+
+    def _n_thinned(self, n_steps):
+        """Number of posterior samples among the first ``n_steps`` iterations of the chain."""
+        return max(0, (n_steps - self.burn_in) // self.thinning)
+
+    def _store_samples(self, buffer, kept):
+        if kept > len(buffer):
+            buffer = torch.roll(buffer, -(kept % len(buffer)), dims=0)
+        self.samples_ = buffer[:min(kept, len(buffer))]
+
+    def _progress_bar(self):
+        if not self.verbose:
+            return None
+        from tqdm.auto import tqdm
+
+        return tqdm(total=self.n_iter, desc=type(self).__name__, unit="it")
+
+    def _check_fit_data(self, X, y):
+        self._validate_params()
+        X, y = validate_data(self, X, y, allow_nd=True, dtype=("float32", "float64"),
+                             reset=not (self.warm_start and hasattr(self, "module_")))
+        check_classification_targets(y)
+        classes, y_enc = np.unique(y, return_inverse=True)
+        check_two_classes(self, classes)
+        if self.warm_start and hasattr(self, "module_") and not np.array_equal(classes,
+                                                                                 self.classes_):
+            raise ValueError(f"{type(self).__name__}: warm_start=True needs the classes of the "
+                             f"first fit {self.classes_.tolist()}, got {classes.tolist()}.")
+        self.classes_ = classes
+        self._input_shape = X.shape[1:]
+        return X, y_enc
+
+    def _build_module(self):
+        n_classes = len(self.classes_)
+        if self.module is None:
+            sizes = self.hidden_layer_sizes
+            sizes = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
+            if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
+                raise param_error(self, "hidden_layer_sizes", self.hidden_layer_sizes,
+                                  "positive integers")
+            return MLP(self.n_features_in_, n_classes, sizes)
+        module = copy.deepcopy(self.module)
+        for layer in module.modules():
+            if hasattr(layer, "reset_parameters"):
+                layer.reset_parameters()
+        probe = torch.zeros((1,) + tuple(self._input_shape), dtype=torch.float32)
+        try:
+            with torch.no_grad():
+                out = module.eval()(probe)
+        except Exception as exc:
+            raise param_error(self, "module", type(self.module).__name__,
+                              f"a torch module accepting X rows of shape {self._input_shape} "
+                              f"(it raised {type(exc).__name__}: {exc})", TypeError) from None
+        if out.shape != (1, n_classes):
+            raise param_error(self, "module", type(self.module).__name__,
+                              f"a module returning logits of shape (n, {n_classes}) for the "
+                              f"{n_classes} classes of y; it returned {tuple(out.shape)}")
+        return module
+
+    def _n_params(self):
+        return sum(p.numel() for p in self.module_.parameters() if p.requires_grad)
+
+    # -- prediction ---------------------------------------------------------------------------
+    def _check_predict_X(self, X):
+        check_is_fitted(self, "samples_")
+        if len(self.samples_) == 0:
+            raise ValueError(f"{type(self).__name__}: the chain kept no posterior sample; "
+                             f"raise n_iter (now {self.n_iter}) above burn_in ({self.burn_in}) "
+                             f"+ thinning ({self.thinning}).")
+        X = validate_data(self, X, reset=False, allow_nd=True, dtype=("float32", "float64"))
+        return torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32)
+
+    def _iter_sample_proba(self, Xt, batch_size=4096):
+        """Yield ``(n, C)`` probability tensors, one per kept sample (chain state restored)."""
+        module = self.module_
+        params = [p for p in module.parameters() if p.requires_grad]
+        device = params[0].device
+        current = parameters_to_vector(params).detach().clone()
+        was_training = module.training
+        module.eval()
+        try:
+            with torch.no_grad():
+                for theta in self.samples_:
+                    vector_to_parameters(theta, params)
+                    yield torch.cat([torch.softmax(module(Xt[i:i + batch_size].to(device)), 1)
+                                     .cpu().double() for i in range(0, len(Xt), batch_size)]
+                                    ) if len(Xt) else torch.empty(0, len(self.classes_),
+                                                                  dtype=torch.float64)
+        finally:
+            with torch.no_grad():
+                vector_to_parameters(current, params)
+            module.train(was_training)
+
+    def sample_proba(self, X):
+        """Class probabilities under each kept posterior sample.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples_kept, n, n_classes)
+        """
+        Xt = self._check_predict_X(X)
+        return torch.stack(list(self._iter_sample_proba(Xt))).numpy()
+
+    def predict_expectation(self, X, target="predictive"):
+        """Monte Carlo posterior expectation ``mean_s g(p(y|x, theta_s))``.
+
+        Parameters
+        ----------
+        X : array-like
+        target : {"predictive", "entropy", "variance"} or callable, default="predictive"
+            ``"predictive"``: class probabilities ``(n, C)``; ``"entropy"``: expected entropy
+            of ``p(y|x, theta)`` ``(n,)`` (aleatoric uncertainty); ``"variance"``:
+            ``p (1 - p)`` per class ``(n, C)``; a callable maps a ``(n, C)`` torch tensor of
+            probabilities to ``(n,)`` or ``(n, k)``.
+
+        Returns
+        -------
+        expectation : ndarray of shape (n,) or (n, k)
+        """
+        g = self._resolve_target(target)
+        Xt = self._check_predict_X(X)
+        total = None
+        for proba in self._iter_sample_proba(Xt):
+            value = torch.as_tensor(g(proba), dtype=torch.float64)
+            total = value if total is None else total + value
+        out = (total / len(self.samples_)).numpy()
+        return out[:, 0] if target == "entropy" else out
+
+    def _resolve_target(self, target):
+        if callable(target):
+            return target
+        if isinstance(target, str) and target in EXPECTATIONS:
+            return EXPECTATIONS[target]
+        raise param_error(self, "target", target, f"one of {sorted(EXPECTATIONS)} or a callable")
+
+    def predict_proba(self, X):
+        """Posterior predictive probabilities (mean over kept samples), ``classes_`` order."""
+        return self.predict_expectation(X, "predictive")
+
+    def predict(self, X):
+        """Class with the highest posterior predictive probability."""
+        check_is_fitted(self, "samples_")
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        return tags

@@ -1,0 +1,193 @@
+"""SGLDTeacher: posterior sampling, Monte Carlo expectations, chain control and input errors."""
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits, make_classification
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skdistill import SGLDTeacher
+from skdistill.nets import CNN
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Two workers on two shared cores: a second intra-op thread only spins.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=200, n_features=5, random_state=0)
+    return X.astype(np.float32), y
+
+
+def small_teacher(**kwargs):
+    params = dict(hidden_layer_sizes=(16,), step_size=1e-3, prior_precision=1.0, n_iter=600,
+                  burn_in=200, thinning=50, random_state=0)
+    return SGLDTeacher(**{**params, **kwargs})
+
+
+def log_posterior(theta, X, y, precision):
+    """Softmax regression with 2 classes: theta = (W (2x2) row-major, b (2)), batched."""
+    W = theta[:, :4].reshape(-1, 2, 2)
+    b = theta[:, 4:]
+    logits = np.einsum("nd,skd->snk", X, W) + b[:, None, :]
+    logits -= logits.max(axis=2, keepdims=True)
+    log_p = logits - np.log(np.exp(logits).sum(axis=2, keepdims=True))
+    return log_p[:, np.arange(len(y)), y].sum(axis=1) - 0.5 * precision * (theta**2).sum(axis=1)
+
+
+def metropolis_predictive(X, y, X_test, precision, n_chains=50, n_steps=3000, scale=0.35):
+    """Long random-walk Metropolis reference of the posterior predictive p(y=1|x)."""
+    rng = np.random.default_rng(0)
+    theta = np.zeros((n_chains, 6))
+    lp = log_posterior(theta, X, y, precision)
+    kept = []
+    for t in range(n_steps):
+        proposal = theta + scale * rng.normal(size=theta.shape)
+        lp_new = log_posterior(proposal, X, y, precision)
+        accept = np.log(rng.uniform(size=n_chains)) < lp_new - lp
+        theta[accept], lp[accept] = proposal[accept], lp_new[accept]
+        if t >= 1000 and t % 10 == 0:
+            kept.append(theta.copy())
+    theta = np.concatenate(kept)
+    W, b = theta[:, :4].reshape(-1, 2, 2), theta[:, 4:]
+    logits = np.einsum("nd,skd->snk", X_test, W) + b[:, None, :]
+    z = logits[:, :, 1] - logits[:, :, 0]
+    return (1 / (1 + np.exp(-z))).mean(axis=0)
+
+
+def test_bayesian_logistic_regression_predictive_matches_metropolis():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(20, 2))
+    y = (X @ [1.5, -1.0] + 0.8 * rng.normal(size=20) > 0).astype(int)
+    X_test = np.array([[0, 0], [2, 2], [1, -1], [-2, 0.5], [3, 0], [-1, -3]], dtype=float)
+    reference = metropolis_predictive(X, y, X_test, precision=1.0)
+    teacher = SGLDTeacher(hidden_layer_sizes=(), prior_precision=1.0, step_size=4e-3,
+                          batch_size=20, n_iter=12000, burn_in=1000, thinning=20,
+                          max_samples=1000, random_state=0).fit(X, y)
+    np.testing.assert_allclose(teacher.predict_proba(X_test)[:, 1], reference, atol=0.035)
+    # A point estimate (the plug-in of the posterior mean) misses by more than that tolerance.
+    plug_in = torch.nn.Linear(2, 2)
+    torch.nn.utils.vector_to_parameters(teacher.samples_.mean(0), plug_in.parameters())
+    with torch.no_grad():
+        p_plug = torch.softmax(plug_in(torch.tensor(X_test, dtype=torch.float32)), 1)[:, 1]
+    assert np.abs(p_plug.numpy() - reference).max() > 0.05
+
+
+def test_samples_are_one_float32_tensor_of_the_latest_states(data):
+    X, y = data
+    full = small_teacher(max_samples=100).fit(X, y)
+    last = small_teacher(max_samples=3).fit(X, y)
+    assert full.samples_.shape == (8, 16 * 5 + 16 + 16 * 2 + 2)  # (600 - 200) / 50
+    assert full.samples_.dtype == torch.float32
+    torch.testing.assert_close(last.samples_, full.samples_[-3:])
+    last_state = torch.nn.utils.parameters_to_vector(full.module_.parameters())
+    torch.testing.assert_close(full.samples_[-1], last_state)
+
+
+def test_expectations_are_monte_carlo_averages_over_samples(data):
+    X, y = data
+    teacher = small_teacher().fit(X, y)
+    S = teacher.sample_proba(X[:7])
+    assert S.shape == (8, 7, 2)
+    np.testing.assert_allclose(teacher.predict_proba(X[:7]), S.mean(0), rtol=1e-12)
+    entropy = -(S * np.log(S)).sum(-1).mean(0)
+    np.testing.assert_allclose(teacher.predict_expectation(X[:7], "entropy"), entropy, rtol=1e-6)
+    np.testing.assert_allclose(teacher.predict_expectation(X[:7], "variance"),
+                               (S * (1 - S)).mean(0), rtol=1e-9)
+    top = teacher.predict_expectation(X[:7], lambda p: p.max(dim=1).values)
+    np.testing.assert_allclose(top, S.max(-1).mean(0), rtol=1e-9)
+    # the chain state is restored after evaluating the samples
+    torch.testing.assert_close(teacher.samples_[-1], torch.nn.utils.parameters_to_vector(
+        teacher.module_.parameters()))
+
+
+def test_teacher_beats_the_majority_class_and_pickles(data):
+    X, y = data
+    teacher = small_teacher().fit(X, y)
+    assert teacher.score(X, y) > 0.85
+    clone = pickle.loads(pickle.dumps(teacher))
+    np.testing.assert_allclose(clone.predict_proba(X), teacher.predict_proba(X))
+
+
+def test_iter_samples_yields_thinned_states_without_storing(data):
+    X, y = data
+    teacher = small_teacher()
+    seen = [torch.nn.utils.parameters_to_vector(m.parameters()).clone()
+            for m in teacher.iter_samples(X, y)]
+    assert len(seen) == 8 and len(teacher.samples_) == 0
+    torch.testing.assert_close(torch.stack(seen), small_teacher().fit(X, y).samples_)
+
+
+def test_warm_start_continues_the_chain(data):
+    X, y = data
+    teacher = small_teacher(warm_start=True).fit(X, y)
+    state = torch.nn.utils.parameters_to_vector(teacher.module_.parameters()).clone()
+    first = teacher.samples_.clone()
+    teacher.set_params(n_iter=300).fit(X, y)
+    assert teacher.n_iter_ == 900 and len(teacher.samples_) == 14
+    torch.testing.assert_close(teacher.samples_[:8], first)
+    # the continued chain moved on from the last state (one step away, not a restart)
+    assert torch.dist(teacher.samples_[8], state) < torch.dist(teacher.samples_[8], first[0]) * 5
+    cold = small_teacher().fit(X, y)
+    assert cold.n_iter_ == 600
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_the_samples(data):
+    X, y = data
+
+    def schedule(t):
+        if t == 420:
+            raise KeyboardInterrupt
+        return 1e-3
+
+    teacher = small_teacher(step_size=schedule)
+    with pytest.warns(RuntimeWarning, match="interrupted at iteration 420"):
+        teacher.fit(X, y)
+    assert teacher.n_iter_ == 420 and len(teacher.samples_) == 4
+    assert teacher.predict_proba(X[:2]).shape == (2, 2)
+
+
+def test_diverging_chain_names_the_iteration_and_suggests_a_smaller_step(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"diverged at iteration \d+.*smaller"):
+        small_teacher(step_size=50.0).fit(X * 100, y)
+
+
+def test_cnn_module_on_images():
+    X, y = load_digits(return_X_y=True)
+    X = (X[:300] / 16).astype(np.float32)
+    y = y[:300]
+    teacher = SGLDTeacher(module=CNN.from_architecture("mnist", (1, 8, 8), 10),
+                          step_size=5e-4, prior_precision=1.0, n_iter=400, burn_in=200,
+                          thinning=50, batch_size=50, random_state=0).fit(X, y)
+    assert teacher.sample_proba(X[:5]).shape == (4, 5, 10)
+    assert teacher.score(X, y) > 0.3  # chance is 0.1
+
+
+def test_bad_module_and_parameters_get_clear_errors(data):
+    X, y = data
+    with pytest.raises(ValueError, match=r"SGLDTeacher: parameter module=.*logits of shape"):
+        small_teacher(module=torch.nn.Linear(5, 3)).fit(X, y)
+    with pytest.raises(TypeError, match=r"SGLDTeacher: parameter module=.*accepting X rows"):
+        small_teacher(module=torch.nn.Linear(4, 2)).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="step_size"):
+        small_teacher(step_size=-1.0).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="thinning"):
+        small_teacher(thinning=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"parameter step_size=.*iteration 0 gave 0"):
+        small_teacher(step_size=lambda t: 0.0).fit(X, y)
+    teacher = small_teacher().fit(X, y)
+    with pytest.raises(ValueError, match="SGLDTeacher: parameter target='mode'"):
+        teacher.predict_expectation(X, "mode")
+    with pytest.raises(ValueError, match="kept no posterior sample"):
+        small_teacher(n_iter=100).fit(X, y).predict_proba(X)
+    with pytest.raises(ValueError, match="warm_start=True needs the classes"):
+        small_teacher(warm_start=True).fit(X, y).fit(X, y + 1)
