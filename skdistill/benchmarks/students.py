@@ -1,0 +1,100 @@
+"""Student overhead: MLPStudent fit and predict_proba against a bare torch loop, same process.
+
+``python -m skdistill.benchmarks students [--epochs 5] [--repeats 3] [--threads 2]``
+"""
+import argparse
+import platform
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..nets import MLP
+from ..students import MLPStudent
+
+
+def load_data(n_rows=10000):
+    """The MNIST test split (real data) when present, else a synthetic stand-in of its shape."""
+    try:
+        from ..datasets import load_mnist
+
+        X, y = load_mnist(subset="test", return_X_y=True)
+        return X[:n_rows].astype(np.float32), y[:n_rows], "MNIST test split"
+    except (OSError, ImportError):
+        rng = np.random.default_rng(0)
+        X = rng.random((n_rows, 784), dtype=np.float32)
+        return X, (X[:, :10].argmax(axis=1)), "synthetic 784-feature data"
+
+
+def bare_fit(X, y, hidden, epochs, batch_size, lr, seed):
+    """The loop a PyTorch user would write by hand for the same network and data."""
+    torch.manual_seed(seed)
+    model = MLP(X.shape[1], int(y.max()) + 1, hidden)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y.astype(np.int64))
+    start = time.perf_counter()
+    for _ in range(epochs):
+        order = torch.randperm(len(Xt))
+        for i in range(0, len(Xt), batch_size):
+            idx = order[i:i + batch_size]
+            opt.zero_grad()
+            loss = loss_fn(model(Xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+    return model, (time.perf_counter() - start) / epochs
+
+
+def bare_predict_proba(model, X, batch_size=4096):
+    model.eval()
+    Xt = torch.from_numpy(X)
+    with torch.inference_mode():
+        out = [torch.softmax(model(Xt[i:i + batch_size]), dim=1)
+               for i in range(0, len(Xt), batch_size)]
+    return torch.cat(out).numpy()
+
+
+def timed(fn, repeats):
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def main(argv=()):
+    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks students")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--hidden", type=int, nargs="+", default=[400, 400])
+    parser.add_argument("--batch-size", type=int, default=100)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    X, y, source = load_data()
+    hidden = tuple(args.hidden)
+    print(f"data: {source}, X {X.shape}; MLP {X.shape[1]}-{'-'.join(map(str, hidden))}-10, "
+          f"batch {args.batch_size}, {args.epochs} epochs, {args.repeats} repeats, "
+          f"{args.threads} torch threads; {platform.processor() or platform.machine()}")
+
+    fit_ratios, pred_ratios = [], []
+    for rep in range(args.repeats):  # interleave so drifting machine load hits both alike
+        model, bare_epoch = bare_fit(X, y, hidden, args.epochs, args.batch_size, 1e-3, rep)
+        student = MLPStudent(hidden_layer_sizes=hidden, max_epochs=args.epochs,
+                             batch_size=args.batch_size, lr=1e-3, random_state=rep)
+        start = time.perf_counter()
+        student.fit(X, y)
+        student_epoch = (time.perf_counter() - start) / args.epochs
+        bare_pred = timed(lambda: bare_predict_proba(model, X), 5)
+        student_pred = timed(lambda: student.predict_proba(X), 5)
+        fit_ratios.append(student_epoch / bare_epoch)
+        pred_ratios.append(student_pred / bare_pred)
+        print(f"repeat {rep}: fit {student_epoch:.3f} s/epoch vs bare {bare_epoch:.3f} "
+              f"(x{fit_ratios[-1]:.3f}); predict_proba {len(X) / student_pred:,.0f} rows/s vs "
+              f"bare {len(X) / bare_pred:,.0f} (x{pred_ratios[-1]:.3f} time)")
+    fit_r, pred_r = float(np.median(fit_ratios)), float(np.median(pred_ratios))
+    print(f"median ratio, MLPStudent / bare torch: fit per epoch x{fit_r:.3f} (target <= 1.3), "
+          f"predict_proba time x{pred_r:.3f} (target <= 1.2)")
+    return 0
