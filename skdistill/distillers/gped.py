@@ -80,8 +80,12 @@ default="predictive"
         trained so that the student is a classifier.
     estimator : {"online", "stochastic"}, default="online"
         U_o or U_s.
-    n_iter, burn_in, thinning : int, default=None
-        SGLD iterations, burn-in and thinning; ``None`` takes the teacher's.
+    n_iter, burn_in : int, default=None
+        SGLD iterations and burn-in; ``None`` takes the teacher's.
+    thinning : int, default=None
+        One student step every ``thinning`` SGLD iterations after burn-in; ``None`` takes the
+        teacher's. The teacher's own ``thinning`` and ``max_samples`` still decide which
+        samples it keeps for its ``predict_proba`` (the reference the student is compared to).
     distill_batch_size : int, default=100
         Rows of ``D'`` per student step.
     input_noise : float, default=0.0
@@ -96,8 +100,9 @@ default="predictive"
     Attributes
     ----------
     teacher_ : SGLDTeacher
-        The teacher after the chain; it keeps up to ``max_samples`` samples, so its own
-        ``predict_proba`` is the posterior predictive.
+        The teacher after the chain; it keeps up to ``max_samples`` samples (every
+        ``teacher.thinning``-th state), so its own ``predict_proba`` is the posterior
+        predictive.
     student_ : student estimator
         A fitted student whose ``module_`` is the trunk with the predictive head.
     module_ : MultiHeadNet
@@ -234,8 +239,7 @@ default="predictive"
         Xd = X if X_unlabeled is None else self._check_unlabeled(X_unlabeled)
         self.teacher_ = self._seeded_clone(teacher)
         self.teacher_.set_params(**{k: v for k, v in (("n_iter", self.n_iter),
-                                                      ("burn_in", self.burn_in),
-                                                      ("thinning", self.thinning))
+                                                      ("burn_in", self.burn_in))
                                     if v is not None})
         if self.verbose:
             self.teacher_.set_params(verbose=self.verbose)
@@ -278,7 +282,8 @@ default="predictive"
         order, pos = torch.randperm(n, generator=gen), 0
         self.loss_curve_ = []
         self.module_.train()
-        chain = self.teacher_._chain(X, y, keep=True)
+        every = self.teacher_.thinning if self.thinning is None else self.thinning
+        chain = self.teacher_._chain(X, y, keep=True, every=every)
         try:
             for teacher_module in chain:
                 if pos + batch > n:

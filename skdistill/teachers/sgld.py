@@ -171,7 +171,12 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
         """
         yield from self._chain(X, y, keep=False)
 
-    def _chain(self, X, y, keep):
+    def _chain(self, X, y, keep, every=None):
+        """Run the chain, yielding ``module_`` every ``every`` iterations after burn-in.
+
+        ``every`` defaults to ``thinning``; with ``keep`` the states at multiples of
+        ``thinning`` are stored, whatever ``every`` is (GPED distils more often than it keeps).
+        """
         X, y_enc = self._check_fit_data(X, y)
         warm = self.warm_start and hasattr(self, "module_")
         # A continued chain must not replay the noise of its first run.
@@ -186,9 +191,9 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
             Xt = torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32,
                                  device=device)
             yt = torch.as_tensor(y_enc, dtype=torch.int64, device=device)
-            yield from self._run(Xt, yt, keep)
+            yield from self._run(Xt, yt, keep, self.thinning if every is None else every)
 
-    def _run(self, Xt, yt, keep):
+    def _run(self, Xt, yt, keep, every):
         module, params = self.module_, [p for p in self.module_.parameters() if p.requires_grad]
         module.train()
         n, batch = len(Xt), min(self.batch_size, len(Xt))
@@ -221,12 +226,14 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
                 if bar is not None and (t + 1 - start) % 100 == 0:
                     bar.update(100)
                     bar.set_postfix(nll=f"{loss.item() / batch:.4f}", refresh=False)
-                if t + 1 > self.burn_in and (t + 1 - self.burn_in) % self.thinning == 0:
-                    if keep:
+                if t + 1 > self.burn_in:
+                    k = t + 1 - self.burn_in
+                    if keep and k % self.thinning == 0:
                         torch.cat([p.detach().reshape(-1) for p in params],
                                   out=buffer[kept % len(buffer)])
                         kept += 1
-                    yield module
+                    if k % every == 0:
+                        yield module
         except KeyboardInterrupt:
             warnings.warn(f"{type(self).__name__}: interrupted at iteration {self.n_iter_}; "
                           "keeping the samples drawn so far (warm_start=True continues the "

@@ -1,0 +1,202 @@
+"""GPED on MNIST (Vadera et al., Tables 1-3): SGLD teacher vs online-distilled student, and speed.
+
+``python -m skdistill.benchmarks gped_mnist [--speed] [--masks 0 10] [--estimators online
+stochastic] [--n-iter N] [--thinning T] [--model fcnn|cnn] [--dataset mnist|fashion] [--paper]``
+
+Data: the MNIST test split in the data folder (``$SKDISTILL_DATA``, else ``../shared/data``):
+a fixed shuffle (seed 0) gives 8,000 images for the teacher and distillation and 2,000 held
+out; ``--dataset fashion`` uses Fashion-MNIST's 60k/10k split. Occlusion (``--masks``) blanks one
+random square per image in all splits. Every run prints one markdown row per configuration.
+"""
+import argparse
+import json
+import os
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..datasets import load_fashion_mnist, load_mnist, occlude
+from ..distillers import GPEDDistiller
+from ..metrics import entropy_mae, negative_log_likelihood
+from ..nets import CNN, MLP
+from ..students import CNNStudent, MLPStudent
+from ..teachers import SGLDTeacher
+
+PAPER = {  # Vadera et al. figures, for side-by-side reporting
+    "table1 (MNIST 60k, 10^6 steps)": "teacher NLL .052, student NLL .082, entropy MAE .016",
+    "table3 (10k images, no occlusion)": "teacher .137, student U_o .184, U_s .243, "
+                                         "entropy MAE U_o .013, U_s .018",
+}
+
+
+def data_home():
+    env = os.environ.get("SKDISTILL_DATA")
+    return env or str(Path(__file__).resolve().parents[3] / "shared" / "data")
+
+
+def load(dataset):
+    if dataset == "fashion":
+        Xtr, ytr = load_fashion_mnist(subset="train", return_X_y=True)
+        Xte, yte = load_fashion_mnist(subset="test", return_X_y=True)
+        return Xtr, ytr, Xte, yte
+    X, y = load_mnist(subset="test", data_home=data_home(), return_X_y=True)
+    order = np.random.RandomState(0).permutation(len(X))
+    X, y = X[order], y[order]
+    return X[:8000], y[:8000], X[8000:], y[8000:]
+
+
+def make_teacher(args, **kwargs):
+    module = CNN.from_architecture("mnist", (1, 28, 28), 10) if args.model == "cnn" else None
+    return SGLDTeacher(hidden_layer_sizes=(400, 400), module=module, step_size=args.step_size,
+                       prior_precision=10.0, batch_size=100, n_iter=args.n_iter,
+                       burn_in=args.burn_in, thinning=100, max_samples=args.max_samples,
+                       **kwargs)
+
+
+def make_student(args):
+    if args.model == "cnn":
+        return CNNStudent("mnist", input_shape=(1, 28, 28), lr=1e-3)
+    return MLPStudent(hidden_layer_sizes=(400, 400), lr=1e-3)
+
+
+def quality(args):
+    Xtr, ytr, Xte, yte = load(args.dataset)
+    rows = []
+    for mask in args.masks:
+        Xa = occlude(Xtr, mask, random_state=1) if mask else Xtr
+        Xb = occlude(Xte, mask, random_state=2) if mask else Xte
+        for est in args.estimators:
+            for seed in range(args.seeds):
+                t0 = time.perf_counter()
+                model = GPEDDistiller(make_teacher(args), make_student(args),
+                                      target=["predictive", "entropy"], estimator=est,
+                                      thinning=args.thinning,
+                                      distill_batch_size=100, random_state=seed).fit(Xa, ytr)
+                seconds = time.perf_counter() - t0
+                p_teacher = model.teacher_.predict_proba(Xb)
+                h_teacher = model.teacher_.predict_expectation(Xb, "entropy")
+                p_student = model.predict_proba(Xb)
+                h_student = model.predict_expectation(Xb, "entropy")
+                row = dict(
+                    dataset=args.dataset, model=args.model, mask=mask, estimator=est, seed=seed,
+                    n_iter=args.n_iter, thinning=args.thinning,
+                    student_steps=model.n_student_steps_,
+                    teacher_nll=negative_log_likelihood(yte, p_teacher),
+                    student_nll=negative_log_likelihood(yte, p_student),
+                    teacher_acc=float(np.mean(p_teacher.argmax(1) == yte)),
+                    student_acc=float(np.mean(p_student.argmax(1) == yte)),
+                    entropy_mae=entropy_mae(h_teacher, h_student),
+                    estimator_bytes=model.estimator_nbytes_,
+                    expected_bytes=(4 * len(Xa) * ((10 + 1) + (1 + 1)) if est == "online" else 0),
+                    peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                    seconds=seconds,
+                )
+                row["gap"] = row["student_nll"] - row["teacher_nll"]
+                rows.append(row)
+                print("| {dataset} | {model} | {mask} | {estimator} | {seed} | {teacher_nll:.3f} | "
+                      "{student_nll:.3f} | {gap:.3f} | {entropy_mae:.4f} | {teacher_acc:.3f} | "
+                      "{student_acc:.3f} | {estimator_bytes} | {seconds:.0f} |".format(**row),
+                      flush=True)
+    return rows
+
+
+def bare_sgld(model, Xt, yt, n_steps, step, precision, batch):
+    """The hand-written baseline: equation 5 written out, no estimator around it."""
+    params = list(model.parameters())
+    n = len(Xt)
+    scale = n / batch
+    order, pos = torch.randperm(n), 0
+    for _ in range(n_steps):
+        if pos + batch > n:
+            order, pos = torch.randperm(n), 0
+        idx = order[pos:pos + batch]
+        pos += batch
+        for p in params:
+            p.grad = None
+        loss = F.cross_entropy(model(Xt[idx]), yt[idx], reduction="sum")
+        loss.backward()
+        with torch.no_grad():
+            for p in params:
+                p.add_(step / 2 * (-precision * p - scale * p.grad)
+                       + step ** 0.5 * torch.randn_like(p))
+
+
+def speed(args):
+    Xtr, ytr, _, _ = load(args.dataset)
+    Xt = torch.as_tensor(Xtr)
+    yt = torch.as_tensor(ytr)
+    k = args.speed_steps
+    times = {"bare": [], "teacher": [], "gped": []}
+    # Untimed warm-up: one-time costs (torch.optim imports torch._dynamo on first use).
+    GPEDDistiller(make_teacher(args), make_student(args), n_iter=20, burn_in=0, thinning=10,
+                  random_state=0).fit(Xtr[:500], ytr[:500])
+    for rep in range(args.speed_repeats):
+        torch.manual_seed(rep)
+        model = MLP(784, 10, (400, 400)) if args.model == "fcnn" else \
+            CNN.from_architecture("mnist", (1, 28, 28), 10)
+        t0 = time.perf_counter()
+        bare_sgld(model, Xt, yt, k, args.step_size, 10.0, 100)
+        times["bare"].append(time.perf_counter() - t0)
+        teacher = make_teacher(args, random_state=rep).set_params(n_iter=k, burn_in=0)
+        t0 = time.perf_counter()
+        teacher.fit(Xtr, ytr)
+        times["teacher"].append(time.perf_counter() - t0)
+        gped = GPEDDistiller(make_teacher(args), make_student(args), n_iter=k, burn_in=0,
+                             thinning=100, random_state=rep)
+        t0 = time.perf_counter()
+        gped.fit(Xtr, ytr)
+        times["gped"].append(time.perf_counter() - t0)
+    med = {key: float(np.median(v)) for key, v in times.items()}
+    out = dict(steps=k, repeats=args.speed_repeats, threads=torch.get_num_threads(),
+               bare_steps_per_s=k / med["bare"], teacher_steps_per_s=k / med["teacher"],
+               teacher_vs_bare=med["bare"] / med["teacher"],
+               gped_vs_teacher=med["gped"] / med["teacher"], times=times)
+    print(f"| {args.model} | {k} | {out['bare_steps_per_s']:.1f} | "
+          f"{out['teacher_steps_per_s']:.1f} | {out['teacher_vs_bare']:.3f} | "
+          f"{out['gped_vs_teacher']:.3f} |", flush=True)
+    return out
+
+
+def main(argv=()):
+    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks gped_mnist",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
+    parser.add_argument("--model", choices=["fcnn", "cnn"], default="fcnn")
+    parser.add_argument("--masks", type=int, nargs="+", default=[0])
+    parser.add_argument("--estimators", nargs="+", default=["online", "stochastic"])
+    parser.add_argument("--seeds", type=int, default=1)
+    parser.add_argument("--n-iter", type=int, default=20000)
+    parser.add_argument("--burn-in", type=int, default=1000)
+    parser.add_argument("--thinning", type=int, default=10,
+                        help="SGLD iterations per student step (the teacher keeps every 100th)")
+    parser.add_argument("--max-samples", type=int, default=150)
+    parser.add_argument("--step-size", type=float, default=4e-6)
+    parser.add_argument("--paper", action="store_true",
+                        help="the paper's budget: 10^6 SGLD steps (for a GPU: add --device)")
+    parser.add_argument("--speed", action="store_true", help="only the speed ratios")
+    parser.add_argument("--speed-steps", type=int, default=1000)
+    parser.add_argument("--speed-repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--json", default=None, help="write the rows to this file")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.paper:
+        args.n_iter = 1_000_000
+    print(f"# gped_mnist {vars(args)}")
+    for name, text in PAPER.items():
+        print(f"# paper {name}: {text}")
+    if args.speed:
+        print("| model | steps | bare SGLD steps/s | SGLDTeacher steps/s | teacher/bare | "
+              "GPED(thinning 100)/SGLD |")
+        result = speed(args)
+    else:
+        print("| data | model | mask | estimator | seed | teacher NLL | student NLL | gap | "
+              "entropy MAE | teacher acc | student acc | U bytes | seconds |")
+        result = quality(args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1, default=float))
+    return 0

@@ -1,0 +1,166 @@
+"""GPEDDistiller: online distillation of posterior expectations, its heads, estimators and errors."""
+import pickle
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits, make_classification
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skdistill import CNNStudent, GPEDDistiller, MLPStudent, SGLDTeacher
+from skdistill.metrics import entropy_mae, negative_log_likelihood
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Two workers on two shared cores: a second intra-op thread only spins.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=400, n_features=6, n_informative=4, n_classes=3,
+                               n_clusters_per_class=1, class_sep=1.0, flip_y=0.05,
+                               random_state=0)
+    return X[:300].astype(np.float32), y[:300], X[300:].astype(np.float32), y[300:]
+
+
+def gped(**kwargs):
+    params = dict(teacher=SGLDTeacher(hidden_layer_sizes=(32,), step_size=5e-4,
+                                      prior_precision=1.0, thinning=25,
+                                      max_samples=200),
+                  student=MLPStudent(hidden_layer_sizes=(32,), lr=1e-2),
+                  target=["predictive", "entropy"], n_iter=3000, burn_in=500, thinning=2,
+                  distill_batch_size=50, random_state=0)
+    return GPEDDistiller(**{**params, **kwargs})
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y, _, _ = data
+    torch.set_num_threads(1)
+    return gped().fit(X, y)
+
+
+def test_student_matches_the_teacher_predictive_and_entropy(data, fitted):
+    _, _, X_test, y_test = data
+    teacher_nll = negative_log_likelihood(y_test, fitted.teacher_.predict_proba(X_test))
+    student_nll = negative_log_likelihood(y_test, fitted.predict_proba(X_test))
+    assert student_nll - teacher_nll < 0.1
+    h_teacher = fitted.teacher_.predict_expectation(X_test, "entropy")
+    h_student = fitted.predict_expectation(X_test, "entropy")
+    mae = entropy_mae(h_teacher, h_student)
+    # a trivial student predicting the teacher's mean entropy everywhere does much worse
+    assert mae < 0.5 * entropy_mae(h_teacher, np.full_like(h_teacher, h_teacher.mean()))
+    assert mae < 0.1
+
+
+def test_uncertainty_decomposition_from_one_forward_pass(data, fitted):
+    _, _, X_test, _ = data
+    calls = []
+    hook = fitted.module_.trunk.register_forward_hook(lambda *a: calls.append(1))
+    try:
+        u = fitted.predict_uncertainty(X_test)
+    finally:
+        hook.remove()
+    assert len(calls) == 1
+    p = fitted.predict_proba(X_test)
+    np.testing.assert_allclose(u.total, -(p * np.log(p)).sum(1), rtol=1e-6)
+    np.testing.assert_allclose(u.aleatoric, fitted.predict_expectation(X_test, "entropy"))
+    np.testing.assert_allclose(u.epistemic, np.clip(u.total - u.aleatoric, 0, None))
+    assert (u.epistemic >= 0).all()
+
+
+def test_student_is_a_fitted_estimator_for_the_predictive_head(data, fitted):
+    X, _, X_test, _ = data
+    np.testing.assert_allclose(fitted.student_.predict_proba(X_test), fitted.predict_proba(X_test))
+    np.testing.assert_array_equal(fitted.student_.classes_, fitted.classes_)
+    clone = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_allclose(clone.predict_uncertainty(X_test).total,
+                               fitted.predict_uncertainty(X_test).total)
+    assert fitted.n_student_steps_ == (3000 - 500) // 2 == len(fitted.loss_curve_)
+    assert len(fitted.teacher_.samples_) == 100  # every 25th state after burn-in
+
+
+def test_online_estimator_memory_and_unlabeled_distillation_set(data):
+    X, y, X_test, _ = data
+    online = gped(n_iter=700, target="predictive").fit(X, y, X_unlabeled=X_test)
+    assert online.estimator_nbytes_ == 4 * len(X_test) * (3 + 1)
+    stochastic = gped(n_iter=700, target="predictive", estimator="stochastic").fit(X, y)
+    assert stochastic.estimator_nbytes_ == 0
+
+
+def test_online_mean_is_closer_to_the_posterior_expectation_than_one_sample(data):
+    X, y, X_test, _ = data
+    fits = {est: gped(estimator=est, target="entropy").fit(X, y, X_unlabeled=X_test)
+            for est in ("online", "stochastic")}
+    maes = {est: entropy_mae(m.teacher_.predict_expectation(X_test, "entropy"),
+                             m.predict_expectation(X_test, "entropy"))
+            for est, m in fits.items()}
+    assert maes["online"] <= maes["stochastic"] * 1.1
+
+
+def test_variance_and_callable_targets_get_their_own_heads(data):
+    X, y, X_test, _ = data
+
+    def top_probability(p):
+        return p.max(dim=1).values
+
+    model = gped(n_iter=800, target=["variance", top_probability]).fit(X, y)
+    assert model.targets_ == ["predictive", "variance", "top_probability"]
+    var = model.predict_expectation(X_test, "variance")
+    assert var.shape == (100, 3) and (var >= 0).all() and (var <= 0.25).all()
+    top = model.predict_expectation(X_test, top_probability)
+    assert top.shape == (100,)
+    with pytest.raises(ValueError, match="GPEDDistiller: parameter target='entropy'"):
+        model.predict_expectation(X_test, "entropy")
+    with pytest.raises(ValueError, match="GPEDDistiller: parameter target=.*\"entropy\""):
+        model.predict_uncertainty(X_test)
+
+
+def test_cnn_student_on_images():
+    X, y = load_digits(return_X_y=True)
+    X, y = (X[:300] / 16).astype(np.float32), y[:300]
+    model = GPEDDistiller(
+        SGLDTeacher(hidden_layer_sizes=(32,), step_size=1e-3, prior_precision=1.0),
+        CNNStudent(lr=1e-2), n_iter=600, burn_in=100, thinning=1, distill_batch_size=50,
+        random_state=0).fit(X, y)
+    assert model.student_.input_shape_ == (1, 8, 8)
+    assert model.score(X, y) > 0.3  # chance is 0.1
+
+
+def test_ctrl_c_keeps_the_student_trained_so_far(data):
+    X, y, _, _ = data
+    calls = []
+
+    def interrupting(p):
+        calls.append(1)
+        if len(calls) == 30:
+            raise KeyboardInterrupt
+        return p[:, :1]
+
+    with pytest.warns(RuntimeWarning, match=r"interrupted after \d+ student steps"):
+        model = gped(n_iter=700, target=interrupting).fit(X, y)
+    assert 0 < model.n_student_steps_ == len(model.loss_curve_) < 30
+    assert model.predict_proba(X[:2]).shape == (2, 3)
+
+
+def test_bad_input_gets_clear_errors(data):
+    X, y, _, _ = data
+    with pytest.raises(InvalidParameterError, match="'target' parameter of GPEDDistiller"):
+        gped(target="mode").fit(X, y)
+    with pytest.raises(ValueError, match="GPEDDistiller: parameter target='mode'"):
+        gped(target=["entropy", "mode"]).fit(X, y)
+    with pytest.raises(ValueError, match="GPEDDistiller: parameter target=\\[\\]"):
+        gped(target=[]).fit(X, y)
+    with pytest.raises(InvalidParameterError, match="'estimator' parameter"):
+        gped(estimator="mean").fit(X, y)
+    with pytest.raises(InvalidParameterError, match="'teacher' parameter"):
+        gped(teacher=MLPStudent()).fit(X, y)
+    with pytest.raises(ValueError, match="GPEDDistiller: parameter X_unlabeled is invalid"):
+        gped(n_iter=10).fit(X, y, X_unlabeled=X[:, :3])
+    with pytest.raises(TypeError, match="GPEDDistiller: parameter target=.*callable mapping"):
+        gped(target=lambda p: p.foo()).fit(X, y)
