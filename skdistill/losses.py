@@ -168,3 +168,94 @@ class SquaredErrorProba(nn.Module):
 
     def forward(self, logits, target):
         return squared_error_proba(logits, target)
+
+
+# -- Ensemble distillation: AE-KD weights (Du et al. 2020), Proxy-EnD2 (Ryabinin et al. 2021) --
+
+def project_capped_simplex(v, cap=1.0):
+    """Euclidean projection of a vector ``v`` onto ``{a : sum a = 1, 0 <= a <= cap}``.
+
+    The projection is ``clip(v - tau, 0, cap)``; ``sum clip(v - tau, 0, cap)`` is piecewise
+    linear in ``tau`` with breakpoints ``v_k`` and ``v_k - cap``, so ``tau`` is found exactly
+    by interpolating between the two breakpoints around 1.
+
+    >>> project_capped_simplex(torch.tensor([0.9, 0.9, -1.0]), cap=0.6)
+    tensor([0.5000, 0.5000, 0.0000])
+    """
+    x = np.asarray(v.detach().cpu() if torch.is_tensor(v) else v, dtype=np.float64)
+    m = x.shape[-1]
+    if not cap * m >= 1 - 1e-9:
+        raise ValueError(f"project_capped_simplex: parameter cap={cap!r} is invalid; expected "
+                         f"cap >= 1/{m} so that {m} weights can sum to 1.")
+    taus = np.sort(np.concatenate([x, x - cap]))
+    sums = np.clip(x[None, :] - taus[:, None], 0, cap).sum(1)  # non-increasing in tau
+    k = int(np.searchsorted(-sums, -1.0, side="right"))  # first breakpoint with sum < 1
+    k = min(max(k, 1), len(taus) - 1)
+    t0, t1, s0, s1 = taus[k - 1], taus[k], sums[k - 1], sums[k]
+    tau = t0 if s0 == s1 else t0 + (s0 - 1.0) * (t1 - t0) / (s0 - s1)
+    out = np.clip(x - tau, 0, cap)
+    return torch.as_tensor(out, dtype=v.dtype if torch.is_tensor(v) else torch.float64)
+
+
+def ae_kd_weights(grads, cap=1.0, n_iter=100):
+    """Adaptive teacher weights of AE-KD: ``argmin_a ||sum_m a_m g_m||^2`` on a capped simplex.
+
+    ``grads`` has shape ``(M, P)``: the gradient of the distillation loss towards each teacher
+    ``m`` (flattened). The weights are the min-norm point of the gradients' convex hull, with
+    each weight at most ``cap`` (the bound C of Du et al., keeping one teacher from taking
+    all the weight); solved by projected gradient descent on the ``M x M`` Gram matrix.
+
+    >>> ae_kd_weights(torch.tensor([[1.0, 0.0], [0.0, 1.0]]))  # orthogonal: equal weights
+    tensor([0.5000, 0.5000])
+    >>> ae_kd_weights(torch.tensor([[1.0, 0.0], [2.0, 0.0]]), cap=0.7)
+    tensor([0.7000, 0.3000])
+    """
+    g = grads.detach().reshape(grads.shape[0], -1).double()
+    gram = (g @ g.T).cpu().numpy()
+    m = gram.shape[0]
+    a = project_capped_simplex(np.full(m, 1.0 / m), cap).numpy()
+    scale = np.linalg.norm(gram, 2)
+    if scale > 0:
+        for _ in range(n_iter):
+            a = project_capped_simplex(a - (gram @ a) / scale, cap).numpy()
+    return torch.as_tensor(a, dtype=torch.float32)
+
+
+def dirichlet_kl(alpha, beta):
+    """``KL(Dir(alpha) || Dir(beta))`` for concentration rows of shape ``(..., C)``.
+
+    ``log G(a0) - sum log G(a_k) - log G(b0) + sum log G(b_k)
+    + sum (a_k - b_k) (digamma(a_k) - digamma(a0))``.
+
+    >>> round(dirichlet_kl(torch.tensor([2.0, 1.0]), torch.tensor([1.0, 1.0])).item(), 4)
+    0.1931
+    """
+    a0, b0 = alpha.sum(-1), beta.sum(-1)
+    return (torch.lgamma(a0) - torch.lgamma(alpha).sum(-1) - torch.lgamma(b0)
+            + torch.lgamma(beta).sum(-1)
+            + ((alpha - beta) * (torch.digamma(alpha) - torch.digamma(a0).unsqueeze(-1))).sum(-1))
+
+
+def proxy_dirichlet_target(member_proba, offset=1.0, eps=1e-8):
+    """Proxy-Dirichlet concentrations of an ensemble (Ryabinin et al. 2021).
+
+    ``member_proba`` has shape ``(M, B, C)``. The target's mean is the ensemble mean
+    ``pbar`` and its precision is the moment estimate
+    ``(C - 1) / (2 sum_k pbar_k (log pbar_k - mean_m log p_mk))``; the concentrations are
+    ``pbar * precision + offset``.
+    """
+    p = member_proba.clamp_min(eps)
+    mean = p.mean(0)
+    gap = (mean * (mean.log() - p.log().mean(0))).sum(-1).clamp_min(eps)
+    precision = (p.shape[-1] - 1) / (2 * gap)
+    return mean * precision.unsqueeze(-1) + offset
+
+
+def proxy_end2_loss(logits, member_proba, offset=1.0):
+    """Proxy-EnD2: reverse KL from the student's Dirichlet ``exp(logits)`` to the proxy target.
+
+    The student's predictive distribution, the Dirichlet mean, is ``softmax(logits)``.
+    Averaged over the batch.
+    """
+    alpha = logits.clamp(-30, 30).exp()
+    return dirichlet_kl(alpha, proxy_dirichlet_target(member_proba, offset)).mean()

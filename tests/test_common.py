@@ -4,7 +4,9 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from skdistill import GPEDDistiller, SGLDTeacher
-from skdistill import CrossFitDistiller, CNNStudent, KnowledgeDistiller, MLPStudent
+from skdistill import DeepEnsembleTeacher, EnsembleDistiller, LatentBEStudent
+from skdistill.students import LatentBECNNStudent
+from skdistill import CNNStudent, CrossFitDistiller, KnowledgeDistiller, MLPStudent
 
 # Small, fast configurations; every default-constructed estimator is also valid.
 FAST_MLP = dict(hidden_layer_sizes=(32,), max_epochs=40, lr=1e-2)
@@ -21,6 +23,12 @@ ESTIMATORS = [
     GPEDDistiller(SGLDTeacher(hidden_layer_sizes=(16,), step_size=2e-3, prior_precision=1.0),
                   MLPStudent(hidden_layer_sizes=(16,), lr=2e-2), n_iter=300, burn_in=100,
                   thinning=1),
+    # Ensemble distillation (issue 5): two members everywhere to keep ~50 fits cheap.
+    LatentBEStudent(n_members=2, **FAST_MLP),
+    LatentBECNNStudent(n_members=2, max_epochs=20, lr=1e-2, width_multiplier=0.5),
+    DeepEnsembleTeacher(MLPStudent(**FAST_MLP), n_members=2),
+    EnsembleDistiller(DeepEnsembleTeacher(MLPStudent(**FAST_MLP), n_members=2),
+                      LatentBEStudent(n_members=2, **FAST_MLP), perturbation="tdiv-sdiv"),
 ]
 
 

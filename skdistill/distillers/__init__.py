@@ -3,5 +3,7 @@ from ._base import BaseDistiller
 from .crossfit import CrossFitDistiller
 from .gped import GPEDDistiller
 from .kd import KnowledgeDistiller
+from .ensemble import EnsembleDistiller
 
-__all__ = ["BaseDistiller", "KnowledgeDistiller", "CrossFitDistiller", "GPEDDistiller"]
+__all__ = ["BaseDistiller", "KnowledgeDistiller", "CrossFitDistiller", "GPEDDistiller",
+           "EnsembleDistiller"]

@@ -6,5 +6,7 @@ distiller can put several heads on one trunk.
 """
 from .mlp import MLP, make_activation, scaled_widths
 from .cnn import CNN, CNN_ARCHITECTURES
+from .batch_ensemble import BatchEnsemble, BEConv2d, BELinear, merge_batch_ensemble
 
-__all__ = ["MLP", "CNN", "CNN_ARCHITECTURES", "make_activation", "scaled_widths"]
+__all__ = ["MLP", "CNN", "CNN_ARCHITECTURES", "make_activation", "scaled_widths",
+           "BatchEnsemble", "BELinear", "BEConv2d", "merge_batch_ensemble"]

@@ -2,5 +2,6 @@
 from ._base import BaseStudent
 from .cnn import CNNStudent
 from .mlp import MLPStudent
+from .latent_be import LatentBECNNStudent, LatentBEStudent
 
-__all__ = ["BaseStudent", "MLPStudent", "CNNStudent"]
+__all__ = ["BaseStudent", "MLPStudent", "CNNStudent", "LatentBEStudent", "LatentBECNNStudent"]

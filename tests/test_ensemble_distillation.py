@@ -1,0 +1,234 @@
+"""DeepEnsembleTeacher, ensemble-distillation losses, perturbations and EnsembleDistiller."""
+import numpy as np
+import pytest
+import torch
+from scipy.special import digamma, gammaln
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+from sklearn.linear_model import LogisticRegression
+from sklearn.utils._param_validation import InvalidParameterError
+from torch import nn
+
+from skdistill import (DeepEnsembleTeacher, EnsembleDistiller, LatentBEStudent, MLPStudent)
+from skdistill.losses import (ae_kd_weights, dirichlet_kl, project_capped_simplex,
+                              proxy_dirichlet_target, proxy_end2_loss)
+from skdistill.metrics import negative_log_likelihood
+from skdistill.nets import MLP, BatchEnsemble
+from skdistill.perturbations import (confods, default_size, gaussian, ods, tdiv_sdiv,
+                                     tdiv_sdiv_objective)
+
+FAST = dict(hidden_layer_sizes=(16,), max_epochs=30, lr=1e-2)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=240, n_features=6, n_informative=4, n_classes=3,
+                               n_clusters_per_class=1, random_state=0)
+    return X.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def teacher(data):
+    X, y = data
+    return DeepEnsembleTeacher(MLPStudent(**FAST), n_members=3, random_state=0).fit(X, y)
+
+
+# -- DeepEnsembleTeacher ----------------------------------------------------------------------
+def test_deep_ensemble_mean_of_distinct_members_with_differentiable_modules(data, teacher):
+    X, y = data
+    samples = teacher.sample_proba(X)
+    assert samples.shape == (3, len(X), 3)
+    np.testing.assert_allclose(teacher.predict_proba(X), samples.mean(0))
+    assert np.abs(samples[0] - samples[1]).max() > 1e-3  # different seeds, different members
+    assert len({m.random_state for m in teacher.members_}) == 3
+    x = torch.as_tensor(X[:4]).requires_grad_(True)
+    teacher.modules_[0](x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    again = DeepEnsembleTeacher(MLPStudent(**FAST), n_members=3, random_state=0).fit(X, y)
+    np.testing.assert_allclose(again.predict_proba(X), teacher.predict_proba(X), atol=1e-6)
+    assert teacher.score(X, y) > 0.8
+
+
+def test_deep_ensemble_rejects_zero_members(data):
+    with pytest.raises(InvalidParameterError, match="n_members.*DeepEnsembleTeacher"):
+        DeepEnsembleTeacher(n_members=0).fit(*data)
+
+
+# -- losses -----------------------------------------------------------------------------------
+def test_ae_kd_weights_lie_on_the_simplex_under_the_bound():
+    gen = torch.Generator().manual_seed(0)
+    for cap in (1.0, 0.5, 0.3):
+        grads = torch.randn(4, 20, generator=gen) + 2.0
+        w = ae_kd_weights(grads, cap=cap)
+        assert w.sum().item() == pytest.approx(1.0, abs=1e-5)
+        assert (w >= -1e-7).all() and (w <= cap + 1e-6).all()
+    # parallel gradients: all weight on the smaller one, up to the bound
+    grads = torch.tensor([[1.0, 0.0], [3.0, 0.0], [2.0, 0.0]])
+    np.testing.assert_allclose(ae_kd_weights(grads), [1, 0, 0], atol=1e-4)
+    np.testing.assert_allclose(ae_kd_weights(grads, cap=0.6), [0.6, 0, 0.4], atol=1e-4)
+
+
+def test_ae_kd_weights_minimise_the_combined_gradient_norm():
+    gen = torch.Generator().manual_seed(1)
+    grads = torch.randn(3, 5, generator=gen)
+    w = ae_kd_weights(grads, n_iter=500).double()
+    best = (w @ grads.double()).norm()
+    for _ in range(200):
+        other = torch.distributions.Dirichlet(torch.ones(3)).sample().double()
+        assert best <= (other @ grads.double()).norm() + 1e-6
+
+
+def test_capped_simplex_needs_a_feasible_bound():
+    with pytest.raises(ValueError, match="cap=0.2"):
+        project_capped_simplex(torch.zeros(4), cap=0.2)
+
+
+def test_dirichlet_kl_matches_the_closed_form_by_hand():
+    a, b = np.array([2.0, 3.5, 0.7]), np.array([1.2, 1.0, 4.0])
+    by_hand = (gammaln(a.sum()) - gammaln(a).sum() - gammaln(b.sum()) + gammaln(b).sum()
+               + ((a - b) * (digamma(a) - digamma(a.sum()))).sum())
+    got = dirichlet_kl(torch.tensor(a), torch.tensor(b)).item()
+    assert got == pytest.approx(by_hand, rel=1e-10)
+    assert dirichlet_kl(torch.tensor(a), torch.tensor(a)).item() == pytest.approx(0, abs=1e-12)
+
+
+def test_proxy_end2_loss_is_the_kl_to_the_proxy_dirichlet_by_hand():
+    p = torch.tensor([[[0.7, 0.2, 0.1]], [[0.5, 0.3, 0.2]]], dtype=torch.float64)  # (2, 1, 3)
+    mean = p.mean(0)[0].numpy()
+    mean_log = np.log(p.numpy()).mean(0)[0]
+    precision = 2 / (2 * (mean * (np.log(mean) - mean_log)).sum())
+    beta = mean * precision + 1
+    np.testing.assert_allclose(proxy_dirichlet_target(p)[0].numpy(), beta, rtol=1e-10)
+    z = torch.tensor([[0.3, -0.2, 1.0]], dtype=torch.float64)
+    alpha = np.exp(z.numpy()[0])
+    by_hand = (gammaln(alpha.sum()) - gammaln(alpha).sum() - gammaln(beta.sum())
+               + gammaln(beta).sum()
+               + ((alpha - beta) * (digamma(alpha) - digamma(alpha.sum()))).sum())
+    assert proxy_end2_loss(z, p).item() == pytest.approx(by_hand, rel=1e-8)
+
+
+# -- perturbations ----------------------------------------------------------------------------
+def _smooth_nets(n, seed):
+    torch.manual_seed(seed)
+    return [MLP(5, 4, (12,), activation="tanh").double().eval() for _ in range(n)]
+
+
+def _kl(logits_i, logits_j):
+    log_p, log_q = torch.log_softmax(logits_i, -1), torch.log_softmax(logits_j, -1)
+    return (log_p.exp() * (log_p - log_q)).sum(-1)
+
+
+def test_tdiv_sdiv_step_raises_tdiv_minus_sdiv_to_first_order():
+    teachers = _smooth_nets(3, 0)
+    student = BatchEnsemble(MLP(5, 4, (12,), activation="tanh").double(), n_members=3)
+    with torch.no_grad():
+        for layer in student.be_layers():
+            layer.r.uniform_(0.5, 1.5)
+            layer.s.uniform_(0.5, 1.5)
+    x = torch.randn(8, 5, dtype=torch.float64)
+    i, j = pair = (0, 2)
+    with torch.no_grad():
+        t_j, s_j = teachers[j](x), student(x)[j]
+
+    def objective(xv):  # TDiv - SDiv with the stop-gradient side held at its value at x
+        return _kl(teachers[i](xv), t_j) - _kl(student(xv)[i], s_j)
+
+    with torch.no_grad():
+        torch.testing.assert_close(objective(x), tdiv_sdiv_objective(x, teachers, student, pair))
+    xg = x.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(objective(xg).sum(), xg)
+    size = 1e-5
+    with torch.no_grad():
+        step = tdiv_sdiv(x, teachers, student, size, pair=pair)
+        gain = objective(step) - objective(x)
+    assert (gain > 0).all()
+    # first order: a step of norm `size` along the gradient gains size * ||grad|| per row
+    np.testing.assert_allclose(gain.numpy(), size * grad.norm(dim=1).numpy(), rtol=1e-3)
+    # a random step of the same size gains no more
+    noise = gaussian(x, size)
+    with torch.no_grad():
+        assert (objective(noise) - objective(x) <= gain + 1e-15).all()
+
+
+def test_perturbations_have_the_requested_norm_and_respect_the_clip():
+    teachers = [n.float() for n in _smooth_nets(2, 1)]
+    x = torch.rand(6, 5) * 0.8 + 0.1
+    for step in (gaussian(x, 0.05), ods(x, teachers, 0.05), confods(x, teachers, 0.05),
+                 tdiv_sdiv(x, teachers, None, 0.05)):
+        np.testing.assert_allclose((step - x).norm(dim=1).numpy(), 0.05, rtol=1e-4)
+    clipped = gaussian(x, 5.0, clip=(0.0, 1.0))
+    assert clipped.min() >= 0 and clipped.max() <= 1
+    assert default_size(784) == pytest.approx(28 / 255)
+    assert default_size(784, 2.0) == pytest.approx(56 / 255)
+
+
+# -- EnsembleDistiller ------------------------------------------------------------------------
+def test_one_to_one_student_member_matches_its_own_teacher_member(data, teacher):
+    X, y = data
+    from sklearn.frozen import FrozenEstimator
+
+    student = LatentBEStudent(n_members=3, hidden_layer_sizes=(32,), max_epochs=60, lr=1e-2,
+                              prior_strength=0.0, random_state=0)
+    model = EnsembleDistiller(FrozenEstimator(teacher), student, method="one-to-one",
+                              temperature=1.0).fit(X, y)
+    t, s = teacher.sample_proba(X), model.student_.ensemble_proba(X)
+    kl = np.array([[np.mean(np.sum(t[i] * (np.log(t[i]) - np.log(s[j])), axis=1))
+                    for j in range(3)] for i in range(3)])
+    assert (np.argmin(kl, axis=1) == np.arange(3)).all()
+
+
+@pytest.mark.parametrize("method, perturbation", [
+    ("kd", None), ("one-to-one", "tdiv-sdiv"), ("ae-kd", "confods"), ("proxy-end2", "ods"),
+    ("kd", "gaussian"),
+])
+def test_distilled_student_beats_the_prior_baseline(data, teacher, method, perturbation):
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = data
+    student = LatentBEStudent(n_members=3, **FAST)
+    model = EnsembleDistiller(FrozenEstimator(teacher), student, method=method,
+                              perturbation=perturbation, random_state=0).fit(X, y)
+    prior = np.tile(np.bincount(y) / len(y), (len(y), 1))
+    assert model.score(X, y) > 0.8
+    assert negative_log_likelihood(y, model.predict_proba(X)) < \
+        0.6 * negative_log_likelihood(y, prior)
+    assert len(model.student_.history_) == FAST["max_epochs"]
+    if perturbation is not None:
+        assert model.perturbation_size_ == pytest.approx(
+            np.sqrt(6) / 255 * float(X.max() - X.min()), rel=1e-5)
+
+
+def test_plain_mlp_student_works_with_kd_and_a_teacher_without_networks(data):
+    X, y = data
+    teacher = DeepEnsembleTeacher(LogisticRegression(), n_members=2, random_state=0)
+    model = EnsembleDistiller(teacher, MLPStudent(**FAST), method="kd",
+                              perturbation="gaussian", random_state=0).fit(X, y)
+    assert model.student_.module_ is not None
+    assert model.score(X, y) > 0.8
+
+
+@pytest.mark.parametrize("params, error, match", [
+    (dict(method="one-to-one", student=LatentBEStudent(n_members=2, max_epochs=1)),
+     ValueError, "EnsembleDistiller: parameter method='one-to-one'.*n_members=3"),
+    (dict(method="nope"), InvalidParameterError, "method.*EnsembleDistiller"),
+    (dict(perturbation="fgsm"), InvalidParameterError, "perturbation.*EnsembleDistiller"),
+    (dict(ae_kd_bound=0.2, method="ae-kd"), ValueError, "ae_kd_bound=0.2"),
+    (dict(temperature=0.0), InvalidParameterError, "temperature"),
+    (dict(teacher=RandomForestClassifier()), InvalidParameterError, "teacher"),
+    (dict(student=LogisticRegression()), TypeError, "EnsembleDistiller: parameter student"),
+])
+def test_ensemble_distiller_rejects_bad_parameters(data, teacher, params, error, match):
+    from sklearn.frozen import FrozenEstimator
+
+    kwargs = dict(teacher=FrozenEstimator(teacher), student=LatentBEStudent(n_members=3,
+                                                                             max_epochs=1))
+    kwargs.update(params)
+    with pytest.raises(error, match=match):
+        EnsembleDistiller(**kwargs).fit(*data)
+
+
+def test_gradient_perturbation_needs_teacher_networks(data):
+    teacher = DeepEnsembleTeacher(LogisticRegression(), n_members=2)
+    with pytest.raises(ValueError, match="perturbation='tdiv-sdiv'.*modules_"):
+        EnsembleDistiller(teacher, MLPStudent(max_epochs=1), method="kd",
+                          perturbation="tdiv-sdiv").fit(*data)
