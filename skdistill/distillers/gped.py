@@ -132,7 +132,7 @@ default="predictive"
     >>> model = GPEDDistiller(
     ...     SGLDTeacher(hidden_layer_sizes=(16,), step_size=1e-3, prior_precision=1.0),
     ...     MLPStudent(hidden_layer_sizes=(16,), lr=1e-2),
-    ...     target=["predictive", "entropy"], n_iter=3000, burn_in=500, thinning=5,
+    ...     target=["predictive", "entropy"], n_iter=1200, burn_in=200, thinning=2,
     ...     random_state=0).fit(X, y)
     >>> model.score(X, y) > 0.8
     True

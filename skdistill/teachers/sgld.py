@@ -103,7 +103,7 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
     >>> from skdistill import SGLDTeacher
     >>> X, y = make_classification(n_samples=200, n_features=5, random_state=0)
     >>> teacher = SGLDTeacher(hidden_layer_sizes=(16,), step_size=1e-3, prior_precision=1.0,
-    ...                       n_iter=1500, burn_in=500, thinning=50, random_state=0).fit(X, y)
+    ...                       n_iter=800, burn_in=300, thinning=25, random_state=0).fit(X, y)
     >>> teacher.samples_.shape
     torch.Size([20, 130])
     >>> teacher.sample_proba(X[:3]).shape
