@@ -91,6 +91,8 @@ def test_online_estimator_memory_and_unlabeled_distillation_set(data):
     assert online.estimator_nbytes_ == 4 * len(X_test) * (3 + 1)
     stochastic = gped(n_iter=700, target="predictive", estimator="stochastic").fit(X, y)
     assert stochastic.estimator_nbytes_ == 0
+    noisy = gped(n_iter=700, target="predictive", estimator="stochastic", input_noise=0.5)
+    assert not np.allclose(noisy.fit(X, y).predict_proba(X), stochastic.predict_proba(X))
 
 
 def test_online_mean_is_closer_to_the_posterior_expectation_than_one_sample(data):

@@ -191,3 +191,9 @@ def test_bad_module_and_parameters_get_clear_errors(data):
         small_teacher(n_iter=100).fit(X, y).predict_proba(X)
     with pytest.raises(ValueError, match="warm_start=True needs the classes"):
         small_teacher(warm_start=True).fit(X, y).fit(X, y + 1)
+
+
+def test_verbose_shows_a_progress_bar(data, capsys):
+    X, y = data
+    small_teacher(verbose=1).fit(X, y)
+    assert "SGLDTeacher" in capsys.readouterr().err

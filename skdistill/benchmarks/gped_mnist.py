@@ -54,13 +54,13 @@ def make_teacher(args, **kwargs):
     return SGLDTeacher(hidden_layer_sizes=(400, 400), module=module, step_size=args.step_size,
                        prior_precision=10.0, batch_size=100, n_iter=args.n_iter,
                        burn_in=args.burn_in, thinning=100, max_samples=args.max_samples,
-                       **kwargs)
+                       device=args.device, **kwargs)
 
 
 def make_student(args):
     if args.model == "cnn":
-        return CNNStudent("mnist", input_shape=(1, 28, 28), lr=1e-3)
-    return MLPStudent(hidden_layer_sizes=(400, 400), lr=1e-3)
+        return CNNStudent("mnist", input_shape=(1, 28, 28), lr=1e-3, device=args.device)
+    return MLPStudent(hidden_layer_sizes=(400, 400), lr=1e-3, device=args.device)
 
 
 def quality(args):
@@ -127,8 +127,8 @@ def bare_sgld(model, Xt, yt, n_steps, step, precision, batch):
 
 def speed(args):
     Xtr, ytr, _, _ = load(args.dataset)
-    Xt = torch.as_tensor(Xtr)
-    yt = torch.as_tensor(ytr)
+    Xt = torch.as_tensor(Xtr).to(args.device)
+    yt = torch.as_tensor(ytr).to(args.device)
     k = args.speed_steps
     times = {"bare": [], "teacher": [], "gped": []}
     # Untimed warm-up: one-time costs (torch.optim imports torch._dynamo on first use).
@@ -138,6 +138,7 @@ def speed(args):
         torch.manual_seed(rep)
         model = MLP(784, 10, (400, 400)) if args.model == "fcnn" else \
             CNN.from_architecture("mnist", (1, 28, 28), 10)
+        model.to(args.device)
         t0 = time.perf_counter()
         bare_sgld(model, Xt, yt, k, args.step_size, 10.0, 100)
         times["bare"].append(time.perf_counter() - t0)
@@ -176,7 +177,8 @@ def main(argv=()):
     parser.add_argument("--max-samples", type=int, default=150)
     parser.add_argument("--step-size", type=float, default=4e-6)
     parser.add_argument("--paper", action="store_true",
-                        help="the paper's budget: 10^6 SGLD steps (for a GPU: add --device)")
+                        help="the paper's budget: 10^6 SGLD steps (for a GPU: add --device cuda)")
+    parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     parser.add_argument("--speed", action="store_true", help="only the speed ratios")
     parser.add_argument("--speed-steps", type=int, default=1000)
     parser.add_argument("--speed-repeats", type=int, default=3)
