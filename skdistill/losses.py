@@ -236,26 +236,35 @@ def dirichlet_kl(alpha, beta):
             + ((alpha - beta) * (torch.digamma(alpha) - torch.digamma(a0).unsqueeze(-1))).sum(-1))
 
 
-def proxy_dirichlet_target(member_proba, offset=1.0, eps=1e-8):
+def proxy_dirichlet_target(member_proba, offset=1.0, max_precision=100.0, eps=1e-8):
     """Proxy-Dirichlet concentrations of an ensemble (Ryabinin et al. 2021).
 
     ``member_proba`` has shape ``(M, B, C)``. The target's mean is the ensemble mean
     ``pbar`` and its precision is the moment estimate
-    ``(C - 1) / (2 sum_k pbar_k (log pbar_k - mean_m log p_mk))``; the concentrations are
+    ``(C - 1) / (2 sum_k pbar_k (log pbar_k - mean_m log p_mk))``, capped at
+    ``max_precision`` (``None``: no cap); the concentrations are
     ``pbar * precision + offset``.
+
+    The cap is ours: where the members agree the estimate reaches 10^4-10^5, and the reverse
+    KL to such a sharp target trains poorly in a short budget (Fashion-MNIST, 6 epochs: 68 %
+    accuracy uncapped, 79 % with the cap at 100). Ryabinin et al. temper the target instead.
     """
     p = member_proba.clamp_min(eps)
     mean = p.mean(0)
     gap = (mean * (mean.log() - p.log().mean(0))).sum(-1).clamp_min(eps)
     precision = (p.shape[-1] - 1) / (2 * gap)
+    if max_precision is not None:
+        precision = precision.clamp_max(max_precision)
     return mean * precision.unsqueeze(-1) + offset
 
 
-def proxy_end2_loss(logits, member_proba, offset=1.0):
+def proxy_end2_loss(logits, member_proba, offset=1.0, max_precision=100.0):
     """Proxy-EnD2: reverse KL from the student's Dirichlet ``exp(logits)`` to the proxy target.
 
     The student's predictive distribution, the Dirichlet mean, is ``softmax(logits)``.
-    Averaged over the batch.
+    Averaged over the batch; ``offset`` and ``max_precision`` as in
+    :func:`proxy_dirichlet_target`.
     """
     alpha = logits.clamp(-30, 30).exp()
-    return dirichlet_kl(alpha, proxy_dirichlet_target(member_proba, offset)).mean()
+    target = proxy_dirichlet_target(member_proba, offset, max_precision)
+    return dirichlet_kl(alpha, target).mean()

@@ -98,7 +98,10 @@ def test_proxy_end2_loss_is_the_kl_to_the_proxy_dirichlet_by_hand():
     mean_log = np.log(p.numpy()).mean(0)[0]
     precision = 2 / (2 * (mean * (np.log(mean) - mean_log)).sum())
     beta = mean * precision + 1
+    assert precision < 100  # below the default cap
     np.testing.assert_allclose(proxy_dirichlet_target(p)[0].numpy(), beta, rtol=1e-10)
+    capped = proxy_dirichlet_target(p, max_precision=5.0)[0].numpy()
+    np.testing.assert_allclose(capped, mean * 5.0 + 1, rtol=1e-10)
     z = torch.tensor([[0.3, -0.2, 1.0]], dtype=torch.float64)
     alpha = np.exp(z.numpy()[0])
     by_hand = (gammaln(alpha.sum()) - gammaln(alpha).sum() - gammaln(beta.sum())
