@@ -165,3 +165,14 @@ def test_latent_be_student_rejects_bad_parameters(data, params, match):
     with pytest.raises((InvalidParameterError, ValueError), match=match) as info:
         LatentBEStudent(max_epochs=1, **params).fit(X, y)
     assert "LatentBEStudent" in str(info.value)
+
+
+def test_latent_be_student_is_a_knowledge_distiller_student(data):
+    from skdistill import KnowledgeDistiller
+
+    X, y = data
+    model = KnowledgeDistiller(student=LatentBEStudent(n_members=2, hidden_layer_sizes=(16,),
+                                                       max_epochs=20, lr=1e-2),
+                               temperature=2.0, alpha=0.5, random_state=0).fit(X, y)
+    assert type(model.student_.merged_module_) is MLP
+    assert model.score(X, y) > 0.8
