@@ -264,3 +264,11 @@ def test_frozen_teacher_cannot_be_cross_fitted(binary):
     frozen = FrozenEstimator(LogisticRegression().fit(X, y))
     with pytest.raises(TypeError, match=r"CrossFitDistiller: parameter teacher=.*FrozenEstimator"):
         CrossFitDistiller(frozen, RandomForestRegressor(n_estimators=2)).fit(X, y)
+
+
+def test_random_state_may_be_a_random_state_instance(binary):
+    X, y = binary
+    model = CrossFitDistiller(RandomForestClassifier(n_estimators=5),
+                              RandomForestRegressor(n_estimators=2), n_folds=3,
+                              random_state=np.random.RandomState(0)).fit(X, y)
+    assert model.score(X, y) > 0.7

@@ -7,6 +7,7 @@ from scipy.special import softmax
 from sklearn.base import is_classifier, is_regressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 
 from .._validation import param_error
@@ -170,14 +171,20 @@ class CrossFitDistiller(BaseDistiller):
         if self.n_folds > min_count:
             raise param_error(self, "n_folds", self.n_folds,
                               f"at most {min_count}, the number of samples in the smallest class")
-        seed = np.random.RandomState(self.random_state).randint(2**31 - 1) \
-            if self.random_state is not None else None
+        seed = check_random_state(self.random_state).randint(2**31 - 1)
         cls = StratifiedKFold if self.stratify else KFold
         return list(cls(self.n_folds, shuffle=True, random_state=seed).split(X, y_enc))
 
     # -- fitting --------------------------------------------------------------------------------
     def fit(self, X, y):
         """Cross-fit the teachers, correct their out-of-fold probabilities, fit the student.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, ...)
+            Training inputs (2-d for tabular students and regressors, images for a CNN student).
+        y : array-like of shape (n_samples,)
+            Class labels.
 
         Returns
         -------
