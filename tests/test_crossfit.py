@@ -24,6 +24,16 @@ from skdistill.losses import (corrected_targets, gamma_correction, squared_error
 FAST_MLP = dict(hidden_layer_sizes=(16,), max_epochs=30, lr=1e-2, random_state=0)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    # Tiny networks: a second intra-op thread only spins, and on a busy 2-core machine (two
+    # xdist workers) it makes each fit ~50x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def binary():
     return make_classification(n_samples=300, n_features=6, n_informative=4, flip_y=0.1,
@@ -189,8 +199,8 @@ def test_grid_search_over_gamma_alpha_and_n_folds_in_a_pipeline(binary):
 
 def test_grid_search_over_student_width_multiplier(binary):
     X, y = binary
-    model = CrossFitDistiller(LogisticRegression(), MLPStudent(**FAST_MLP), n_folds=2,
-                              random_state=0)
+    student = MLPStudent(**{**FAST_MLP, "max_epochs": 5})
+    model = CrossFitDistiller(LogisticRegression(), student, n_folds=2, random_state=0)
     search = GridSearchCV(model, {"student__width_multiplier": [0.5, 1.0]}, cv=2).fit(X, y)
     assert search.best_estimator_.student_.module_ is not None
 
