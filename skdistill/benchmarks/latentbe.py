@@ -24,7 +24,7 @@ from ..calibration import apply_temperature, fit_temperature
 from ..datasets import load_fashion_mnist, load_mnist
 from ..distillers import EnsembleDistiller
 from ..metrics import entropy, expected_calibration_error, negative_log_likelihood
-from ..students import LatentBEStudent, MLPStudent
+from ..students import CNNStudent, LatentBECNNStudent, LatentBEStudent, MLPStudent
 from ..teachers import DeepEnsembleTeacher
 
 #: row label -> (student kind, method, perturbation)
@@ -53,6 +53,10 @@ def _parse(argv):
     parser.add_argument("--n-train", type=int, default=10000)
     parser.add_argument("--n-val", type=int, default=2000)
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 256])
+    parser.add_argument("--arch", choices=["mlp", "cnn"], default="mlp",
+                        help="cnn: the GPED 'mnist' CNN (Conv10-Conv20-FC80) for every network")
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS),
+                        metavar="METHOD", help="subset of the distillation rows")
     parser.add_argument("--teacher-epochs", type=int, default=10)
     parser.add_argument("--student-epochs", type=int, default=10)
     parser.add_argument("--temperature", type=float, default=4.0)
@@ -84,11 +88,16 @@ def _scores(p_val, y_val, p_test, y_test):
 
 
 def _mlp(args, seed, epochs):
+    if args.arch == "cnn":
+        return CNNStudent(max_epochs=epochs, lr=1e-3, random_state=seed)
     return MLPStudent(hidden_layer_sizes=tuple(args.hidden), max_epochs=epochs, lr=1e-3,
                       random_state=seed)
 
 
 def _be(args, seed):
+    if args.arch == "cnn":
+        return LatentBECNNStudent(n_members=4, max_epochs=args.student_epochs, lr=1e-3,
+                                  prior_strength=args.prior_strength, random_state=seed)
     return LatentBEStudent(n_members=4, hidden_layer_sizes=tuple(args.hidden),
                            max_epochs=args.student_epochs, lr=1e-3,
                            prior_strength=args.prior_strength, random_state=seed)
@@ -115,19 +124,22 @@ def _accuracy(args):
                                       random_state=seed).fit(X, y)
         train_time.setdefault("DE-4 teacher", []).append(time.perf_counter() - start)
         models = {"DE-4 teacher": teacher}
-        for label in METHODS:
+        for label in args.methods:
             models[label], seconds = _distil(args, teacher, label, seed, X, y)
             train_time.setdefault(label, []).append(seconds)
             print(f"seed {seed} {label}: {seconds:.0f} s", flush=True)
         row = {}
         for label, model in models.items():
             row[label] = _scores(model.predict_proba(Xv), yv, model.predict_proba(Xt), yt)
-        be = models["KD + LatentBE + TDiv-SDiv"].student_
-        row[UNMERGED] = _scores(be.ensemble_proba(Xv).mean(0), yv,
-                                be.ensemble_proba(Xt).mean(0), yt)
+        if "KD + LatentBE + TDiv-SDiv" in models:
+            be = models["KD + LatentBE + TDiv-SDiv"].student_
+            row[UNMERGED] = _scores(be.ensemble_proba(Xv).mean(0), yv,
+                                    be.ensemble_proba(Xt).mean(0), yt)
         results.append(row)
         if seed == 0:
             for label in ("DE-4 teacher", "KD", "KD + LatentBE + TDiv-SDiv"):
+                if label not in models:
+                    continue
                 entropies[label] = (entropy(models[label].predict_proba(Xt)).tolist(),
                                     entropy(models[label].predict_proba(Xo)).tolist())
     _report(results, train_time)
@@ -157,7 +169,9 @@ def _plot_entropy(entropies, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(entropies), figsize=(4 * len(entropies), 3), sharey=True)
+    fig, axes = plt.subplots(1, len(entropies), figsize=(4 * len(entropies), 3), sharey=True,
+                             squeeze=False)
+    axes = axes[0]
     bins = np.linspace(0, np.log(10), 31)
     for ax, (label, (ind, ood)) in zip(axes, entropies.items()):
         ax.hist(ind, bins=bins, alpha=0.6, density=True, label="Fashion-MNIST test (ID)")
