@@ -1,6 +1,5 @@
 """SGLDTeacher: posterior sampling, Monte Carlo expectations, chain control and input errors."""
 import pickle
-import warnings
 
 import numpy as np
 import pytest
