@@ -31,8 +31,8 @@ def rng():
 
 
 def pytest_configure(config):
-    # Two xdist workers share two cores: one torch thread each avoids oversubscription.
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        import torch
+    # Test networks are tiny: a second intra-op thread only spins, and with two xdist workers
+    # on two cores it makes each fit many times slower. Doctests get the same setting.
+    import torch
 
-        torch.set_num_threads(1)
+    torch.set_num_threads(1)

@@ -24,16 +24,6 @@ from skdistill.losses import (corrected_targets, gamma_correction, squared_error
 FAST_MLP = dict(hidden_layer_sizes=(16,), max_epochs=30, lr=1e-2, random_state=0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # Tiny networks: a second intra-op thread only spins, and on a busy 2-core machine (two
-    # xdist workers) it makes each fit ~50x slower.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def binary():
     return make_classification(n_samples=300, n_features=6, n_informative=4, flip_y=0.1,

@@ -3,21 +3,11 @@ import pickle
 
 import numpy as np
 import pytest
-import torch
 from sklearn.datasets import load_digits, make_classification
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skdistill import CNNStudent, GPEDDistiller, MLPStudent, SGLDTeacher
 from skdistill.metrics import entropy_mae, negative_log_likelihood
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two workers on two shared cores: a second intra-op thread only spins.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +31,6 @@ def gped(**kwargs):
 @pytest.fixture(scope="module")
 def fitted(data):
     X, y, _, _ = data
-    torch.set_num_threads(1)
     return gped().fit(X, y)
 
 

@@ -8,15 +8,6 @@ from skdistill.expectations import (OnlineMeanEstimator, StochasticEstimator, ex
 from skdistill.samplers import PolynomialDecay, as_schedule, sgld_chain, sgld_step_, sgld_update_
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two workers on two shared cores: a second intra-op thread only spins.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_sgld_chain_matches_the_moments_of_a_correlated_gaussian():
     mean = torch.tensor([1.0, -2.0], dtype=torch.float64)
     cov = torch.tensor([[1.0, 0.8], [0.8, 2.0]], dtype=torch.float64)

@@ -11,15 +11,6 @@ from skdistill import SGLDTeacher
 from skdistill.nets import CNN
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Two workers on two shared cores: a second intra-op thread only spins.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def data():
     X, y = make_classification(n_samples=200, n_features=5, random_state=0)
