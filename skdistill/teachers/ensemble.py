@@ -9,7 +9,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from .._validation import align_proba, check_two_classes
+from .._validation import align_proba, check_two_classes, named_errors
 
 
 def _fit_member(estimator, X, y):
@@ -93,7 +93,7 @@ class DeepEnsembleTeacher(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self
         """
         self._validate_params()
-        X, y = validate_data(self, X, y, allow_nd=True)
+        X, y = named_errors(self, validate_data, self, X, y, allow_nd=True)
         check_classification_targets(y)
         self.classes_ = np.unique(y)
         check_two_classes(self, self.classes_)
@@ -112,7 +112,7 @@ class DeepEnsembleTeacher(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     def sample_proba(self, X):
         """Every member's class probabilities: shape ``(n_members, n_samples, n_classes)``."""
         check_is_fitted(self, "members_")
-        X = validate_data(self, X, reset=False, allow_nd=True)
+        X = named_errors(self, validate_data, self, X, reset=False, allow_nd=True)
         return np.stack([
             align_proba(np.asarray(m.predict_proba(X), dtype=np.float64), m.classes_,
                         self.classes_)

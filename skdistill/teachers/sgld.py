@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from .._validation import check_two_classes, param_error
+from .._validation import check_two_classes, named_errors, param_error
 from ..expectations import EXPECTATIONS
 from ..nets import MLP
 from ..samplers import as_schedule, sgld_step_
@@ -285,8 +285,9 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
 
     def _check_fit_data(self, X, y):
         self._validate_params()
-        X, y = validate_data(self, X, y, allow_nd=True, dtype=("float32", "float64"),
-                             reset=not (self.warm_start and hasattr(self, "module_")))
+        X, y = named_errors(self, validate_data, self, X, y, allow_nd=True,
+                            dtype=("float32", "float64"),
+                            reset=not (self.warm_start and hasattr(self, "module_")))
         check_classification_targets(y)
         classes, y_enc = np.unique(y, return_inverse=True)
         check_two_classes(self, classes)
@@ -335,7 +336,8 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__}: the chain kept no posterior sample; "
                              f"raise n_iter (now {self.n_iter}) above burn_in ({self.burn_in}) "
                              f"+ thinning ({self.thinning}).")
-        X = validate_data(self, X, reset=False, allow_nd=True, dtype=("float32", "float64"))
+        X = named_errors(self, validate_data, self, X, reset=False, allow_nd=True,
+                         dtype=("float32", "float64"))
         return torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32)
 
     def _iter_sample_proba(self, Xt, batch_size=4096):
