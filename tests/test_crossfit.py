@@ -141,6 +141,29 @@ def test_student_is_fitted_to_the_corrected_out_of_fold_targets(binary):
         assert np.allclose(model.predict_proba(X)[:, 1], np.clip(q, 0, 1))
 
 
+@pytest.mark.parametrize("gamma_alpha", [0.0, 0.05])
+def test_temperature_does_not_soften_a_regressor_students_targets(gamma_alpha):
+    # Temperature belongs to the soft-target cross-entropy of a network student; a regressor
+    # student is fitted to the corrected targets of the unsoftened out-of-fold probabilities,
+    # so with T=4 a full-depth tree reproduces them on its training rows, exactly as with T=1.
+    X, y = make_classification(n_samples=80, n_features=4, n_informative=3, n_redundant=0,
+                               random_state=1)
+    for temperature in (1.0, 4.0):
+        model = CrossFitDistiller(RandomForestClassifier(n_estimators=10, random_state=0),
+                                  DecisionTreeRegressor(max_depth=None), n_folds=3,
+                                  gamma_alpha=gamma_alpha, loss="ce",
+                                  temperature=temperature, random_state=0).fit(X, y)
+        expected = corrected_targets(np.eye(2)[y], model.oof_proba_, gamma_alpha, "p")
+        assert np.allclose(model.predict_proba(X), expected, atol=1e-6, rtol=0)
+    # Multiclass: one output column per class, still on the unsoftened probability scale.
+    X, y = load_iris(return_X_y=True)
+    model = CrossFitDistiller(RandomForestClassifier(n_estimators=10, random_state=0),
+                              DecisionTreeRegressor(max_depth=None), n_folds=3,
+                              gamma_alpha=gamma_alpha, temperature=4.0, random_state=0).fit(X, y)
+    expected = corrected_targets(np.eye(3)[y], model.oof_proba_, gamma_alpha, "p")
+    assert np.allclose(model.student_.predict(X), expected, atol=1e-6, rtol=0)
+
+
 @pytest.mark.parametrize("loss", ["ce", "sel", "mse"])
 def test_multiclass_with_regressor_and_network_students(loss):
     X, y = load_iris(return_X_y=True)

@@ -71,8 +71,12 @@ class CrossFitDistiller(BaseDistiller):
         ``"mse"``: squared error between the student's probabilities and the targets. For a
         regressor student only the scale matters (log scale for ``"sel"``).
     temperature : float, default=1.0
-        With ``loss="ce"``, teacher probabilities are softened to ``softmax(log p / T)`` before
-        the correction and the student's logits are divided by ``T`` in the loss.
+        With ``loss="ce"`` and a skdistill (network) student, teacher probabilities are
+        softened to ``softmax(log p / T)`` before the correction and the student's logits are
+        divided by ``T`` in the loss, so its ``predict_proba`` (at ``T = 1``) estimates the
+        unsoftened probabilities. A scikit-learn regressor student has no such loss to undo the
+        softening, so it ignores ``temperature``: it is fitted to the corrected targets of the
+        unsoftened ``oof_proba_`` and ``predict_proba`` returns them, for any ``T``.
     stratify : bool, default=True
         Stratify the folds by class.
     refit_teacher : bool, default=True
@@ -210,13 +214,18 @@ class CrossFitDistiller(BaseDistiller):
         self.oof_proba_ = oof
 
         scale, make_criterion = LOSSES[self.loss]
-        proba = soften(oof, self.temperature) if self.loss == "ce" else oof
+        # Temperature is part of the soft-target cross-entropy of a network student (targets
+        # softened here, logits divided by T in the loss, so its predict_proba is unsoftened).
+        # A regressor has no such loss to undo the softening: it ignores the temperature.
+        regressor = is_regressor(student)
+        soften_targets = self.loss == "ce" and not regressor
+        proba = soften(oof, self.temperature) if soften_targets else oof
         onehot = np.eye(len(self.classes_))[y_enc]
         targets = corrected_targets(onehot, proba, self.gamma_alpha, scale)
         self.targets_scale_ = scale
 
         self.student_ = self._seeded_clone(student, offset=1)
-        if is_regressor(self.student_):
+        if regressor:
             self.student_.fit(X, targets[:, 1] if len(self.classes_) == 2 else targets)
         else:
             self.student_._fit_targets(X, y, targets.astype(np.float32),
