@@ -6,7 +6,7 @@ import pytest
 from sklearn.datasets import load_digits, make_classification
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skdistill import CNNStudent, GPEDDistiller, MLPStudent, SGLDTeacher
+from skdistill import CNNStudent, GPEDDistiller, LatentBEStudent, MLPStudent, SGLDTeacher
 from skdistill.metrics import entropy_mae, negative_log_likelihood
 
 
@@ -110,6 +110,40 @@ def test_variance_and_callable_targets_get_their_own_heads(data):
         model.predict_expectation(X_test, "entropy")
     with pytest.raises(ValueError, match="GPEDDistiller: parameter target=.*\"entropy\""):
         model.predict_uncertainty(X_test)
+
+
+def test_callable_heads_get_unique_names_and_stay_reachable(data):
+    X, y, X_test, _ = data
+    first, second = (lambda p: p[:, 0]), (lambda p: 1 - p[:, 1:])
+    model = gped(n_iter=300, target=[first, second, first]).fit(X, y)
+    assert model.targets_ == ["predictive", "<lambda>", "<lambda>_1"]
+    a, b = model.predict_expectation(X_test, first), model.predict_expectation(X_test, second)
+    assert a.shape == (100,) and b.shape == (100, 2)
+    np.testing.assert_allclose(model.predict_expectation(X_test, "<lambda>_1"), b)
+    with pytest.raises(ValueError, match="GPEDDistiller: parameter target=.*distilled targets"):
+        model.predict_expectation(X_test, lambda p: p[:, 0])  # never given to fit
+
+
+def test_callable_named_like_a_builtin_does_not_replace_its_head(data):
+    X, y, X_test, _ = data
+
+    def entropy(p):
+        return p[:, :2]
+
+    for target, names in ((["entropy", entropy], ["predictive", "entropy", "entropy_1"]),
+                          ([entropy, "entropy"], ["predictive", "entropy_1", "entropy"])):
+        model = gped(n_iter=300, target=target).fit(X, y)
+        assert model.targets_ == names
+        builtin = model.predict_expectation(X_test, "entropy")
+        assert builtin.shape == (100,) and (builtin > 0).all()  # the softplus entropy head
+        assert model.predict_expectation(X_test, entropy).shape == (100, 2)
+        assert model.predict_uncertainty(X_test).aleatoric.shape == (100,)
+
+
+def test_student_without_trunk_and_head_is_rejected(data):
+    X, y, _, _ = data
+    with pytest.raises(TypeError, match="GPEDDistiller: parameter student=.*trunk and a head"):
+        gped(student=LatentBEStudent(), n_iter=10).fit(X, y)
 
 
 def test_cnn_student_on_images():

@@ -66,6 +66,8 @@ class GPEDDistiller(BaseDistiller):
         Its SGLD settings (step size, prior, batch size, network) drive the chain.
         ``None`` means ``SGLDTeacher()``.
     student : MLPStudent or CNNStudent, default=None
+        A student whose network has a trunk and a head (``features``, ``head``,
+        ``n_hidden_out``); others (e.g. ``LatentBEStudent``) raise a ``TypeError``.
         The architecture (trunk) and optimiser settings (``optimizer``, ``lr``,
         ``weight_decay``, ``device``) of the student; its ``max_epochs`` and ``batch_size``
         are not used (one step per posterior sample, ``distill_batch_size`` rows).
@@ -76,8 +78,11 @@ default="predictive"
         ``"predictive"`` (softmax head, soft-target cross-entropy), ``"entropy"`` (expected
         entropy, softplus scalar head, L1 loss), ``"variance"`` (``p (1 - p)`` per class,
         ``sigmoid / 4`` head, L1 loss), or a callable ``g`` mapping a ``(n, C)`` probability
-        tensor to ``(n,)`` or ``(n, k)`` (linear head, L1 loss). A predictive head is always
-        trained so that the student is a classifier.
+        tensor to ``(n,)`` or ``(n, k)`` (linear head, L1 loss). A callable's head is named
+        after its ``__name__``, with a suffix ``_1``, ``_2``, ... where that name repeats or is
+        a built-in target's (two lambdas: ``"<lambda>"``, ``"<lambda>_1"``; a function named
+        ``entropy``: ``"entropy_1"``). A predictive head is always trained so that the student
+        is a classifier.
     estimator : {"online", "stochastic"}, default="online"
         U_o or U_s.
     n_iter, burn_in : int, default=None
@@ -108,7 +113,8 @@ default="predictive"
     module_ : MultiHeadNet
         The student network with all heads (shares parameters with ``student_.module_``).
     targets_ : list of str
-        Head names, ``"predictive"`` first (a callable's head is named after the callable).
+        Head names, ``"predictive"`` first (a callable's head is named after the callable,
+        made unique as described under ``target``).
     n_student_steps_ : int
     estimator_nbytes_ : int
         Memory held by the estimators' per-example state (0 for U_s).
@@ -185,7 +191,15 @@ default="predictive"
             if isinstance(item, str) and item in EXPECTATIONS:
                 targets[item] = EXPECTATIONS[item]
             elif callable(item):
-                targets[getattr(item, "__name__", f"target_{len(targets)}")] = item
+                if any(g is item for g in targets.values()):
+                    continue  # the same callable twice: one head
+                # unique head name, never a built-in one (ModuleDict keys can't contain ".")
+                base = str(getattr(item, "__name__", "") or "target").replace(".", "_")
+                name, i = base, 0
+                while name in targets or name in EXPECTATIONS:
+                    i += 1
+                    name = f"{base}_{i}"
+                targets[name] = item
             else:
                 raise param_error(self, "target", item,
                                   f"one of {sorted(EXPECTATIONS)}, a callable, or a list of "
@@ -251,10 +265,14 @@ default="predictive"
         device = torch.device(self.student_.device)
         with seeded(seed, device):
             base = self.student_._build_module(n_classes)
+            if not all(hasattr(base, a) for a in ("features", "head", "n_hidden_out")):
+                raise param_error(self, "student", student, "an MLPStudent or CNNStudent (a "
+                                  "network with a trunk and a head)", TypeError)
             heads = {name: self._head(name, g, base.n_hidden_out, n_classes)
                      for name, g in targets.items()}
             self.module_ = MultiHeadNet(base.features, heads).to(device)
         self.targets_ = list(targets)
+        self._target_fns = targets
         estimators = {name: ESTIMATORS[self.estimator](len(Xd), output_size(g, n_classes))
                       for name, g in targets.items()}
         self.estimator_nbytes_ = sum(u.nbytes for u in estimators.values())
@@ -330,8 +348,12 @@ default="predictive"
         return {name: (torch.cat(v) if v else torch.empty(0)) for name, v in parts.items()}
 
     def _head_name(self, target):
-        name = target if isinstance(target, str) else getattr(target, "__name__", None)
-        if name not in getattr(self, "targets_", []):
+        """Head of ``target``: a head name, or a callable given to ``fit`` (by identity)."""
+        if isinstance(target, str):
+            name = target
+        else:
+            name = next((n for n, g in self._target_fns.items() if g is target), None)
+        if name not in self.targets_:
             raise param_error(self, "target", target,
                               f"one of the distilled targets {self.targets_}")
         return name
@@ -343,7 +365,9 @@ default="predictive"
         ----------
         X : array-like
         target : str or callable, default="predictive"
-            A distilled target (see ``targets_``): ``"predictive"`` gives ``(n, C)``
+            A distilled target: a head name in ``targets_`` or a callable passed in
+            ``target`` to ``fit`` (the same object, matched by identity; a callable's unique
+            head name, e.g. ``"<lambda>_1"``, also works). ``"predictive"`` gives ``(n, C)``
             probabilities, ``"entropy"`` ``(n,)``, ``"variance"`` ``(n, C)``.
 
         Returns
