@@ -171,6 +171,48 @@ def speed(args):
     return out
 
 
+def _memory_child(estimator, n_unlabeled, n_features, queue):
+    """In a fresh process: peak-RSS growth of one GPED fit on a large distillation set."""
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((2000, n_features), dtype=np.float32)
+    y = (X[:, 0] > 0).astype(np.int64) + (X[:, 1] > 0)
+    X_unlabeled = rng.standard_normal((n_unlabeled, n_features), dtype=np.float32)
+    gped = GPEDDistiller(
+        SGLDTeacher(hidden_layer_sizes=(16,), step_size=1e-4, max_samples=2, random_state=0),
+        MLPStudent(hidden_layer_sizes=(16,)), target=["predictive", "entropy"],
+        estimator=estimator, n_iter=300, burn_in=100, thinning=10, random_state=0)
+    # One untimed fit on a small set first, so torch's and the optimiser's one-off
+    # allocations are paid before the baseline is read.
+    gped.fit(X, y, X_unlabeled=X_unlabeled[:1000])
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    gped.fit(X, y, X_unlabeled=X_unlabeled)
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    queue.put((after - before, int(gped.estimator_nbytes_)))
+
+
+def memory(args):
+    """Peak memory of U_o vs U_s on a distillation set large enough for RSS to resolve it."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    n, d = args.memory_rows, 10
+    rows = {}
+    for estimator in ("online", "stochastic"):
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_memory_child, args=(estimator, n, d, queue))
+        proc.start()
+        rows[estimator] = queue.get()
+        proc.join()
+    expected = 4 * n * ((3 + 1) + (1 + 1))  # float32 means + int32 counts: 3 classes, entropy
+    print(f"| N' | expected U_o state | U_o estimator_nbytes_ | peak RSS growth U_o | "
+          f"peak RSS growth U_s | U_o - U_s |")
+    print(f"| {n:,} | {expected:,} | {rows['online'][1]:,} | {rows['online'][0]:,} | "
+          f"{rows['stochastic'][0]:,} | {rows['online'][0] - rows['stochastic'][0]:,} |")
+    return {"n_unlabeled": n, "expected_bytes": expected,
+            "online": rows["online"], "stochastic": rows["stochastic"]}
+
+
 def main(argv=()):
     parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks gped_mnist",
                                      description=__doc__.splitlines()[0])
@@ -191,6 +233,9 @@ def main(argv=()):
                         help="the paper's budget: 10^6 SGLD steps (for a GPU: add --device cuda)")
     parser.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
     parser.add_argument("--speed", action="store_true", help="only the speed ratios")
+    parser.add_argument("--memory", action="store_true",
+                        help="only the measured peak memory of U_o vs U_s")
+    parser.add_argument("--memory-rows", type=int, default=2_000_000)
     parser.add_argument("--speed-steps", type=int, default=1000)
     parser.add_argument("--speed-repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1)
@@ -202,7 +247,9 @@ def main(argv=()):
     print(f"# gped_mnist {vars(args)}")
     for name, text in PAPER.items():
         print(f"# paper {name}: {text}")
-    if args.speed:
+    if args.memory:
+        result = memory(args)
+    elif args.speed:
         print("| model | steps x repeats | bare SGLD steps/s | SGLDTeacher steps/s | "
               "teacher/bare speed, best (median) | GPED(thinning 100)/SGLD time, best (median) |")
         result = speed(args)
