@@ -7,7 +7,6 @@ from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import InvalidParameterError
-from torch import nn
 
 from skdistill import (DeepEnsembleTeacher, EnsembleDistiller, LatentBEStudent, MLPStudent)
 from skdistill.losses import (ae_kd_weights, dirichlet_kl, project_capped_simplex,
@@ -235,3 +234,33 @@ def test_gradient_perturbation_needs_teacher_networks(data):
     with pytest.raises(ValueError, match="perturbation='tdiv-sdiv'.*modules_"):
         EnsembleDistiller(teacher, MLPStudent(max_epochs=1), method="kd",
                           perturbation="tdiv-sdiv").fit(*data)
+
+
+@pytest.mark.parametrize("perturbation", [None, "gaussian"])
+def test_own_training_loop_uses_the_students_optimizer(data, teacher, perturbation):
+    """Rprop takes no weight_decay: the distiller builds it the way the student's fit does."""
+    X, y = data
+    student = LatentBEStudent(n_members=teacher.n_members, optimizer=torch.optim.Rprop,
+                              random_state=0, **{**FAST, "max_epochs": 2, "lr": 1e-3})
+    distilled = EnsembleDistiller(teacher, student, perturbation=perturbation).fit(X, y)
+    assert np.isfinite(distilled.predict_proba(X)).all()
+    assert isinstance(student._make_optimizer([torch.zeros(1, requires_grad=True)]),
+                      torch.optim.Rprop)
+
+
+def test_clean_teacher_probabilities_are_computed_once(data, teacher):
+    """Without perturbation the members see each training row once, not once per epoch."""
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = data
+    calls = []
+    handles = [m.register_forward_hook(lambda m, inp, out: calls.append(len(inp[0])))
+               for m in teacher.modules_]
+    try:
+        EnsembleDistiller(FrozenEstimator(teacher), MLPStudent(**{**FAST, "max_epochs": 3}),
+                          method="kd").fit(X, y)
+    finally:
+        for handle in handles:
+            handle.remove()
+    # Three epochs through the members would be 3 * len(X) rows per member.
+    assert len(X) * teacher.n_members <= sum(calls) < 2 * len(X) * teacher.n_members

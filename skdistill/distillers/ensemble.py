@@ -11,9 +11,9 @@ from skorch.history import History
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from .._validation import param_error
-from ..losses import ae_kd_weights, proxy_end2_loss, soften
+from ..losses import ae_kd_weights, proxy_end2_loss, soft_cross_entropy, soften
 from ..perturbations import PERTURBATIONS, default_size
-from ..students._base import draw_seed, resolve_optimizer, seeded
+from ..students._base import draw_seed, seeded
 from ._base import BaseDistiller
 
 METHODS = ("kd", "one-to-one", "ae-kd", "proxy-end2")
@@ -195,16 +195,22 @@ class EnsembleDistiller(BaseDistiller):
         return self
 
     # -- the training loop ------------------------------------------------------------------
-    def _teacher_fn(self, modules, device, X_raw):
+    def _teacher_fn(self, modules, device, X_raw, Xt):
         """``x_tensor, rows -> (M, B, C)`` teacher member probabilities."""
         if modules:
             nets = [copy.deepcopy(m).to(device).eval().requires_grad_(False) for m in modules]
 
-            def probs(x, rows):
+            def forward(x):
                 with torch.no_grad():
                     return torch.softmax(torch.stack([n(x) for n in nets]), dim=-1)
 
-            return probs, nets
+            if self.perturbation is None:
+                # Clean inputs never change: run the members once, not every batch of every
+                # epoch.
+                cached = torch.cat([forward(Xt[i:i + 4096].to(device))
+                                    for i in range(0, len(Xt), 4096)], dim=1)
+                return (lambda x, rows: cached[:, rows]), nets
+            return (lambda x, rows: forward(x)), nets
         cached = torch.as_tensor(self.teacher_.sample_proba(X_raw), dtype=torch.float32)
 
         def probs(x, rows):
@@ -222,15 +228,13 @@ class EnsembleDistiller(BaseDistiller):
         T = self.temperature
         if self.method == "proxy-end2":
             return torch.stack([proxy_end2_loss(zs, p) for zs in z]).mean()
-        log_q = F.log_softmax(z / T, dim=-1)
         if self.method == "kd":
-            target = soften(p.mean(0), T)
-            return -(target * log_q).sum(-1).mean() * T**2
+            return soft_cross_entropy(z, soften(p.mean(0), T), T) * T**2
         targets = soften(p, T)
         if self.method == "one-to-one":
-            return -(targets * log_q).sum(-1).mean() * T**2
+            return soft_cross_entropy(z, targets, T) * T**2
         # ae-kd: one KD loss per teacher, weighted by the min-norm point of their gradients.
-        losses = torch.stack([-(t * log_q).sum(-1).mean() * T**2 for t in targets])
+        losses = torch.stack([soft_cross_entropy(z, t, T) * T**2 for t in targets])
         grads = torch.stack([torch.autograd.grad(loss, z, retain_graph=True)[0].flatten()
                              for loss in losses])
         weights = ae_kd_weights(grads, cap=self.ae_kd_bound).to(losses.device)
@@ -241,11 +245,9 @@ class EnsembleDistiller(BaseDistiller):
         Xt = torch.as_tensor(np.require(Xs, requirements="W"), dtype=torch.float32)
         yt = torch.as_tensor(y_enc, dtype=torch.int64)
         clip = (float(Xt.min()), float(Xt.max()))
-        teacher_probs, nets = self._teacher_fn(modules, device, X_raw)
+        teacher_probs, nets = self._teacher_fn(modules, device, X_raw, Xt)
         perturb = PERTURBATIONS.get(self.perturbation)
-        opt_cls, opt_kwargs = resolve_optimizer(student, student.optimizer)
-        optimizer = opt_cls(module.parameters(), lr=student.lr,
-                            weight_decay=student.weight_decay, **opt_kwargs)
+        optimizer = student._make_optimizer(module.parameters())
         prior = getattr(student, "prior_strength", 0.0)
         history = History()
         module.train()

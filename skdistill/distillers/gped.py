@@ -13,7 +13,7 @@ from torch import nn
 from .._validation import param_error
 from ..expectations import ESTIMATORS, EXPECTATIONS, output_size
 from ..losses import soft_cross_entropy
-from ..students._base import draw_seed, resolve_optimizer, seeded
+from ..students._base import draw_seed, seeded
 from ._base import BaseDistiller
 
 
@@ -247,9 +247,6 @@ default="predictive"
         targets = self._targets()
         student = self._student()
         teacher = self._teacher()
-        if not hasattr(teacher, "iter_samples"):
-            raise param_error(self, "teacher", teacher,
-                              "a sampling teacher with iter_samples (SGLDTeacher)", TypeError)
         Xd = X if X_unlabeled is None else self._check_unlabeled(X_unlabeled)
         self.teacher_ = self._seeded_clone(teacher)
         self.teacher_.set_params(**{k: v for k, v in (("n_iter", self.n_iter),
@@ -258,8 +255,9 @@ default="predictive"
         if self.verbose:
             self.teacher_.set_params(verbose=self.verbose)
         self.student_ = self._seeded_clone(student, offset=1)
-        self.student_._check_X_y(X, y)
-        Xs = self.student_._check_X(Xd, reset=False)
+        Xs, _ = self.student_._check_X_y(X, y)
+        if X_unlabeled is not None:
+            Xs = self.student_._check_X(Xd, reset=False)
         seed = draw_seed(self.random_state)
         n_classes = len(self.classes_)
         device = torch.device(self.student_.device)
@@ -292,9 +290,7 @@ default="predictive"
         teacher_device = torch.device(self.teacher_.device)
         Xd_t = torch.as_tensor(np.require(Xd, requirements="W"), dtype=torch.float32)
         student_shape = Xs.shape[1:]
-        opt_cls, opt_kwargs = resolve_optimizer(self.student_, self.student_.optimizer)
-        optimizer = opt_cls(self.module_.parameters(), lr=self.student_.lr,
-                            weight_decay=self.student_.weight_decay, **opt_kwargs)
+        optimizer = self.student_._make_optimizer(self.module_.parameters())
         n, batch = len(Xd_t), min(self.distill_batch_size, len(Xd_t))
         gen = torch.Generator().manual_seed(seed)
         order, pos = torch.randperm(n, generator=gen), 0

@@ -164,11 +164,26 @@ class BaseStudent(ClassifierMixin, BaseEstimator):
         check_two_classes(self, self.classes_)
         return X, y
 
-    def _make_net(self, module, criterion, seed):
-        opt_cls, opt_kwargs = resolve_optimizer(self, self.optimizer)
-        opt_kwargs = {f"optimizer__{k}": v for k, v in opt_kwargs.items()}
+    def _optimizer_spec(self):
+        """``(optimizer class, keyword arguments)`` from ``optimizer`` and ``weight_decay``.
+
+        ``weight_decay`` is passed only when non-zero, so optimizers without that argument
+        (``Rprop``, ``LBFGS``) work with the default.
+        """
+        opt_cls, kwargs = resolve_optimizer(self, self.optimizer)
+        kwargs = dict(kwargs)
         if self.weight_decay:
-            opt_kwargs["optimizer__weight_decay"] = self.weight_decay
+            kwargs["weight_decay"] = self.weight_decay
+        return opt_cls, kwargs
+
+    def _make_optimizer(self, params):
+        """The optimizer ``fit`` would use, for distillers that run their own training loop."""
+        opt_cls, kwargs = self._optimizer_spec()
+        return opt_cls(params, lr=self.lr, **kwargs)
+
+    def _make_net(self, module, criterion, seed):
+        opt_cls, opt_kwargs = self._optimizer_spec()
+        opt_kwargs = {f"optimizer__{k}": v for k, v in opt_kwargs.items()}
         split = None
         if self.validation_fraction is not None:
             split = ValidSplit(self.validation_fraction, stratified=False, random_state=seed)
