@@ -1,6 +1,5 @@
 """Input checks shared by the estimators: errors name the estimator, parameter and value."""
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
 
 def param_error(estimator, name, value, expected, cls=ValueError):
@@ -43,13 +42,6 @@ def check_soft_targets(estimator, soft_targets, n_samples, n_classes, name="soft
     return P / sums[:, None]
 
 
-def check_has_predict_proba(owner, name, estimator):
-    """A teacher must expose ``predict_proba``."""
-    if not hasattr(estimator, "predict_proba"):
-        raise param_error(owner, name, estimator,
-                          "a classifier with a predict_proba method", TypeError)
-
-
 def check_two_classes(estimator, classes):
     """Classifiers need at least two classes in ``y``."""
     if len(classes) < 2:
@@ -88,5 +80,4 @@ def align_proba(proba, source_classes, target_classes):
     return out
 
 
-__all__ = ["param_error", "named_errors", "check_soft_targets", "check_has_predict_proba",
-           "check_two_classes", "align_proba", "check_is_fitted"]
+__all__ = ["param_error", "named_errors", "check_soft_targets", "check_two_classes", "align_proba"]

@@ -205,8 +205,8 @@ def memory(args):
         rows[estimator] = queue.get()
         proc.join()
     expected = 4 * n * ((3 + 1) + (1 + 1))  # float32 means + int32 counts: 3 classes, entropy
-    print(f"| N' | expected U_o state | U_o estimator_nbytes_ | peak RSS growth U_o | "
-          f"peak RSS growth U_s | U_o - U_s |")
+    print("| N' | expected U_o state | U_o estimator_nbytes_ | peak RSS growth U_o | "
+          "peak RSS growth U_s | U_o - U_s |")
     print(f"| {n:,} | {expected:,} | {rows['online'][1]:,} | {rows['online'][0]:,} | "
           f"{rows['stochastic'][0]:,} | {rows['online'][0] - rows['stochastic'][0]:,} |")
     return {"n_unlabeled": n, "expected_bytes": expected,

@@ -2,11 +2,11 @@
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..students._base import draw_seed
 from .._validation import align_proba, check_two_classes, named_errors, param_error
 
 
@@ -45,7 +45,7 @@ class BaseDistiller(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         est = clone(estimator)
         if self.random_state is not None and "random_state" in est.get_params():
             if est.get_params()["random_state"] is None:
-                seed = check_random_state(self.random_state).randint(2**31 - 1) + offset
+                seed = draw_seed(self.random_state) + offset
                 est.set_params(random_state=int(seed % (2**31 - 1)))
         return est
 

@@ -7,10 +7,10 @@ from scipy.special import softmax
 from sklearn.base import is_classifier, is_regressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import KFold, StratifiedKFold
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 
 from .._validation import param_error
+from ..students._base import draw_seed
 from ..losses import (SoftTargetCrossEntropy, SquaredErrorLogits,
                       SquaredErrorProba, corrected_targets, soften)
 from ._base import BaseDistiller
@@ -175,7 +175,7 @@ class CrossFitDistiller(BaseDistiller):
         if self.n_folds > min_count:
             raise param_error(self, "n_folds", self.n_folds,
                               f"at most {min_count}, the number of samples in the smallest class")
-        seed = check_random_state(self.random_state).randint(2**31 - 1)
+        seed = draw_seed(self.random_state)
         cls = StratifiedKFold if self.stratify else KFold
         return list(cls(self.n_folds, shuffle=True, random_state=seed).split(X, y_enc))
 

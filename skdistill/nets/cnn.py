@@ -1,5 +1,4 @@
 """Convolutional classifier networks of the GPED paper, with width multipliers K1 and K2."""
-import torch
 from torch import nn
 
 from .mlp import make_activation, scaled_widths

@@ -2,7 +2,6 @@
 import math
 from numbers import Real
 
-import torch
 from torch import nn
 
 ACTIVATIONS = {

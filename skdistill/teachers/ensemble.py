@@ -9,6 +9,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from ..students._base import draw_seed
 from .._validation import align_proba, check_two_classes, named_errors
 
 
@@ -102,7 +103,7 @@ class DeepEnsembleTeacher(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         for _ in range(self.n_members):
             member = clone(self._base())
             if "random_state" in member.get_params():
-                member.set_params(random_state=int(rng.randint(np.iinfo(np.int32).max)))
+                member.set_params(random_state=draw_seed(rng))
             members.append(member)
         self.members_ = Parallel(n_jobs=self.n_jobs)(
             delayed(_fit_member)(member, X, y) for member in members)
