@@ -227,12 +227,10 @@ class BaseStudent(ClassifierMixin, BaseEstimator):
         return self
 
     # -- inference --------------------------------------------------------------------------
-    def _logits(self, X, batch_size=4096):
-        """Raw network outputs for ``X`` as a float32 torch tensor on the CPU."""
-        check_is_fitted(self, "module_")
+    def _run(self, module, X, batch_size=4096):
+        """Validate ``X`` and run ``module`` on it in eval mode, chunk by chunk (CPU outputs)."""
         X = self._check_X(X, reset=False)
         Xt = torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32)
-        module = self.module_
         device = next(module.parameters()).device
         was_training = module.training
         module.eval()
@@ -240,6 +238,12 @@ class BaseStudent(ClassifierMixin, BaseEstimator):
             out = [module(Xt[i:i + batch_size].to(device)).cpu()
                    for i in range(0, len(Xt), batch_size)]
         module.train(was_training)
+        return out
+
+    def _logits(self, X, batch_size=4096):
+        """Raw network outputs for ``X`` as a float32 torch tensor on the CPU."""
+        check_is_fitted(self, "module_")
+        out = self._run(self.module_, X, batch_size)
         return torch.cat(out) if out else torch.empty(0, len(self.classes_))
 
     def predict_log_proba(self, X):

@@ -1,7 +1,6 @@
 """LatentBE students: BatchEnsemble networks merged into one plain network after training."""
 import numbers
 
-import numpy as np
 import torch
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
@@ -70,15 +69,6 @@ class _LatentBEMixin:
         self.merged_module_ = merge_batch_ensemble(module)
         return self
 
-    def _run(self, module, X, batch_size=4096):
-        X = self._check_X(X, reset=False)
-        Xt = torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32)
-        device = next(module.parameters()).device
-        with torch.inference_mode():
-            out = [module(Xt[i:i + batch_size].to(device)).cpu()
-                   for i in range(0, len(Xt), batch_size)]
-        return out
-
     def _logits(self, X, batch_size=4096):
         """Logits of the merged network (the one deployed)."""
         check_is_fitted(self, "merged_module_")
@@ -92,7 +82,6 @@ class _LatentBEMixin:
         :meth:`predict_proba`, the merged network.
         """
         check_is_fitted(self, "module_")
-        self.module_.eval()
         out = self._run(self.module_, X)
         logits = torch.cat(out, dim=1) if out else torch.empty(
             self.n_members, 0, len(self.classes_))
