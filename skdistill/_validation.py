@@ -1,4 +1,6 @@
 """Input checks shared by the estimators: errors name the estimator, parameter and value."""
+import numbers
+
 import numpy as np
 
 
@@ -42,6 +44,14 @@ def check_soft_targets(estimator, soft_targets, n_samples, n_classes, name="soft
     return P / sums[:, None]
 
 
+def check_layer_sizes(estimator, sizes, name="hidden_layer_sizes"):
+    """Hidden layer widths as a tuple of positive ints (one int is one layer)."""
+    layers = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
+    if not all(isinstance(s, numbers.Integral) and s >= 1 for s in layers):
+        raise param_error(estimator, name, sizes, "positive integers")
+    return layers
+
+
 def check_two_classes(estimator, classes):
     """Classifiers need at least two classes in ``y``."""
     if len(classes) < 2:
@@ -80,4 +90,5 @@ def align_proba(proba, source_classes, target_classes):
     return out
 
 
-__all__ = ["param_error", "named_errors", "check_soft_targets", "check_two_classes", "align_proba"]
+__all__ = ["param_error", "named_errors", "check_soft_targets", "check_two_classes",
+           "check_layer_sizes", "align_proba"]

@@ -4,7 +4,7 @@ import numbers
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
-from .._validation import named_errors, param_error
+from .._validation import check_layer_sizes, named_errors, param_error
 from ..nets import MLP, scaled_widths
 from ..nets.mlp import ACTIVATIONS
 from ._base import BaseStudent
@@ -105,11 +105,7 @@ class MLPStudent(BaseStudent):
         self.random_state = random_state
 
     def _hidden_sizes(self):
-        sizes = self.hidden_layer_sizes
-        sizes = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
-        if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
-            raise param_error(self, "hidden_layer_sizes", self.hidden_layer_sizes,
-                              "positive integers")
+        sizes = check_layer_sizes(self, self.hidden_layer_sizes)
         mult = self.width_multiplier
         mults = [mult] if isinstance(mult, numbers.Real) else list(mult)
         if not all(isinstance(m, numbers.Real) and m > 0 for m in mults):

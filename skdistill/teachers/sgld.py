@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from .._validation import check_two_classes, named_errors, param_error
+from .._validation import check_layer_sizes, check_two_classes, named_errors, param_error
 from ..expectations import EXPECTATIONS
 from ..nets import MLP
 from ..samplers import as_schedule, sgld_step_
@@ -302,12 +302,8 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
     def _build_module(self):
         n_classes = len(self.classes_)
         if self.module is None:
-            sizes = self.hidden_layer_sizes
-            sizes = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
-            if not all(isinstance(s, numbers.Integral) and s >= 1 for s in sizes):
-                raise param_error(self, "hidden_layer_sizes", self.hidden_layer_sizes,
-                                  "positive integers")
-            return MLP(self.n_features_in_, n_classes, sizes)
+            return MLP(self.n_features_in_, n_classes,
+                       check_layer_sizes(self, self.hidden_layer_sizes))
         module = copy.deepcopy(self.module)
         for layer in module.modules():
             if hasattr(layer, "reset_parameters"):
