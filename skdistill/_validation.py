@@ -1,13 +1,20 @@
 """Input checks shared by the estimators: errors name the estimator, parameter and value."""
 import numbers
+import warnings
 
 import numpy as np
+import torch
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import column_or_1d
+
+#: Largest finite float32: inputs beyond it become inf inside every torch network.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def param_error(estimator, name, value, expected, cls=ValueError):
     """Build the standard error for a bad parameter or argument value."""
-    owner = estimator if isinstance(estimator, str) else type(estimator).__name__
-    return cls(f"{owner}: parameter {name}={_short(value)} is invalid; expected {expected}.")
+    return cls(f"{_owner_name(estimator)}: parameter {name}={_short(value)} is invalid; "
+               f"expected {expected}.")
 
 
 def _short(value):
@@ -62,19 +69,159 @@ def check_two_classes(estimator, classes):
         )
 
 
-def named_errors(owner, check, /, *args, **kwargs):
-    """Run a scikit-learn validation function; prefix its ValueError with the estimator's name.
+def _owner_name(owner):
+    return owner if isinstance(owner, str) else type(owner).__name__
 
-    scikit-learn's messages for inf or a wrong dtype do not always say which estimator
-    refused the data; ours always do.
+
+def named_errors(owner, check, /, *args, **kwargs):
+    """Run a scikit-learn validation function; prefix its error with the estimator's name.
+
+    scikit-learn's messages for inf, sparse input or a wrong dtype do not always say which
+    estimator refused the data; ours always do.
     """
-    name = type(owner).__name__
+    name = _owner_name(owner)
     try:
         return check(*args, **kwargs)
-    except ValueError as exc:
+    except (ValueError, TypeError) as exc:
         if str(exc).startswith(name) or f" {name} " in str(exc):
             raise
         raise type(exc)(f"{name}: {exc}") from None
+
+
+def check_float32_range(owner, X, name="X"):
+    """Reject finite values that overflow float32, the precision every network computes in.
+
+    scikit-learn's checks accept 1e300 in float64; cast to float32 it becomes inf and the
+    network's outputs NaN, so the error belongs at the door.
+    """
+    if X.dtype.kind == "f" and X.dtype.itemsize > 4 and X.size:
+        top = float(np.max(np.abs(X)))
+        if top > FLOAT32_MAX:
+            raise param_error(owner, name, f"<array with max |value| {top:.3g}>",
+                              f"values within float32's range (|x| <= {FLOAT32_MAX:.3g}); "
+                              "rescale the data, e.g. with StandardScaler")
+    return X
+
+
+def encode_labels(owner, y):
+    """Validate classification labels; return ``(classes_, y_encoded)``.
+
+    One place for every estimator: a 1-d array, no NaN, labels of one kind (all strings or
+    all numbers), discrete (not a regression target), at least two classes.
+    """
+    name = _owner_name(owner)
+    y = named_errors(owner, column_or_1d, y, warn=True)
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        raise param_error(owner, "y", f"<array with NaN at row {int(np.flatnonzero(np.isnan(y))[0])}>",
+                          "class labels without missing values")
+    if y.dtype == object:
+        kinds = {str if isinstance(v, str) else type(v).__name__ for v in y}
+        if str in kinds and len(kinds) > 1:
+            raise param_error(owner, "y", "<labels mixing strings and numbers>",
+                              "labels of one type (all strings or all numbers)", TypeError)
+        if any(v is None or (isinstance(v, float) and v != v) for v in y):
+            raise param_error(owner, "y", "<array with None or NaN>",
+                              "class labels without missing values")
+    try:
+        check_classification_targets(y)
+    except ValueError:
+        kind = type_of_target(y)
+        raise ValueError(
+            f"{name}: Unknown label type: {kind} (y begins {y[:3].tolist()}); {name} is a "
+            "classifier and needs discrete class labels: bin a continuous target first, or "
+            "use a regressor.") from None
+    classes, y_enc = np.unique(y, return_inverse=True)
+    check_two_classes(owner, classes)
+    return classes, y_enc
+
+
+def check_device(owner, device, name="device"):
+    """A torch device that exists on this machine, checked before any work starts."""
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise param_error(owner, name, device,
+                          "a torch device such as 'cpu' or 'cuda' (or 'cuda:N')") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            why = ("this torch build has no CUDA support" if torch.version.cuda is None
+                   else "no CUDA GPU is visible")
+            raise param_error(owner, name, device, f"'cpu' here ({why})")
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise param_error(owner, name, device,
+                              f"a GPU index below {torch.cuda.device_count()}")
+        return dev
+    backend = getattr(torch.backends, dev.type, None) if dev.type == "mps" else getattr(
+        torch, dev.type, None)
+    if backend is not None and getattr(backend, "is_available", lambda: False)():
+        return dev
+    raise param_error(owner, name, device,
+                      f"'cpu' or 'cuda' ('{dev.type}' is not available on this machine)")
+
+
+def check_callbacks(owner, callbacks, name="callbacks"):
+    """skorch callbacks: ``Callback`` instances or ``(name, Callback)`` pairs."""
+    from skorch.callbacks import Callback
+
+    for item in callbacks or []:
+        cb = item[1] if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) \
+            else item
+        if not (isinstance(cb, Callback) or (isinstance(cb, type) and issubclass(cb, Callback))):
+            raise param_error(owner, name, callbacks,
+                              "a list of skorch callbacks (skorch.callbacks.Callback instances "
+                              f"or (name, callback) pairs); item {item!r} is not one",
+                              TypeError)
+
+
+def validate_params(estimator):
+    """Run an estimator's own parameter validation (scikit-learn's), and its sub-estimators'.
+
+    Meta-estimators call this before fitting anything, so a bad student parameter (an
+    unavailable ``device``, say) is reported before minutes of teacher training, not after.
+    """
+    validate = getattr(estimator, "_validate_params", None)
+    if callable(validate) and hasattr(estimator, "_parameter_constraints"):
+        validate()
+    get_params = getattr(estimator, "get_params", None)
+    if callable(get_params) and not isinstance(estimator, type):
+        for value in get_params(deep=False).values():
+            if hasattr(value, "get_params") and not isinstance(value, type):
+                validate_params(value)
+
+
+def check_teacher_proba(owner, proba, teacher_classes, classes, teacher=None, atol=1e-3):
+    """Teacher probabilities in ``classes`` column order, validated and renormalised.
+
+    The one check every distiller and ensemble applies to what a teacher returns: shape
+    ``(n, len(teacher_classes))``, finite, non-negative, rows summing to one within ``atol``
+    (tiny drift is renormalised away; anything else, e.g. scores or logits, is rejected).
+    Columns are then aligned to ``classes`` (zero for a class the teacher never saw).
+    """
+    what = "teacher" if teacher is None else f"teacher {type(teacher).__name__}"
+    P = np.asarray(proba, dtype=np.float64)
+    n_cols = len(teacher_classes)
+    if P.ndim != 2 or P.shape[1] != n_cols:
+        raise ValueError(
+            f"{_owner_name(owner)}: the {what} returned predict_proba of shape {P.shape}; "
+            f"expected (n_samples, {n_cols}), one column per class in its classes_.")
+    P = check_soft_targets(owner, P, len(P), n_cols, name=f"{what}.predict_proba(X)",
+                           atol=atol)
+    return align_proba(P, teacher_classes, classes)
+
+
+def warn_uncovered_classes(owner, teacher_classes, classes, teacher=None):
+    """Warn when a fitted teacher does not know every class of ``y``."""
+    missing = [c for c in np.asarray(classes).tolist()
+               if c not in set(np.asarray(teacher_classes).tolist())]
+    if missing:
+        what = "teacher" if teacher is None else f"teacher {type(teacher).__name__}"
+        warnings.warn(
+            f"{_owner_name(owner)}: the {what} was fitted on classes "
+            f"{np.asarray(teacher_classes).tolist()} and gives no probability to {missing} of "
+            "y; the student learns zero probability for them from the teacher.",
+            UserWarning, stacklevel=3)
 
 
 def align_proba(proba, source_classes, target_classes):
@@ -91,4 +238,6 @@ def align_proba(proba, source_classes, target_classes):
 
 
 __all__ = ["param_error", "named_errors", "check_soft_targets", "check_two_classes",
-           "check_layer_sizes", "align_proba"]
+           "check_layer_sizes", "align_proba", "check_float32_range", "encode_labels",
+           "check_device", "check_callbacks", "validate_params", "check_teacher_proba",
+           "warn_uncovered_classes"]

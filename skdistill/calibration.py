@@ -40,6 +40,15 @@ def _as_logits(func, name, values, allow_logits=True):
 def _encode(func, y, labels, n_classes, name="y"):
     """Map labels ``y`` to column indices ``0..n_classes-1`` (columns in ``labels`` order)."""
     y = np.asarray(y)
+    if y.dtype.kind == "f" and np.isnan(y).any():
+        raise param_error(func, name, f"<array with NaN at row {int(np.flatnonzero(np.isnan(y))[0])}>",
+                          "class labels without missing values")
+    if labels is not None:
+        values, counts = np.unique(np.asarray(labels), return_counts=True)
+        if (counts > 1).any():
+            raise param_error(func, "labels", np.asarray(labels).tolist(),
+                              f"distinct labels, one per column; {values[counts > 1].tolist()} "
+                              "repeated")
     classes = np.unique(y) if labels is None else np.asarray(labels)
     if len(classes) != n_classes:
         bad, value = (("labels", labels) if labels is not None

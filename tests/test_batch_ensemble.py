@@ -176,3 +176,20 @@ def test_latent_be_student_is_a_knowledge_distiller_student(data):
                                temperature=2.0, alpha=0.5, random_state=0).fit(X, y)
     assert type(model.student_.merged_module_) is MLP
     assert model.score(X, y) > 0.8
+
+
+@pytest.mark.parametrize("make", [
+    lambda: LatentBEStudent(n_members=2, hidden_layer_sizes=(8,), max_epochs=2, random_state=0),
+    lambda: LatentBECNNStudent(n_members=2, max_epochs=1, width_multiplier=0.5, random_state=0),
+], ids=["LatentBEStudent", "LatentBECNNStudent"])
+def test_fit_and_merge_do_not_touch_global_torch_rng(make):
+    X, y = make_classification(n_samples=40, n_features=16, random_state=0)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    student = make().fit(X.astype(np.float32), y)
+    np.testing.assert_array_equal(torch.rand(3), expected)
+    # Merging on its own (e.g. a distiller installing a trained ensemble) draws nothing either.
+    torch.manual_seed(7)
+    merge_batch_ensemble(student.module_)
+    np.testing.assert_array_equal(torch.rand(3), expected)

@@ -230,3 +230,29 @@ def test_scorers_in_grid_search_with_a_fold_missing_a_class():
     assert ece_scorer(model, X, y) == pytest.approx(
         -expected_calibration_error(y, model.predict_proba(X)))
     assert nll_scorer(model, X, y) == pytest.approx(-log_loss(y, model.predict_proba(X)))
+
+
+@pytest.mark.parametrize("func", [expected_calibration_error, negative_log_likelihood,
+                                  brier_score, calibration_bins])
+def test_duplicate_labels_are_named(func):
+    with pytest.raises(ValueError, match=rf"{func.__name__}: parameter labels=\[0, 1, 1\] is "
+                                         r"invalid; expected distinct labels.*\[1\] repeated"):
+        func([0, 1, 1], np.array([[0.2, 0.3, 0.5]] * 3), labels=[0, 1, 1])
+
+
+@pytest.mark.parametrize("func", [expected_calibration_error, negative_log_likelihood,
+                                  brier_score, calibration_bins])
+def test_nan_label_is_named(func):
+    with pytest.raises(ValueError, match=rf"{func.__name__}: parameter y_true='<array with NaN "
+                                         r"at row 1>'"):
+        func(np.array([0.0, np.nan, 1.0]), np.array([[0.5, 0.5]] * 3))
+    with pytest.raises(ValueError, match=r"fit_temperature: parameter y='<array with NaN"):
+        fit_temperature(np.array([[0.5, 0.5]] * 3), np.array([0.0, np.nan, 1.0]))
+
+
+@pytest.mark.parametrize("func", [expected_calibration_error, negative_log_likelihood,
+                                  brier_score])
+def test_binary_probability_outside_unit_interval_is_named(func):
+    with pytest.raises(ValueError, match=rf"{func.__name__}: parameter y_prob=.*range "
+                                         r"\[0\.4, 1\.2\].*in \[0, 1\]"):
+        func([0, 1, 1], np.array([1.2, 0.4, 0.5]))

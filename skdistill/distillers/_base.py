@@ -1,13 +1,23 @@
 """What every distiller shares: teacher fitting, label handling, delegation to the student."""
-import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.utils._param_validation import HasMethods
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.exceptions import NotFittedError
 
 from ..students._base import draw_seed
-from .._validation import align_proba, check_two_classes, named_errors, param_error
+from .._validation import (check_float32_range, check_teacher_proba, encode_labels,
+                           named_errors, param_error, validate_params,
+                           warn_uncovered_classes)
+
+
+def is_fitted(estimator):
+    """Whether ``estimator`` is fitted (scikit-learn's test, as a boolean)."""
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
 
 
 class BaseDistiller(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -32,13 +42,22 @@ class BaseDistiller(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         return MLPStudent()
 
     def _check_fit_data(self, X, y):
-        """Validate ``X, y`` once; set ``classes_`` and return the encoded labels."""
-        self._validate_params()
+        """Validate parameters (the sub-estimators' too) and ``X, y`` once, before any fit.
+
+        Sets ``classes_`` and returns ``X, y, y_encoded``.
+        """
+        validate_params(self)
         X, y = named_errors(self, validate_data, self, X, y, allow_nd=True)
-        check_classification_targets(y)
-        self.classes_, y_enc = np.unique(y, return_inverse=True)
-        check_two_classes(self, self.classes_)
+        check_float32_range(self, X)
+        self.classes_, y_enc = encode_labels(self, y)
         return X, y, y_enc
+
+    def _salvage(self):
+        """Ctrl-C policy: keep the fit if the student has learnt something (see _interrupt)."""
+        student = getattr(self, "student_", None)
+        if student is None or not is_fitted(student):
+            return None
+        return f"the student trained so far ({type(student).__name__})"
 
     def _seeded_clone(self, estimator, offset=0):
         """Clone ``estimator``; give it a seed derived from ``random_state`` if it has none."""
@@ -61,19 +80,16 @@ class BaseDistiller(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
 
     def _fit_teacher(self, X, y):
         """Clone and fit the teacher; a ``FrozenEstimator`` is kept as it is (no refit)."""
-        return self._seeded_clone(self._teacher()).fit(X, y)
+        teacher = self._seeded_clone(self._teacher()).fit(X, y)
+        warn_uncovered_classes(self, getattr(teacher, "classes_", self.classes_), self.classes_,
+                               teacher)
+        return teacher
 
     def _teacher_proba(self, teacher, X):
-        """Teacher probabilities with columns in ``classes_`` order, rows summing to one."""
-        proba = np.asarray(teacher.predict_proba(X), dtype=np.float64)
-        proba = align_proba(proba, getattr(teacher, "classes_", self.classes_), self.classes_)
-        sums = proba.sum(axis=1, keepdims=True)
-        if not np.all(np.isfinite(proba)) or np.any(sums <= 0):
-            raise ValueError(
-                f"{type(self).__name__}: the teacher {teacher!r} returned probabilities that "
-                "are not finite or give no mass to the classes of y."
-            )
-        return proba / sums
+        """Teacher probabilities, validated, with columns in ``classes_`` order."""
+        return check_teacher_proba(self, teacher.predict_proba(X),
+                                   getattr(teacher, "classes_", self.classes_), self.classes_,
+                                   teacher)
 
     # -- prediction: the student's ------------------------------------------------------------
     def _check_predict_X(self, X):

@@ -9,6 +9,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 
+from .._interrupt import interrupt_policy
 from .._validation import param_error
 from ..students._base import draw_seed
 from ..losses import (SoftTargetCrossEntropy, SquaredErrorLogits,
@@ -134,7 +135,8 @@ class CrossFitDistiller(BaseDistiller):
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
         "stratify": ["boolean"],
         "refit_teacher": ["boolean"],
-        "n_jobs": [numbers.Integral, None],
+        "n_jobs": [Interval(numbers.Integral, None, -1, closed="right"),
+                   Interval(numbers.Integral, 1, None, closed="left"), None],
     }
 
     def __init__(self, teacher=None, student=None, n_folds=5, gamma_alpha=0.0, loss="ce",
@@ -198,7 +200,11 @@ class CrossFitDistiller(BaseDistiller):
         teacher = self._crossfit_teacher()
         student = self._crossfit_student()
         folds = self._folds(X, y_enc)
+        with interrupt_policy(self, self._salvage):
+            self._fit(X, y, y_enc, teacher, student, folds)
+        return self
 
+    def _fit(self, X, y, y_enc, teacher, student, folds):
         jobs = [(self._seeded_clone(teacher, offset=2 + k), X[train], y[train])
                 for k, (train, _) in enumerate(folds)]
         if self.refit_teacher:
@@ -230,7 +236,6 @@ class CrossFitDistiller(BaseDistiller):
         else:
             self.student_._fit_targets(X, y, targets.astype(np.float32),
                                        make_criterion(self.temperature))
-        return self
 
     # -- prediction -----------------------------------------------------------------------------
     def _regressor_proba(self, X):

@@ -10,7 +10,9 @@ import torch.nn.functional as F
 from skorch.history import History
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
-from .._validation import param_error
+from .._interrupt import interrupt_policy
+from .._validation import check_teacher_proba, param_error
+from ..engine import divergence_error, non_finite_problem
 from ..losses import ae_kd_weights, proxy_end2_loss, soft_cross_entropy, soften
 from ..perturbations import PERTURBATIONS, default_size
 from ..students._base import draw_seed, seeded
@@ -152,12 +154,19 @@ class EnsembleDistiller(BaseDistiller):
         """
         X, y, y_enc = self._check_fit_data(X, y)
         student = self._seeded_clone(self._student(), offset=1)
+        # Filled once the student's network exists: what Ctrl-C can keep.
+        progress = {}
+        with interrupt_policy(self, lambda: self._keep_student(student, **progress)):
+            self._fit(X, y, y_enc, student, progress)
+        return self
+
+    def _fit(self, X, y, y_enc, student, progress):
         self.teacher_ = self._fit_teacher(X, y)
         teacher_classes = getattr(self.teacher_, "classes_", self.classes_)
         if not np.array_equal(teacher_classes, self.classes_):
             raise param_error(self, "teacher", self.teacher_,
                               f"a teacher fitted on the classes of y {self.classes_.tolist()}")
-        n_teachers = len(self.teacher_.sample_proba(X[:1]))
+        n_teachers = len(self._sample_proba(X[:1]))
         modules = list(getattr(self.teacher_, "modules_", []))
         if self.perturbation in _GRADIENT_PERTURBATIONS and len(modules) != n_teachers:
             raise param_error(self, "perturbation", self.perturbation,
@@ -186,15 +195,28 @@ class EnsembleDistiller(BaseDistiller):
         seed = draw_seed(student.random_state)
         with seeded(seed, student.device):
             module = student._build_module(len(self.classes_)).to(student.device)
-            history = self._train(student, module, Xs, y_enc, modules, X)
-        if hasattr(student, "_adopt_module"):
-            student._adopt_module(module, history)
-        else:
-            student.module_, student.net_, student.history_ = module.eval(), None, history
+            progress.update(module=module, history=History())
+            self._train(student, module, Xs, y_enc, modules, X, progress["history"])
+        self._keep_student(student, **progress)
+
+    def _keep_student(self, student, module=None, history=None):
+        """Install the student's network; on Ctrl-C, only after at least one full epoch."""
+        if module is None or not len(history):
+            return None
+        student._set_trained(module, None, history)
         self.student_ = student
-        return self
+        return f"the student trained for {len(history)} of {student.max_epochs} epochs"
 
     # -- the training loop ------------------------------------------------------------------
+    def _sample_proba(self, X):
+        """The teacher's per-member probabilities ``(M, n, C)``, each member validated."""
+        out = np.asarray(self.teacher_.sample_proba(X), dtype=np.float64)
+        if out.ndim != 3:
+            raise ValueError(f"{type(self).__name__}: the teacher's sample_proba returned shape "
+                             f"{out.shape}; expected (n_members, n_samples, n_classes).")
+        return np.stack([check_teacher_proba(self, p, self.classes_, self.classes_,
+                                             self.teacher_) for p in out])
+
     def _teacher_fn(self, modules, device, X_raw, Xt):
         """``x_tensor, rows -> (M, B, C)`` teacher member probabilities."""
         if modules:
@@ -211,13 +233,13 @@ class EnsembleDistiller(BaseDistiller):
                                     for i in range(0, len(Xt), 4096)], dim=1)
                 return (lambda x, rows: cached[:, rows]), nets
             return (lambda x, rows: forward(x)), nets
-        cached = torch.as_tensor(self.teacher_.sample_proba(X_raw), dtype=torch.float32)
+        cached = torch.as_tensor(self._sample_proba(X_raw), dtype=torch.float32)
 
         def probs(x, rows):
             if self.perturbation is None:
                 return cached[:, rows].to(device)
             raw = x.detach().cpu().numpy().reshape((len(x),) + X_raw.shape[1:])
-            out = self.teacher_.sample_proba(raw)
+            out = self._sample_proba(raw)
             return torch.as_tensor(out, dtype=torch.float32, device=device)
 
         return probs, []
@@ -240,7 +262,7 @@ class EnsembleDistiller(BaseDistiller):
         weights = ae_kd_weights(grads, cap=self.ae_kd_bound).to(losses.device)
         return (weights * losses).sum()
 
-    def _train(self, student, module, Xs, y_enc, modules, X_raw):
+    def _train(self, student, module, Xs, y_enc, modules, X_raw, history):
         device = torch.device(student.device)
         Xt = torch.as_tensor(np.require(Xs, requirements="W"), dtype=torch.float32)
         yt = torch.as_tensor(y_enc, dtype=torch.int64)
@@ -249,13 +271,13 @@ class EnsembleDistiller(BaseDistiller):
         perturb = PERTURBATIONS.get(self.perturbation)
         optimizer = student._make_optimizer(module.parameters())
         prior = getattr(student, "prior_strength", 0.0)
-        history = History()
+        x_scale = float(Xt.abs().max())
         module.train()
         n, bs = len(Xt), student.batch_size
-        for _ in range(student.max_epochs):
+        for epoch in range(1, student.max_epochs + 1):
             start, total = time.time(), 0.0
             order = torch.randperm(n)
-            for begin in range(0, n, bs):
+            for batch, begin in enumerate(range(0, n, bs), 1):
                 rows = order[begin:begin + bs]
                 xb, yb = Xt[rows].to(device), yt[rows].to(device)
                 if perturb is not None:
@@ -269,13 +291,19 @@ class EnsembleDistiller(BaseDistiller):
                     loss = loss + (1 - self.alpha) * hard
                 if prior:
                     loss = loss + prior * module.prior_penalty()
+                value = float(loss.detach())
+                if not np.isfinite(value):
+                    raise divergence_error(student, f"the loss became {value} at epoch "
+                                           f"{epoch}, batch {batch}", student.lr, x_scale)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                total += float(loss.detach()) * len(rows)
+                total += value * len(rows)
             history.new_epoch()
             history.record("epoch", len(history))
             history.record("train_loss", total / max(n, 1))
             history.record("dur", time.time() - start)
+        problem = non_finite_problem(module, Xt[:bs])
+        if problem is not None:
+            raise divergence_error(student, problem, student.lr, x_scale)
         module.eval()
-        return history

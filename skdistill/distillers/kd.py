@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
+from .._interrupt import interrupt_policy
 from ..losses import DistillationLoss, soften
 from ._base import BaseDistiller
 
@@ -86,10 +87,11 @@ class KnowledgeDistiller(BaseDistiller):
         """
         X, y, y_enc = self._check_fit_data(X, y)
         student = self._student()
-        self.teacher_ = self._fit_teacher(X, y)
-        soft = soften(self._teacher_proba(self.teacher_, X), self.temperature)
-        targets = np.column_stack([y_enc, soft]).astype(np.float32)
-        self.student_ = self._seeded_clone(student, offset=1)
-        self.student_._fit_targets(X, y, targets,
-                                   DistillationLoss(self.temperature, self.alpha))
+        with interrupt_policy(self, self._salvage):
+            self.teacher_ = self._fit_teacher(X, y)
+            soft = soften(self._teacher_proba(self.teacher_, X), self.temperature)
+            targets = np.column_stack([y_enc, soft]).astype(np.float32)
+            self.student_ = self._seeded_clone(student, offset=1)
+            self.student_._fit_targets(X, y, targets,
+                                       DistillationLoss(self.temperature, self.alpha))
         return self

@@ -17,6 +17,7 @@ import copy
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import skip_init
 
 
 class _BEMixin:
@@ -84,7 +85,10 @@ class BELinear(_BEMixin, nn.Module):
 
     def merged(self):
         """A plain :class:`torch.nn.Linear` with the members' mean weight and mean bias."""
-        layer = nn.Linear(self.in_features, self.out_features).to(self.weight)
+        # skip_init: the weights are overwritten below, and drawing an initialisation would
+        # move torch's global random state (merging must not change the caller's draws).
+        layer = skip_init(nn.Linear, self.in_features, self.out_features,
+                          device=self.weight.device, dtype=self.weight.dtype)
         with torch.no_grad():
             layer.weight.copy_(self.member_weights().mean(0))
             layer.bias.copy_(self.bias.mean(0))
@@ -113,8 +117,9 @@ class BEConv2d(_BEMixin, nn.Module):
 
     def merged(self):
         """A plain :class:`torch.nn.Conv2d` with the members' mean weight and mean bias."""
-        layer = nn.Conv2d(self.in_channels, self.out_channels, self.kernel_size,
-                          **self.conv_kwargs).to(self.weight)
+        layer = skip_init(nn.Conv2d, self.in_channels, self.out_channels, self.kernel_size,
+                          **self.conv_kwargs, device=self.weight.device,
+                          dtype=self.weight.dtype)
         with torch.no_grad():
             layer.weight.copy_(self.member_weights().mean(0))
             layer.bias.copy_(self.bias.mean(0))

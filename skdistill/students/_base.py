@@ -5,15 +5,16 @@ from contextlib import contextmanager
 
 import numpy as np
 import torch
-from skorch import NeuralNet
 from skorch.dataset import ValidSplit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d
+from sklearn.utils.validation import check_is_fitted
 
-from .._validation import check_soft_targets, check_two_classes, param_error
+from .._interrupt import interrupt_policy
+from .._validation import (check_callbacks, check_device, check_soft_targets, encode_labels,
+                           param_error)
+from ..engine import NonFiniteLossError, StudentNet, divergence_error, non_finite_problem
 from ..losses import SoftTargetCrossEntropy
 
 OPTIMIZERS = {
@@ -149,6 +150,11 @@ class BaseStudent(ClassifierMixin, BaseEstimator):
         X, y = self._check_X_y(X, y)
         return self._fit_net(X, np.asarray(targets), criterion, n_outputs=n_outputs)
 
+    def _validate_params(self):
+        super()._validate_params()
+        check_device(self, self.device)
+        check_callbacks(self, self.callbacks)
+
     def _check_X_y(self, X, y):
         self._validate_params()
         if y is None:
@@ -156,13 +162,12 @@ class BaseStudent(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
         X = self._check_X(X, reset=True)
-        y = column_or_1d(y, warn=True)
-        if len(y) != len(X):
-            raise param_error(self, "y", f"<{len(y)} labels>", f"{len(X)} labels, one per row of X")
-        check_classification_targets(y)
-        self.classes_, self._y_encoded = np.unique(y, return_inverse=True)
-        check_two_classes(self, self.classes_)
-        return X, y
+        classes, y_enc = encode_labels(self, y)
+        if len(y_enc) != len(X):
+            raise param_error(self, "y", f"<{len(y_enc)} labels>",
+                              f"{len(X)} labels, one per row of X")
+        self.classes_, self._y_encoded = classes, y_enc
+        return X, np.asarray(y)
 
     def _optimizer_spec(self):
         """``(optimizer class, keyword arguments)`` from ``optimizer`` and ``weight_decay``.
@@ -181,13 +186,23 @@ class BaseStudent(ClassifierMixin, BaseEstimator):
         opt_cls, kwargs = self._optimizer_spec()
         return opt_cls(params, lr=self.lr, **kwargs)
 
-    def _make_net(self, module, criterion, seed):
+    def _valid_split(self, n_rows, seed):
+        """skorch's train split for ``validation_fraction``, checked against the data size."""
+        if self.validation_fraction is None:
+            return None
+        n_valid = int(np.ceil(self.validation_fraction * n_rows))
+        if n_valid < 1 or n_rows - n_valid < 1:
+            largest = (n_rows - 1) / n_rows if n_rows > 1 else 0.0
+            raise param_error(self, "validation_fraction", self.validation_fraction,
+                              f"a fraction that leaves at least one of the {n_rows} rows for "
+                              f"training and one for validation (at most {largest:.3g}), or "
+                              "None")
+        return ValidSplit(self.validation_fraction, stratified=False, random_state=seed)
+
+    def _make_net(self, module, criterion, seed, train_split=None):
         opt_cls, opt_kwargs = self._optimizer_spec()
         opt_kwargs = {f"optimizer__{k}": v for k, v in opt_kwargs.items()}
-        split = None
-        if self.validation_fraction is not None:
-            split = ValidSplit(self.validation_fraction, stratified=False, random_state=seed)
-        return NeuralNet(
+        return StudentNet(
             module=module,
             criterion=criterion,
             optimizer=opt_cls,
@@ -197,7 +212,7 @@ class BaseStudent(ClassifierMixin, BaseEstimator):
             iterator_train=TensorBatchIterator,
             iterator_train__shuffle=True,
             iterator_valid=TensorBatchIterator,
-            train_split=split,
+            train_split=train_split,
             callbacks=copy.deepcopy(self.callbacks),
             device=self.device,
             verbose=int(self.verbose),
@@ -207,23 +222,45 @@ class BaseStudent(ClassifierMixin, BaseEstimator):
     def _fit_net(self, X, targets, criterion, n_outputs=None):
         seed = draw_seed(self.random_state)
         n_outputs = len(self.classes_) if n_outputs is None else n_outputs
+        split = self._valid_split(len(X), seed)
         Xt = torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32)
         if np.issubdtype(targets.dtype, np.integer):
             yt = torch.as_tensor(targets, dtype=torch.int64)
         else:
             yt = torch.as_tensor(targets, dtype=torch.float32)
-        with seeded(seed, self.device):
-            module = self._build_module(n_outputs)
-            net = self._make_net(module, criterion, seed)
-            try:
-                net.fit(Xt, yt)
-            except KeyboardInterrupt:
-                # skorch already stops the epoch loop on Ctrl-C; keep what was learnt.
-                pass
-        net.module_.eval()
+        net = None
+
+        def salvage():
+            epochs = sum("train_loss" in row for row in net.history) if net is not None else 0
+            if not epochs:
+                return None
+            self._set_trained(net.module_, net, net.history)
+            return f"the network trained for {epochs} of {self.max_epochs} epochs"
+
+        with interrupt_policy(self, salvage):
+            with seeded(seed, self.device):
+                module = self._build_module(n_outputs)
+                net = self._make_net(module, criterion, seed, split)
+                try:
+                    net.fit(Xt, yt)
+                except NonFiniteLossError as exc:
+                    raise divergence_error(self, f"the loss became {exc.value} at epoch "
+                                           f"{exc.epoch}, batch {exc.batch}", self.lr,
+                                           float(Xt.abs().max())) from None
+            if net.interrupted_:
+                # skorch swallows Ctrl-C and returns; the policy needs to see it.
+                raise KeyboardInterrupt
+            problem = non_finite_problem(net.module_, Xt[:self.batch_size])
+            if problem is not None:
+                raise divergence_error(self, problem, self.lr, float(Xt.abs().max()))
+            self._set_trained(net.module_, net, net.history)
+        return self
+
+    def _set_trained(self, module, net, history):
+        """Install a trained network (and its skorch wrapper and history) as the fitted state."""
+        self.module_ = module.eval()
         self.net_ = net
-        self.module_ = net.module_
-        self.history_ = net.history
+        self.history_ = history
         return self
 
     # -- inference --------------------------------------------------------------------------

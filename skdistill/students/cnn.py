@@ -6,7 +6,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names, check_array
 
-from .._validation import named_errors, param_error
+from .._validation import check_float32_range, named_errors, param_error
 from ..nets import CNN, CNN_ARCHITECTURES
 from ..nets.mlp import ACTIVATIONS
 from ._base import BaseStudent
@@ -121,6 +121,7 @@ callbacks, validation_fraction, verbose, random_state
         _check_feature_names(self, X, reset=reset)
         X = named_errors(self, check_array, X, allow_nd=True, dtype=("float32", "float64"),
                          input_name="X", estimator=self)
+        check_float32_range(self, X)
         if X.ndim > 4:
             raise param_error(self, "X", f"<array of shape {X.shape}>",
                               "(n, H, W), (n, C, H, W) or flat (n, features)")

@@ -51,22 +51,14 @@ class _LatentBEMixin:
     def _build_module(self, n_outputs):
         return BatchEnsemble(self._plain_module(n_outputs), self.n_members)
 
-    def _make_net(self, module, criterion, seed):
+    def _make_net(self, module, criterion, seed, train_split=None):
         loss = MemberLoss(criterion, module.prior_penalty, self.prior_strength)
-        return super()._make_net(module, loss, seed)
+        return super()._make_net(module, loss, seed, train_split)
 
-    def _fit_net(self, X, targets, criterion, n_outputs=None):
-        super()._fit_net(X, targets, criterion, n_outputs)
+    def _set_trained(self, module, net, history):
+        """Install the trained BatchEnsemble and merge it into the network that predicts."""
+        super()._set_trained(module, net, history)
         self.merged_module_ = merge_batch_ensemble(self.module_)
-        return self
-
-    def _adopt_module(self, module, history=None):
-        """Install a BatchEnsemble trained outside skorch (by a distiller) and merge it."""
-        module.eval()
-        self.module_ = module
-        self.net_ = None
-        self.history_ = history
-        self.merged_module_ = merge_batch_ensemble(module)
         return self
 
     def _logits(self, X, batch_size=4096):

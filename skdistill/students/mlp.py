@@ -4,7 +4,7 @@ import numbers
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import validate_data
 
-from .._validation import check_layer_sizes, named_errors, param_error
+from .._validation import check_float32_range, check_layer_sizes, named_errors, param_error
 from ..nets import MLP, scaled_widths
 from ..nets.mlp import ACTIVATIONS
 from ._base import BaseStudent
@@ -121,5 +121,6 @@ class MLPStudent(BaseStudent):
                    self.dropout)
 
     def _check_X(self, X, reset):
-        return named_errors(self, validate_data, self, X, reset=reset,
-                            dtype=("float32", "float64"))
+        X = named_errors(self, validate_data, self, X, reset=reset,
+                         dtype=("float32", "float64"))
+        return check_float32_range(self, X)

@@ -6,11 +6,12 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..students._base import draw_seed
-from .._validation import align_proba, check_two_classes, named_errors
+from .._interrupt import interrupt_policy
+from .._validation import (check_float32_range, check_teacher_proba, encode_labels,
+                           named_errors, validate_params, warn_uncovered_classes)
 
 
 def _fit_member(estimator, X, y):
@@ -69,7 +70,8 @@ class DeepEnsembleTeacher(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     _parameter_constraints = {
         "base_estimator": [HasMethods(["fit", "predict_proba"]), None],
         "n_members": [Interval(numbers.Integral, 1, None, closed="left")],
-        "n_jobs": [numbers.Integral, None],
+        "n_jobs": [Interval(numbers.Integral, None, -1, closed="right"),
+                   Interval(numbers.Integral, 1, None, closed="left"), None],
         "random_state": ["random_state"],
     }
 
@@ -93,11 +95,10 @@ class DeepEnsembleTeacher(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         -------
         self
         """
-        self._validate_params()
+        validate_params(self)
         X, y = named_errors(self, validate_data, self, X, y, allow_nd=True)
-        check_classification_targets(y)
-        self.classes_ = np.unique(y)
-        check_two_classes(self, self.classes_)
+        check_float32_range(self, X)
+        self.classes_, _ = encode_labels(self, y)
         rng = check_random_state(self.random_state)
         members = []
         for _ in range(self.n_members):
@@ -105,20 +106,32 @@ class DeepEnsembleTeacher(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             if "random_state" in member.get_params():
                 member.set_params(random_state=draw_seed(rng))
             members.append(member)
-        self.members_ = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_member)(member, X, y) for member in members)
-        self.modules_ = [m.module_.eval() for m in self.members_ if hasattr(m, "module_")]
+        fitted = []
+        with interrupt_policy(self, lambda: self._keep_members(fitted)):
+            # A generator hands over each member as it finishes, so Ctrl-C keeps those.
+            for member in Parallel(n_jobs=self.n_jobs, return_as="generator")(
+                    delayed(_fit_member)(member, X, y) for member in members):
+                fitted.append(member)
+            self._keep_members(fitted)
         return self
+
+    def _keep_members(self, fitted):
+        """Install the fitted members; on Ctrl-C, those finished so far (None if none)."""
+        if not fitted:
+            return None
+        for member in fitted:
+            warn_uncovered_classes(self, member.classes_, self.classes_, member)
+        self.members_ = list(fitted)
+        self.modules_ = [m.module_.eval() for m in self.members_ if hasattr(m, "module_")]
+        return f"the {len(fitted)} of {self.n_members} members fitted so far"
 
     def sample_proba(self, X):
         """Every member's class probabilities: shape ``(n_members, n_samples, n_classes)``."""
         check_is_fitted(self, "members_")
         X = named_errors(self, validate_data, self, X, reset=False, allow_nd=True)
-        return np.stack([
-            align_proba(np.asarray(m.predict_proba(X), dtype=np.float64), m.classes_,
-                        self.classes_)
-            for m in self.members_
-        ])
+        return np.stack([check_teacher_proba(self, m.predict_proba(X), m.classes_,
+                                             self.classes_, m)
+                         for m in self.members_])
 
     def predict_proba(self, X):
         """The ensemble's predictive distribution: the mean of the members' probabilities."""

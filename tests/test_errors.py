@@ -1,0 +1,243 @@
+"""Bad input, across every estimator: a clear error naming the estimator, parameter and value.
+
+Each case is a class of mistakes users make (sparse X, a regression target, an unavailable
+device ...); every estimator kind must refuse it with its own name in the message, never with a
+torch or scikit-learn message that names nobody, and never with silently wrong numbers.
+"""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.utils._param_validation import InvalidParameterError
+
+from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
+                       GPEDDistiller, KnowledgeDistiller, LatentBEStudent, MLPStudent,
+                       SGLDTeacher)
+from skdistill.engine import divergence_error
+
+TINY = dict(hidden_layer_sizes=(4,), max_epochs=2)
+
+
+def _sgld(**kw):
+    return SGLDTeacher(hidden_layer_sizes=(4,), n_iter=30, burn_in=10, thinning=5, **kw)
+
+
+# name -> (factory, class named in errors about the student's own parameters)
+ESTIMATORS = {
+    "MLPStudent": (lambda **s: MLPStudent(**TINY, **s), "MLPStudent"),
+    "CNNStudent": (lambda **s: CNNStudent(max_epochs=1, width_multiplier=0.2, **s), "CNNStudent"),
+    "LatentBEStudent": (lambda **s: LatentBEStudent(n_members=2, **TINY, **s),
+                        "LatentBEStudent"),
+    "KnowledgeDistiller": (lambda **s: KnowledgeDistiller(RandomForestClassifier(5),
+                                                          MLPStudent(**TINY, **s)),
+                           "MLPStudent"),
+    "CrossFitDistiller": (lambda **s: CrossFitDistiller(RandomForestClassifier(5),
+                                                        MLPStudent(**TINY, **s), n_folds=2),
+                          "MLPStudent"),
+    "GPEDDistiller": (lambda **s: GPEDDistiller(_sgld(), MLPStudent(**TINY, **s), n_iter=30,
+                                                burn_in=10, thinning=1),
+                      "MLPStudent"),
+    "EnsembleDistiller": (lambda **s: EnsembleDistiller(
+        DeepEnsembleTeacher(MLPStudent(**TINY), n_members=2),
+        LatentBEStudent(n_members=2, **TINY, **s)), "LatentBEStudent"),
+    "DeepEnsembleTeacher": (lambda **s: DeepEnsembleTeacher(MLPStudent(**TINY, **s),
+                                                            n_members=2), "MLPStudent"),
+    "SGLDTeacher": (lambda **s: _sgld(**s), "SGLDTeacher"),
+}
+NAMES = list(ESTIMATORS)
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_classification(n_samples=60, n_features=4, random_state=0)
+    return X, y
+
+
+def _make(name, **student_params):
+    return ESTIMATORS[name][0](**student_params)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("case", ["sparse", "continuous", "mixed", "nan", "2d", "float32"])
+def test_bad_data_is_refused_by_name(name, case, data):
+    X, y = data
+    bad = {
+        "sparse": (sp.csr_matrix(X), y, TypeError, "dense"),
+        "continuous": (X, np.linspace(0, 1, len(y)), ValueError, "continuous.*classifier"),
+        "mixed": (X, np.array([1, "a"] * 30, dtype=object), TypeError,
+                  "mixing strings and numbers"),
+        "nan": (X, np.where(np.arange(60) == 3, np.nan, y.astype(float)), ValueError, "NaN"),
+        "2d": (X, np.column_stack([y, y]), ValueError, "1d array"),
+        "float32": (X * 1e300, y, ValueError, "float32's range"),
+    }[case]
+    X_bad, y_bad, error, message = bad
+    estimator = _make(name)
+    with pytest.raises(error, match=message) as info:
+        estimator.fit(X_bad, y_bad)
+    assert str(info.value).startswith(type(estimator).__name__), str(info.value)
+
+
+class _FitCounter(ClassifierMixin, BaseEstimator):
+    """A teacher that counts its fits (class attribute, survives cloning)."""
+
+    fits = 0
+
+    def fit(self, X, y):
+        type(self).fits += 1
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict_proba(self, X):
+        return np.full((len(X), len(self.classes_)), 1 / len(self.classes_))
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("device", ["cuda", "mps", "gpu", "foo"])
+def test_unavailable_device_is_refused_before_any_fit(name, device, data):
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    X, y = data
+    estimator = _make(name, device=device)
+    owner = ESTIMATORS[name][1]
+    if hasattr(estimator, "teacher") and not isinstance(estimator, GPEDDistiller):
+        estimator.set_params(teacher=_FitCounter() if name != "EnsembleDistiller"
+                             else DeepEnsembleTeacher(_FitCounter(), n_members=2))
+    _FitCounter.fits = 0
+    with pytest.raises(ValueError, match=rf"^{owner}: parameter device='{device}' is invalid"):
+        estimator.fit(X, y)
+    assert _FitCounter.fits == 0, "the teacher was fitted before the student's device was checked"
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n != "SGLDTeacher"])
+def test_callbacks_that_are_not_callbacks_are_refused(name, data):
+    X, y = data
+    owner = ESTIMATORS[name][1]
+    with pytest.raises(TypeError, match=rf"^{owner}: parameter callbacks=\[3\] is invalid"):
+        _make(name, callbacks=[3]).fit(X, y)
+
+
+@pytest.mark.parametrize("name", ["MLPStudent", "KnowledgeDistiller", "DeepEnsembleTeacher"])
+def test_validation_fraction_too_large_for_the_data(name, data):
+    X, y = data
+    owner = ESTIMATORS[name][1]
+    with pytest.raises(ValueError, match=rf"^{owner}: parameter validation_fraction=0.9 is "
+                                         r"invalid; .*6 rows.*at most 0.833"):
+        _make(name, validation_fraction=0.9).fit(X[:6], y[:6])
+
+
+@pytest.mark.parametrize("make", [
+    lambda: CrossFitDistiller(RandomForestClassifier(5), RandomForestRegressor(3), n_folds=2,
+                              n_jobs=0),
+    lambda: DeepEnsembleTeacher(MLPStudent(**TINY), n_members=2, n_jobs=0),
+], ids=["CrossFitDistiller", "DeepEnsembleTeacher"])
+def test_n_jobs_zero_is_refused_by_name(make, data):
+    X, y = data
+    estimator = make()
+    with pytest.raises(InvalidParameterError,
+                       match=f"'n_jobs' parameter of {type(estimator).__name__}"):
+        estimator.fit(X, y)
+
+
+# -- training that diverges ------------------------------------------------------------------
+
+@pytest.mark.parametrize("make", [
+    lambda: MLPStudent(hidden_layer_sizes=(16,), lr=1e12, optimizer="sgd", max_epochs=3,
+                       random_state=0),
+    lambda: CNNStudent(lr=1e12, max_epochs=3, width_multiplier=0.5, random_state=0),
+    lambda: LatentBEStudent(n_members=2, hidden_layer_sizes=(16,), lr=1e12, max_epochs=3,
+                            random_state=0),
+    lambda: EnsembleDistiller(DeepEnsembleTeacher(MLPStudent(**TINY), n_members=2),
+                              LatentBEStudent(n_members=2, hidden_layer_sizes=(16,), lr=1e12,
+                                              max_epochs=3), random_state=0),
+], ids=["MLPStudent", "CNNStudent", "LatentBEStudent", "EnsembleDistiller"])
+def test_diverging_training_raises_naming_lr(make):
+    # Digit-like images: the CNN needs a square input; a huge rate overflows every network.
+    X, y = make_classification(n_samples=80, n_features=64, random_state=0)
+    estimator = make()
+    try:
+        estimator.fit(X, y)
+    except ValueError as exc:
+        assert "training diverged" in str(exc) and "lr=1e+12" in str(exc), str(exc)
+        assert "try lr=0.001" in str(exc)
+        return
+    # If a run happens not to diverge, it must at least not return garbage.
+    assert np.isfinite(estimator.predict_proba(X)).all()
+    pytest.fail(f"{type(estimator).__name__} trained with lr=1e12 without diverging")
+
+
+def test_divergence_hint_puts_the_likelier_cause_first():
+    student = MLPStudent(lr=1e12)
+    scaled = str(divergence_error(student, "the loss became nan", 1e12, 3.0))
+    assert scaled.index("lr=1e+12") < scaled.index("badly scaled")
+    unscaled = str(divergence_error(student, "the loss became nan", 1e-3, 1e30))
+    assert unscaled.index("max |X| = 1e+30") < unscaled.index("lr=0.001")
+    assert unscaled.startswith("MLPStudent: training diverged: the loss became nan")
+
+
+# -- teacher probabilities, checked in one place ------------------------------------------------
+
+class _BadTeacher(ClassifierMixin, BaseEstimator):
+    """A teacher whose predict_proba returns ``kind`` of wrong values."""
+
+    def __init__(self, kind="scores"):
+        self.kind = kind
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def predict_proba(self, X):
+        n, c = len(X), len(self.classes_)
+        P = np.full((n, c), 1.0 / c)
+        if self.kind == "scores":
+            return P * 3  # rows sum to 3: scores, not probabilities
+        if self.kind == "negative":
+            P[:, 0], P[:, 1] = -0.5, 1.5
+            return P
+        if self.kind == "nan":
+            P[0, 0] = np.nan
+            return P
+        if self.kind == "shape":
+            return P[:, :1]
+        if self.kind == "drift":
+            return P * (1 + 1e-6)
+        raise AssertionError(self.kind)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("scores", "sums to 3"), ("negative", "non-negative"), ("nan", "NaN"),
+    ("shape", r"shape \(\d+, 1\); expected \(n_samples, 2\)"),
+])
+@pytest.mark.parametrize("make", [
+    lambda t: KnowledgeDistiller(t, MLPStudent(**TINY)),
+    lambda t: CrossFitDistiller(t, MLPStudent(**TINY), n_folds=2),
+    lambda t: EnsembleDistiller(DeepEnsembleTeacher(t, n_members=2), MLPStudent(**TINY),
+                                method="kd"),
+], ids=["KnowledgeDistiller", "CrossFitDistiller", "EnsembleDistiller"])
+def test_teacher_probabilities_that_are_not_probabilities_are_refused(make, kind, message,
+                                                                       data):
+    X, y = data
+    estimator = make(_BadTeacher(kind))
+    with pytest.raises(ValueError, match=message) as info:
+        estimator.fit(X, y)
+    assert "_BadTeacher" in str(info.value)
+
+
+def test_tiny_drift_in_teacher_probabilities_is_renormalised(data):
+    X, y = data
+    model = KnowledgeDistiller(_BadTeacher("drift"), MLPStudent(**TINY, random_state=0))
+    P = model.fit(X, y)._teacher_proba(model.teacher_, X)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, atol=1e-12)
+
+
+def test_teacher_that_misses_a_class_of_y_warns(data):
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = data
+    y3 = np.where(np.arange(len(y)) % 10 == 0, 2, y)
+    teacher = RandomForestClassifier(5, random_state=0).fit(X, y)  # classes 0, 1 only
+    with pytest.warns(UserWarning, match=r"gives no probability to \[2\]"):
+        KnowledgeDistiller(FrozenEstimator(teacher), MLPStudent(**TINY)).fit(X, y3)
