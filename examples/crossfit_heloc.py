@@ -6,20 +6,28 @@ every row a probability from a teacher that never saw it. The students here are 
 random-forest regressors with a single tree. About 40 s of CPU time (a minute or two of wall
 time on a shared 2-core machine).
 
-Needs ``heloc/heloc_dataset_v1.csv`` in the data folder (``$SKDISTILL_DATA``).
+Reads ``heloc/heloc_dataset_v1.csv`` from the data folder (``$SKDISTILL_DATA``); without it,
+scikit-learn's breast cancer data (569 rows) stands in, and the script says so.
 """
 import numpy as np
+from sklearn.datasets import load_breast_cancer
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, train_test_split
 
 from skdistill import CrossFitDistiller
-from skdistill.datasets import load_heloc
+from skdistill.datasets import DataFileNotFoundError, get_data_home, load_heloc
 
-X, y = load_heloc(return_X_y=True)
-keep = (X != -9).any(axis=1)  # drop the rows without any bureau record
-X_train, X_test, y_train, y_test = train_test_split(X[keep], y[keep], test_size=0.3,
-                                                    random_state=2357)
+try:
+    X, y = load_heloc(return_X_y=True)
+    keep = (X != -9).any(axis=1)  # drop the rows without any bureau record
+    X, y = X[keep], y[keep]
+    print(f"FICO HELOC from {get_data_home() / 'heloc'}: {len(X)} rows with a bureau record")
+except DataFileNotFoundError:
+    X, y = load_breast_cancer(return_X_y=True)
+    print(f"FICO HELOC not found in {get_data_home() / 'heloc'} (see skdistill.datasets); "
+          f"using scikit-learn's breast cancer data ({len(X)} rows)")
+X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=2357)
 teacher = RandomForestClassifier(n_estimators=100, n_jobs=2, random_state=0)
 student = RandomForestRegressor(n_estimators=1, random_state=0)
 

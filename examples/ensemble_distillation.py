@@ -1,11 +1,12 @@
 """Distil a 4-member deep ensemble into one network: calibration and inference time.
 
-A DE-4 of MLPs is trained on 3,000 Fashion-MNIST images (or on scikit-learn's digits when
-Fashion-MNIST is not installed). It is distilled three ways: plain KD into one MLP, LatentBE
-(a 4-member BatchEnsemble trained one-to-one, then merged into one MLP) and LatentBE with
-TDiv-SDiv perturbations. The script prints accuracy, NLL and ECE on held-out data, and the
-inference time of each model per 1,000 rows: the merged LatentBE network costs what one MLP
-costs. Runs in about a minute on a laptop CPU.
+A DE-4 of MLPs is trained on 3,000 Fashion-MNIST test images and scored on 2,000 others. Without
+the Fashion-MNIST files in the data folder, scikit-learn's 8x8 digits (1,797 images) stand in,
+split in the same 60/40 proportion, and the script says so. The ensemble is distilled three
+ways: plain KD into one MLP, LatentBE (a 4-member BatchEnsemble trained one-to-one, then merged
+into one MLP) and LatentBE with TDiv-SDiv perturbations. The script prints accuracy, NLL and ECE
+on held-out data, and the inference time of each model per 1,000 rows: the merged LatentBE
+network costs what one MLP costs. Runs in about ten seconds on a laptop CPU.
 
     python examples/ensemble_distillation.py
 """
@@ -13,26 +14,31 @@ import numpy as np
 import torch
 from sklearn.datasets import load_digits
 from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import train_test_split
 
 from skdistill import DeepEnsembleTeacher, EnsembleDistiller, LatentBEStudent, MLPStudent
 from skdistill.complexity import count_parameters, inference_time
-from skdistill.datasets import DataFileNotFoundError, load_fashion_mnist
+from skdistill.datasets import DataFileNotFoundError, get_data_home, load_fashion_mnist
 from skdistill.metrics import expected_calibration_error, negative_log_likelihood
 
 torch.set_num_threads(1)
 try:
     X, y = load_fashion_mnist(subset="test", return_X_y=True)
-    name = "Fashion-MNIST"
+    name, max_epochs = "Fashion-MNIST", 8
+    print(f"Fashion-MNIST test split ({len(X)} images)")
 except DataFileNotFoundError:
     X, y = load_digits(return_X_y=True)
     X = (X / 16).astype(np.float32)
-    name = "digits"
-rng = np.random.default_rng(0)
-idx = rng.permutation(len(X))
-train, test = idx[:3000], idx[3000:5000]
-X_train, y_train, X_test, y_test = X[train], y[train], X[test], y[test]
+    # About a third as many rows: three times the epochs gives about as many steps.
+    name, max_epochs = "digits", 24
+    print(f"Fashion-MNIST not found in {get_data_home() / 'fashion-mnist'} (see "
+          f"skdistill.datasets); using scikit-learn's 8x8 digits ({len(X)} images)")
+# At most 5,000 images, 60% to train and 40% to test: 3,000 / 2,000 of Fashion-MNIST.
+X_train, X_test, y_train, y_test = train_test_split(
+    X, y, train_size=min(3000, int(0.6 * len(X))), test_size=min(2000, int(0.4 * len(X))),
+    stratify=y, random_state=0)
 
-mlp = dict(hidden_layer_sizes=(128,), max_epochs=8, lr=1e-3)
+mlp = dict(hidden_layer_sizes=(128,), max_epochs=max_epochs, lr=1e-3)
 teacher = DeepEnsembleTeacher(MLPStudent(**mlp), n_members=4, random_state=0)
 teacher.fit(X_train, y_train)
 frozen = FrozenEstimator(teacher)

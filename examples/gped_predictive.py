@@ -1,8 +1,8 @@
 """Distil the posterior predictive of an SGLD Bayesian neural network into one small MLP (GPED).
 
-Run: ``python examples/gped_predictive.py`` (about a minute on 2 CPU cores). Uses 3,000 MNIST
+Run: ``python examples/gped_predictive.py`` (about 20 s on 2 CPU cores). Uses 3,000 MNIST
 test images from ``$SKDISTILL_DATA`` when present (2,000 to train, 1,000 held out), else
-scikit-learn's 8x8 digits.
+scikit-learn's 8x8 digits (1,797 images, split in the same proportion), and says which.
 """
 import numpy as np
 import torch
@@ -11,17 +11,19 @@ from sklearn.model_selection import train_test_split
 
 from skdistill import GPEDDistiller, MLPStudent, SGLDTeacher
 from skdistill.complexity import count_parameters
+from skdistill.datasets import DataFileNotFoundError, get_data_home, load_mnist
 from skdistill.metrics import negative_log_likelihood
 
 torch.set_num_threads(1)
 try:
-    from skdistill.datasets import load_mnist
-
     X, y = load_mnist(subset="test", return_X_y=True)
     X, y, name, width = X[:3000], y[:3000], "MNIST (3,000 test images)", 200
-except OSError:
+    print(f"MNIST test split from {get_data_home() / 'mnist'}")
+except DataFileNotFoundError:
     X, y = load_digits(return_X_y=True)
     X, name, width = (X / 16).astype(np.float32), "8x8 digits", 100
+    print(f"MNIST not found in {get_data_home() / 'mnist'} (see skdistill.datasets); "
+          f"using scikit-learn's 8x8 digits ({len(X)} images)")
 
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=1 / 3, random_state=0)
 # Step size: the paper's 4e-6 is tuned for N = 60,000; with N/M ~ 20 a larger step mixes

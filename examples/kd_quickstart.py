@@ -1,7 +1,7 @@
 """Distil a random forest into a small MLP and compare calibration, size and speed.
 
 Run: ``python examples/kd_quickstart.py`` (uses the real FICO HELOC file from
-``$SKDISTILL_DATA`` when present, else scikit-learn's breast cancer data).
+``$SKDISTILL_DATA`` when present, else scikit-learn's breast cancer data, and says which).
 """
 import numpy as np
 from sklearn.datasets import load_breast_cancer
@@ -12,16 +12,18 @@ from sklearn.preprocessing import StandardScaler
 
 from skdistill import KnowledgeDistiller, MLPStudent
 from skdistill.complexity import count_parameters, inference_time
+from skdistill.datasets import DataFileNotFoundError, get_data_home, load_heloc
 from skdistill.metrics import expected_calibration_error, negative_log_likelihood
 
 try:
-    from skdistill.datasets import load_heloc
-
     X, y = load_heloc(return_X_y=True)
     name = "FICO HELOC"
-except OSError:
+    print(f"FICO HELOC from {get_data_home() / 'heloc'}")
+except DataFileNotFoundError:
     X, y = load_breast_cancer(return_X_y=True)
     name = "breast cancer"
+    print(f"FICO HELOC not found in {get_data_home() / 'heloc'} (see skdistill.datasets); "
+          f"using scikit-learn's breast cancer data ({len(X)} rows)")
 
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
                                                     random_state=0)

@@ -10,15 +10,23 @@ import matplotlib.pyplot as plt
 import numpy as np
 from sklearn.datasets import load_digits
 
-from skdistill.datasets import DataFileNotFoundError, load_mnist, make_gaussian_mixture, occlude
+from skdistill.datasets import (
+    DataFileNotFoundError,
+    get_data_home,
+    load_mnist,
+    make_gaussian_mixture,
+    occlude,
+)
 
 try:
     images = load_mnist(subset="test").images[:4]
     mask_sizes = [0, 7, 14, 21]
-except DataFileNotFoundError as exc:
-    print(f"MNIST not found, using sklearn's 8x8 digits instead:\n{exc}")
+    print(f"MNIST test split from {get_data_home() / 'mnist'}")
+except DataFileNotFoundError:
     images = load_digits().images[:4] / 16
-    mask_sizes = [0, 2, 4, 6]
+    mask_sizes = [0, 2, 4, 6]  # the same fractions of an 8x8 image as 0, 7, 14, 21 of 28x28
+    print(f"MNIST not found in {get_data_home() / 'mnist'} (see skdistill.datasets); "
+          f"using scikit-learn's 8x8 digits")
 
 fig = plt.figure(figsize=(10, 4.5), layout="constrained")
 left, right = fig.subfigures(1, 2, width_ratios=[1, 1])

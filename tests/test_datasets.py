@@ -29,11 +29,42 @@ from skdistill.datasets import (
 from skdistill.datasets import _base
 
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
-FASHION_FOLDER = Path("/usr/share/datasets/fashion-mnist")
+# SHA-256 of the decompressed Fashion-MNIST files (shared/data/README.md): Zalando's IDX content.
+# Debian recompressed the .gz files, so the compressed bytes match neither Zalando's MD5 nor ours.
+FASHION_IDX_SHA256 = {
+    "train-images-idx3-ubyte.gz":
+        "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train-labels-idx1-ubyte.gz":
+        "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "t10k-images-idx3-ubyte.gz":
+        "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "t10k-labels-idx1-ubyte.gz":
+        "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+}
 
 
 def _sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _idx_bytes(array):
+    """``array`` as an IDX file of unsigned bytes: magic number, one size per axis, values."""
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(n.to_bytes(4, "big") for n in array.shape)
+    return header + array.astype(np.uint8).tobytes()
+
+
+def _write_idx_test_split(folder, labels, gzipped=False):
+    """Write a tiny test split (``t10k-*`` IDX files) with these labels; return its images."""
+    folder.mkdir(parents=True, exist_ok=True)
+    labels = np.asarray(labels)
+    images = (np.arange(len(labels) * 28 * 28).reshape(-1, 28, 28) + labels[:, None, None]) % 256
+    for name, array in (("t10k-images-idx3-ubyte", images), ("t10k-labels-idx1-ubyte", labels)):
+        raw = _idx_bytes(array)
+        if gzipped:
+            (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
+        else:
+            (folder / name).write_bytes(raw)
+    return images
 
 
 # --- where files are looked for -------------------------------------------------------------
@@ -254,19 +285,58 @@ def test_mnist_train_images_missing_says_where_and_how():
     assert isinstance(info.value, FileNotFoundError)
 
 
-def test_fashion_mnist_found_in_debian_folder(tmp_path):
-    if not (FASHION_FOLDER / "t10k-labels-idx1-ubyte.gz").exists():
-        pytest.skip("apt package dataset-fashion-mnist is not installed")
-    fashion = load_fashion_mnist(subset="test", data_home=tmp_path)
+def test_fashion_mnist_full_splits_from_the_data_folder(monkeypatch):
+    for name in FASHION_IDX_SHA256:
+        require_file(f"fashion-mnist/{name}")
+    monkeypatch.setenv("SKDISTILL_SYSTEM_DATA", "0")  # the data folder's copy, never the OS's
+    fashion = load_fashion_mnist(subset="test", data_home=data_home())
     assert fashion.data.shape == (10000, 784) and fashion.images.shape == (10000, 28, 28)
     assert np.bincount(fashion.target).tolist() == [1000] * 10
     assert fashion.target_names[9] == "Ankle boot"
-    labels = load_fashion_mnist(subset="train", data_home=tmp_path).target
+    labels = load_fashion_mnist(subset="train", data_home=data_home()).target
     assert np.bincount(labels).tolist() == [6000] * 10
+
+
+@pytest.mark.parametrize("name", sorted(FASHION_IDX_SHA256))
+def test_shared_fashion_mnist_holds_zalandos_idx_content(name):
+    path = require_file(f"fashion-mnist/{name}")
+    assert hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest() == \
+        FASHION_IDX_SHA256[name]
+
+
+@pytest.mark.parametrize("off", ["0", "false", "No", " OFF "])
+def test_system_folders_are_searched_unless_switched_off(monkeypatch, tmp_path, off):
+    system = tmp_path / "system"
+    images = _write_idx_test_split(system, [3, 9, 0], gzipped=True)
+    monkeypatch.setitem(_base.SYSTEM_FOLDERS, "fashion-mnist", [system])
+    monkeypatch.delenv("SKDISTILL_SYSTEM_DATA", raising=False)
+    home = tmp_path / "home"  # empty: only the system folder has the files
+    fashion = load_fashion_mnist(subset="test", data_home=home)
+    assert fashion.target.tolist() == [3, 9, 0]
+    np.testing.assert_allclose(fashion.images * 255, images, atol=1e-4)
+    monkeypatch.setenv("SKDISTILL_SYSTEM_DATA", "1")
+    assert load_fashion_mnist(subset="test", data_home=home).target.tolist() == [3, 9, 0]
+
+    monkeypatch.setenv("SKDISTILL_SYSTEM_DATA", off)
+    with pytest.raises(DataFileNotFoundError) as info:
+        load_fashion_mnist(subset="test", data_home=home)
+    message = str(info.value)
+    assert str(home / "fashion-mnist") in message
+    assert str(system) not in message and "SKDISTILL_SYSTEM_DATA" in message
+    # The data folder is still read with the system folders off.
+    _write_idx_test_split(home / "fashion-mnist", [5])
+    assert load_fashion_mnist(subset="test", data_home=home).target.tolist() == [5]
+
+
+def test_bad_system_data_variable_names_variable_value_and_valid_values(monkeypatch, tmp_path):
+    monkeypatch.setenv("SKDISTILL_SYSTEM_DATA", "O")
+    with pytest.raises(ValueError, match=r"SKDISTILL_SYSTEM_DATA.*0 \(or false.*got 'O'"):
+        load_fashion_mnist(subset="test", data_home=tmp_path)
 
 
 def test_fashion_mnist_missing_mentions_every_folder_and_apt(monkeypatch, tmp_path):
     monkeypatch.setitem(_base.SYSTEM_FOLDERS, "fashion-mnist", [tmp_path / "system"])
+    monkeypatch.delenv("SKDISTILL_SYSTEM_DATA", raising=False)
     with pytest.raises(DataFileNotFoundError) as info:
         load_fashion_mnist(subset="test", data_home=tmp_path / "home")
     message = str(info.value)
@@ -277,12 +347,7 @@ def test_fashion_mnist_missing_mentions_every_folder_and_apt(monkeypatch, tmp_pa
 
 def test_fashion_mnist_reads_ungzipped_files(monkeypatch, tmp_path):
     monkeypatch.setitem(_base.SYSTEM_FOLDERS, "fashion-mnist", [])
-    folder = tmp_path / "fashion-mnist"
-    folder.mkdir()
-    images = np.arange(2 * 28 * 28, dtype=np.uint32).reshape(2, 28, 28) % 256
-    header = bytes([0, 0, 8, 3]) + b"".join(n.to_bytes(4, "big") for n in (2, 28, 28))
-    (folder / "t10k-images-idx3-ubyte").write_bytes(header + images.astype(np.uint8).tobytes())
-    (folder / "t10k-labels-idx1-ubyte").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 2, 3, 9]))
+    images = _write_idx_test_split(tmp_path / "fashion-mnist", [3, 9])
     fashion = load_fashion_mnist(subset="test", data_home=tmp_path)
     np.testing.assert_allclose(fashion.images * 255, images, atol=1e-4)
     assert fashion.target.tolist() == [3, 9]

@@ -2,7 +2,10 @@
 
 Loaders read local files from :func:`get_data_home` (the ``data_home`` argument, else
 ``$SKDISTILL_DATA``, else ``~/skdistill_data``) and download only when asked
-(``download_if_missing=True``).
+(``download_if_missing=True``). A file missing there is looked for in system-wide folders
+where an OS package installs it (``/usr/share/datasets/fashion-mnist``, Debian's
+``dataset-fashion-mnist``); ``SKDISTILL_SYSTEM_DATA=0`` in the environment skips those, so
+that only ``data_home`` is read.
 """
 from ._base import ChecksumError, DataFileNotFoundError, get_data_home
 from .images import load_fashion_mnist, load_mnist, occlude

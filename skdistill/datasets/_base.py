@@ -1,4 +1,11 @@
-"""Where data files live, how a missing one is reported, and how one is downloaded and verified."""
+"""Where data files live, how a missing one is reported, and how one is downloaded and verified.
+
+A file is looked for in ``<data_home>/<dataset>/`` (see :func:`get_data_home`), then in the
+system-wide folders of :data:`SYSTEM_FOLDERS` (``/usr/share/datasets/fashion-mnist``, where
+Debian's ``dataset-fashion-mnist`` installs Fashion-MNIST). Setting the environment variable
+``SKDISTILL_SYSTEM_DATA=0`` switches the system folders off, so that only ``data_home`` is read:
+tests and examples use it to behave the same on a fresh machine as on one with OS data packages.
+"""
 import hashlib
 import numbers
 import os
@@ -10,6 +17,10 @@ from pathlib import Path
 __all__ = ["get_data_home", "DataFileNotFoundError", "ChecksumError"]
 
 ENV_VAR = "SKDISTILL_DATA"
+# "0" (or false/no/off) skips SYSTEM_FOLDERS; unset, empty or "1" (true/yes/on) searches them.
+SYSTEM_ENV_VAR = "SKDISTILL_SYSTEM_DATA"
+_OFF = {"0", "false", "no", "off"}
+_ON = {"", "1", "true", "yes", "on"}
 
 # Folder for each dataset below ``data_home``; also the key of BASE_URLS and CHECKSUMS.
 # Base URL of each dataset's official source, ``None`` where there is no public download.
@@ -48,6 +59,7 @@ CHECKSUMS = {
 }
 
 # Folders searched after ``data_home/<dataset>``: system-wide copies from OS packages.
+# ``SKDISTILL_SYSTEM_DATA=0`` skips them.
 SYSTEM_FOLDERS = {
     "fashion-mnist": [Path("/usr/share/datasets/fashion-mnist")],  # Debian dataset-fashion-mnist
 }
@@ -81,6 +93,11 @@ def get_data_home(data_home=None):
     environment variable, ``~/skdistill_data``. Each dataset has a subfolder of its own (for
     example ``adult/adult.data.gz``). The folder is not created here; a download creates it.
 
+    A file missing there is then looked for in system-wide folders, where an OS package may
+    have installed it (``/usr/share/datasets/fashion-mnist`` for Debian's
+    ``dataset-fashion-mnist``). Set the environment variable ``SKDISTILL_SYSTEM_DATA=0`` (or
+    ``false``, ``no``, ``off``) to skip them and read ``data_home`` only.
+
     Parameters
     ----------
     data_home : str or path-like, default=None
@@ -107,8 +124,21 @@ def get_data_home(data_home=None):
     return Path(data_home).expanduser()
 
 
+def _system_folders_enabled():
+    """Whether ``SKDISTILL_SYSTEM_DATA`` lets the loaders search :data:`SYSTEM_FOLDERS`."""
+    value = os.environ.get(SYSTEM_ENV_VAR, "").strip().lower()
+    if value not in _ON | _OFF:
+        raise ValueError(
+            f"the environment variable {SYSTEM_ENV_VAR} must be 0 (or false, no, off) to skip "
+            f"the system data folders, or 1 (or true, yes, on, empty) to search them; got "
+            f"{os.environ[SYSTEM_ENV_VAR]!r}."
+        )
+    return value in _ON
+
+
 def _search_folders(dataset, data_home):
-    return [get_data_home(data_home) / dataset, *SYSTEM_FOLDERS.get(dataset, [])]
+    system = SYSTEM_FOLDERS.get(dataset, []) if _system_folders_enabled() else []
+    return [get_data_home(data_home) / dataset, *system]
 
 
 def _find_file(func, dataset, remote_name, local_names, data_home, download_if_missing):
@@ -128,6 +158,8 @@ def _find_file(func, dataset, remote_name, local_names, data_home, download_if_m
             base_url + remote_name, folders[0] / remote_name, CHECKSUMS.get((dataset, remote_name))
         )
     looked = "\n".join(f"  {folder}" for folder in folders)
+    if SYSTEM_FOLDERS.get(dataset) and not _system_folders_enabled():
+        looked += f"\n  (not the system folders: {SYSTEM_ENV_VAR} switches them off)"
     how = [HINTS[dataset]] if dataset in HINTS else []
     if base_url is not None:
         how.insert(0, (

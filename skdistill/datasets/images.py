@@ -88,7 +88,8 @@ _IDX_DOC = """
         Which official split to load: 60,000 training or 10,000 test images, or all 70,000
         (training first; ``is_test`` tells them apart).
     data_home : str or path-like, default=None
-        Data folder; ``None`` means ``$SKDISTILL_DATA``, else ``~/skdistill_data``.
+        Data folder; ``None`` means ``$SKDISTILL_DATA``, else ``~/skdistill_data``
+        (see :func:`get_data_home`).
     download_if_missing : bool, default=False
         If True, download a missing file from {source}.
     return_X_y : bool, default=False
@@ -149,7 +150,8 @@ load_fashion_mnist.__doc__ = """Load Fashion-MNIST (Zalando clothing images) fro
     Reads the four files named as in MNIST (``train-images-idx3-ubyte.gz`` ...) from
     ``fashion-mnist/`` in the data folder, then from ``/usr/share/datasets/fashion-mnist``,
     where Debian's package ``dataset-fashion-mnist`` installs them
-    (``apt-get install dataset-fashion-mnist``).
+    (``apt-get install dataset-fashion-mnist``). ``SKDISTILL_SYSTEM_DATA=0`` in the
+    environment skips that system folder, so only the data folder is read.
 """ + _IDX_DOC.format(source="Zalando's server (fashion-mnist.s3-website.eu-central-1."
                              "amazonaws.com), checked against the published MD5") + """
     Examples
