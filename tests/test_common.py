@@ -21,7 +21,7 @@ ESTIMATORS = [
     SGLDTeacher(hidden_layer_sizes=(16,), step_size=2e-3, prior_precision=1.0, n_iter=300,
                 burn_in=100, thinning=20),
     GPEDDistiller(SGLDTeacher(hidden_layer_sizes=(16,), step_size=2e-3, prior_precision=1.0),
-                  MLPStudent(hidden_layer_sizes=(16,), lr=2e-2), n_iter=300, burn_in=100,
+                  MLPStudent(hidden_layer_sizes=(16,), lr=2e-2), n_iter=600, burn_in=100,
                   thinning=1),
     # Ensemble distillation (issue 5): two members everywhere to keep ~50 fits cheap.
     LatentBEStudent(n_members=2, **FAST_MLP),

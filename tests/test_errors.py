@@ -241,3 +241,13 @@ def test_teacher_that_misses_a_class_of_y_warns(data):
     teacher = RandomForestClassifier(5, random_state=0).fit(X, y)  # classes 0, 1 only
     with pytest.warns(UserWarning, match=r"gives no probability to \[2\]"):
         KnowledgeDistiller(FrozenEstimator(teacher), MLPStudent(**TINY)).fit(X, y3)
+
+
+def test_gped_student_that_diverges_is_named_with_its_lr(data):
+    X, y = data
+    model = GPEDDistiller(_sgld(step_size=1e-3),
+                          MLPStudent(hidden_layer_sizes=(8,), lr=1e12, optimizer="sgd"),
+                          n_iter=600, burn_in=10, thinning=1, random_state=0)
+    with pytest.raises(ValueError, match=r"^MLPStudent: training diverged: .*student's loss "
+                                         r"became nan at step \d+.*lr=1e\+12"):
+        model.fit(X, y)

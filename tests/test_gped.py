@@ -1,5 +1,6 @@
 """GPEDDistiller: online distillation of posterior expectations, its heads, estimators and errors."""
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -8,6 +9,9 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skdistill import CNNStudent, GPEDDistiller, LatentBEStudent, MLPStudent, SGLDTeacher
 from skdistill.metrics import entropy_mae, negative_log_likelihood
+
+# Most tests run short chains on purpose; the budget warning has its own test.
+pytestmark = pytest.mark.filterwarnings("ignore:GPEDDistiller.*student only:UserWarning")
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +62,20 @@ def test_uncertainty_decomposition_from_one_forward_pass(data, fitted):
     assert len(calls) == 1
     p = fitted.predict_proba(X_test)
     np.testing.assert_allclose(u.total, -(p * np.log(p)).sum(1), rtol=1e-6)
-    np.testing.assert_allclose(u.aleatoric, fitted.predict_expectation(X_test, "entropy"))
-    np.testing.assert_allclose(u.epistemic, np.clip(u.total - u.aleatoric, 0, None))
-    assert (u.epistemic >= 0).all()
+
+
+def test_uncertainty_parts_are_non_negative_and_add_up_exactly(data, fitted):
+    _, _, X_test, _ = data
+    u = fitted.predict_uncertainty(X_test)
+    head = fitted.predict_expectation(X_test, "entropy")
+    over, under = head > u.total + 1e-9, head < u.total - 1e-9
+    # the entropy head overshoots the predictive entropy on some rows: not a vacuous test
+    assert over.sum() >= 5 and under.sum() >= 5
+    np.testing.assert_array_equal(u.total, u.aleatoric + u.epistemic)
+    assert (u.aleatoric >= 0).all() and (u.epistemic >= 0).all()
+    np.testing.assert_array_equal(u.aleatoric[under], head[under])
+    np.testing.assert_array_equal(u.aleatoric[over], u.total[over])
+    assert (u.epistemic[over] == 0).all() and (u.epistemic[under] > 0).all()
 
 
 def test_student_is_a_fitted_estimator_for_the_predictive_head(data, fitted):
@@ -115,7 +130,7 @@ def test_variance_and_callable_targets_get_their_own_heads(data):
 def test_callable_heads_get_unique_names_and_stay_reachable(data):
     X, y, X_test, _ = data
     first, second = (lambda p: p[:, 0]), (lambda p: 1 - p[:, 1:])
-    model = gped(n_iter=300, target=[first, second, first]).fit(X, y)
+    model = gped(n_iter=300, burn_in=100, target=[first, second, first]).fit(X, y)
     assert model.targets_ == ["predictive", "<lambda>", "<lambda>_1"]
     a, b = model.predict_expectation(X_test, first), model.predict_expectation(X_test, second)
     assert a.shape == (100,) and b.shape == (100, 2)
@@ -132,7 +147,7 @@ def test_callable_named_like_a_builtin_does_not_replace_its_head(data):
 
     for target, names in ((["entropy", entropy], ["predictive", "entropy", "entropy_1"]),
                           ([entropy, "entropy"], ["predictive", "entropy_1", "entropy"])):
-        model = gped(n_iter=300, target=target).fit(X, y)
+        model = gped(n_iter=300, burn_in=100, target=target).fit(X, y)
         assert model.targets_ == names
         builtin = model.predict_expectation(X_test, "entropy")
         assert builtin.shape == (100,) and (builtin > 0).all()  # the softplus entropy head
@@ -167,7 +182,8 @@ def test_ctrl_c_keeps_the_student_trained_so_far(data):
             raise KeyboardInterrupt
         return p[:, :1]
 
-    with pytest.warns(RuntimeWarning, match=r"interrupted after \d+ student steps"):
+    with pytest.warns(RuntimeWarning, match=r"GPEDDistiller: fit interrupted; keeping the student "
+                                            r"after \d+ steps"):
         model = gped(n_iter=700, target=interrupting).fit(X, y)
     assert 0 < model.n_student_steps_ == len(model.loss_curve_) < 30
     assert model.predict_proba(X[:2]).shape == (2, 3)
@@ -189,3 +205,47 @@ def test_bad_input_gets_clear_errors(data):
         gped(n_iter=10).fit(X, y, X_unlabeled=X[:, :3])
     with pytest.raises(TypeError, match="GPEDDistiller: parameter target=.*callable mapping"):
         gped(target=lambda p: p.foo()).fit(X, y)
+
+
+def test_budget_without_a_student_step_is_refused_before_the_chain_runs(data):
+    X, y, _, _ = data
+    iterations = []
+    teacher = SGLDTeacher(hidden_layer_sizes=(8,), n_iter=400, burn_in=500,
+                          step_size=lambda t: iterations.append(t) or 1e-3)
+    student = MLPStudent(hidden_layer_sizes=(8,))
+    with pytest.raises(ValueError, match=r"GPEDDistiller: parameter n_iter=400 is invalid; "
+                                         r"expected at least burn_in \+ thinning = 501 .*"
+                                         r"n_iter=400 \(the teacher's\), burn_in=500 \(the "
+                                         r"teacher's\), thinning=1 \(thinning=None\)"):
+        GPEDDistiller(teacher, student).fit(X, y)
+    with pytest.raises(ValueError, match=r"parameter n_iter=520 .* burn_in \+ thinning = 525 .*"
+                                         r"give \(n_iter - burn_in\) // thinning = 0"):
+        GPEDDistiller(teacher, student, n_iter=520, thinning=25).fit(X, y)
+    assert iterations == []  # the chain never started
+
+
+def test_short_student_budget_warns_with_the_number_of_steps(data):
+    X, y, _, _ = data
+    with pytest.warns(UserWarning, match=r"n_iter=700, burn_in=500, thinning=2 give the "
+                                         r"student only 100 steps"):
+        model = gped(n_iter=700, target="predictive").fit(X, y)
+    assert model.n_student_steps_ == 100
+
+
+def test_default_budget_gives_the_student_thousands_of_steps(data):
+    X, y, _, _ = data
+
+    class Stop(Exception):
+        pass
+
+    def stop(t):
+        raise Stop
+
+    # the teacher's default chain (20,000 iterations, 1,000 of burn-in), stopped at its first
+    # step: the budget is settled before
+    model = GPEDDistiller(SGLDTeacher(step_size=stop))
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(Stop):
+        warnings.simplefilter("always")
+        model.fit(X, y)
+    assert not [w for w in caught if "student only" in str(w.message)]
+    assert model.thinning_ == 9 and (20000 - 1000) // model.thinning_ == 2111

@@ -211,3 +211,41 @@ def test_ensemble_distiller_interrupted_in_its_teacher_is_unfitted(data):
     assert "EnsembleDistiller: fit interrupted before anything usable" in str(warning.message)
     with pytest.raises(NotFittedError):
         check_is_fitted(model)
+
+
+def _ctrl_c_at(iteration, step=1e-3):
+    """An SGLD step-size schedule that presses Ctrl-C when the chain reaches ``iteration``."""
+    def schedule(t):
+        if t == iteration:
+            ctrl_c()
+        return step
+    return schedule
+
+
+def test_sgld_interrupted_before_its_first_sample_is_left_unfitted(data):
+    from skdistill import SGLDTeacher
+
+    X, y = data
+    teacher = SGLDTeacher(hidden_layer_sizes=(8,), step_size=_ctrl_c_at(50), n_iter=400,
+                          burn_in=200, thinning=20, random_state=0)
+    with pytest.warns(RuntimeWarning, match="SGLDTeacher: fit interrupted before anything "
+                                            "usable"), pytest.raises(KeyboardInterrupt):
+        teacher.fit(X, y)
+    with pytest.raises(NotFittedError):
+        teacher.predict_proba(X)
+
+
+def test_gped_interrupted_in_the_chain_keeps_the_student_and_the_samples(data):
+    from skdistill import GPEDDistiller, SGLDTeacher
+
+    X, y = data
+    model = GPEDDistiller(SGLDTeacher(hidden_layer_sizes=(8,), step_size=_ctrl_c_at(300),
+                                      prior_precision=1.0, thinning=20),
+                          student(), n_iter=2000, burn_in=100, thinning=1, random_state=0)
+    with pytest.warns(RuntimeWarning) as record:
+        model.fit(X, y)
+    (warning,) = interrupt_warnings(record)
+    assert "GPEDDistiller: fit interrupted; keeping the student after 200 steps" in \
+        str(warning.message)
+    assert model.teacher_.n_iter_ == 300 and len(model.teacher_.samples_) == 10
+    assert model.predict_proba(X).shape == (len(X), 2)

@@ -1,5 +1,6 @@
 """SGLDTeacher: posterior sampling, Monte Carlo expectations, chain control and input errors."""
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from sklearn.utils._param_validation import InvalidParameterError
 
 from skdistill import SGLDTeacher
 from skdistill.nets import CNN
+from skdistill.teachers.sgld import SAMPLE_BUDGET_BYTES
 
 
 @pytest.fixture(scope="module")
@@ -53,12 +55,18 @@ def metropolis_predictive(X, y, X_test, precision, n_chains=50, n_steps=3000, sc
     return (1 / (1 + np.exp(-z))).mean(axis=0)
 
 
-def test_bayesian_logistic_regression_predictive_matches_metropolis():
+@pytest.fixture(scope="module")
+def logistic():
+    """A 2-D Bayesian logistic regression, test points and their Metropolis predictive."""
     rng = np.random.default_rng(1)
     X = rng.normal(size=(20, 2))
     y = (X @ [1.5, -1.0] + 0.8 * rng.normal(size=20) > 0).astype(int)
     X_test = np.array([[0, 0], [2, 2], [1, -1], [-2, 0.5], [3, 0], [-1, -3]], dtype=float)
-    reference = metropolis_predictive(X, y, X_test, precision=1.0)
+    return X, y, X_test, metropolis_predictive(X, y, X_test, precision=1.0)
+
+
+def test_bayesian_logistic_regression_predictive_matches_metropolis(logistic):
+    X, y, X_test, reference = logistic
     teacher = SGLDTeacher(hidden_layer_sizes=(), prior_precision=1.0, step_size=4e-3,
                           batch_size=20, n_iter=12000, burn_in=1000, thinning=20,
                           max_samples=1000, random_state=0).fit(X, y)
@@ -71,15 +79,66 @@ def test_bayesian_logistic_regression_predictive_matches_metropolis():
     assert np.abs(p_plug.numpy() - reference).max() > 0.05
 
 
-def test_samples_are_one_float32_tensor_of_the_latest_states(data):
+def test_capped_samples_keep_the_predictive_of_the_whole_chain(logistic):
+    # A slowly mixing chain (11,500 states, autocorrelation ~30 iterations at the worst test
+    # point): its latest 100 states are a few independent draws, 100 states spread over it
+    # are nearly independent.
+    X, y, X_test, reference = logistic
+    params = dict(hidden_layer_sizes=(), prior_precision=1.0, step_size=0.02, batch_size=20,
+                  n_iter=12000, burn_in=500, thinning=1, random_state=0)
+    capped = SGLDTeacher(max_samples=100, **params).fit(X, y)
+    uncapped = SGLDTeacher(**params).fit(X, y)
+    assert len(uncapped.samples_) == 11500 and uncapped.sample_thinning_ == 1
+    # 11,500 states halved 7 times fit 100: every 128th state, 89 of them
+    assert capped.sample_thinning_ == 128 and len(capped.samples_) == 89
+    assert torch.equal(capped.samples_, uncapped.samples_[127::128])
+
+    assert np.abs(capped.predict_proba(X_test)[:, 1] - reference).max() < 0.05  # 0.019
+    # Keeping the latest 100 states instead (a ring buffer) misses: 0.14.
+    latest = uncapped.sample_proba(X_test)[-100:, :, 1].mean(0)
+    assert np.abs(latest - reference).max() > 0.1
+
+
+def test_samples_are_the_uncapped_chain_at_a_doubled_thinning(data):
     X, y = data
-    full = small_teacher(max_samples=100).fit(X, y)
-    last = small_teacher(max_samples=3).fit(X, y)
-    assert full.samples_.shape == (8, 16 * 5 + 16 + 16 * 2 + 2)  # (600 - 200) / 50
+    full = small_teacher().fit(X, y)
+    n_params = 16 * 5 + 16 + 16 * 2 + 2
+    assert full.samples_.shape == (8, n_params)  # (600 - 200) / 50
     assert full.samples_.dtype == torch.float32
-    torch.testing.assert_close(last.samples_, full.samples_[-3:])
+    assert full.sample_thinning_ == 50
+    assert full.max_samples_ == SAMPLE_BUDGET_BYTES // (4 * n_params)  # max_samples=None
     last_state = torch.nn.utils.parameters_to_vector(full.module_.parameters())
     torch.testing.assert_close(full.samples_[-1], last_state)
+    # 8 states on the grid of 50: a cap of 7 keeps every 100th (4), 3 every 200th (2),
+    # 1 the 400th
+    for cap, thinning in ((7, 100), (3, 200), (1, 400)):
+        capped = small_teacher(max_samples=cap).fit(X, y)
+        every = thinning // 50
+        assert capped.sample_thinning_ == thinning and capped.max_samples_ == cap
+        assert torch.equal(capped.samples_, full.samples_[every - 1::every])
+        # stored compact: no unused buffer rows kept (or pickled) behind the samples
+        assert capped.samples_.untyped_storage().nbytes() == 4 * capped.samples_.numel()
+
+
+def test_continued_chain_keeps_its_samples_spread_over_the_whole_chain(data):
+    X, y = data
+    uncapped = small_teacher(warm_start=True).fit(X, y)
+    uncapped.set_params(n_iter=600).fit(X, y)
+    assert len(uncapped.samples_) == 20  # (1200 - 200) / 50
+    # 6 samples: the first fit keeps every 100th state (4), the second every 200th (5)
+    capped = small_teacher(warm_start=True, max_samples=6).fit(X, y)
+    assert capped.sample_thinning_ == 100
+    capped.set_params(n_iter=600).fit(X, y)
+    assert capped.n_iter_ == 1200 and capped.sample_thinning_ == 200
+    assert torch.equal(capped.samples_, uncapped.samples_[3::4])
+    # a lower cap on the continued chain thins the old samples the same way
+    lowered = small_teacher(warm_start=True, max_samples=6).fit(X, y)
+    lowered.set_params(n_iter=600, max_samples=2).fit(X, y)
+    assert lowered.sample_thinning_ == 400
+    assert torch.equal(lowered.samples_, uncapped.samples_[7::8])
+    with pytest.raises(ValueError, match=r"warm_start=True continues .*thinning=25.*"
+                                         r"expected burn_in=200, thinning=50"):
+        lowered.set_params(thinning=25).fit(X, y)
 
 
 def test_expectations_are_monte_carlo_averages_over_samples(data):
@@ -143,12 +202,50 @@ def test_ctrl_c_stops_cleanly_and_keeps_the_samples(data):
         teacher.fit(X, y)
     assert teacher.n_iter_ == 420 and len(teacher.samples_) == 4
     assert teacher.predict_proba(X[:2]).shape == (2, 2)
+    capped = small_teacher(step_size=schedule, max_samples=3)
+    with pytest.warns(RuntimeWarning, match="interrupted at iteration 420"):
+        capped.fit(X, y)
+    assert capped.sample_thinning_ == 100
+    assert torch.equal(capped.samples_, teacher.samples_[1::2])
 
 
 def test_diverging_chain_names_the_iteration_and_suggests_a_smaller_step(data):
     X, y = data
-    with pytest.raises(ValueError, match=r"diverged at iteration \d+.*smaller"):
-        small_teacher(step_size=50.0).fit(X * 100, y)
+    with pytest.raises(ValueError, match=r"diverged at iteration \d+.*smaller step_size=0.00125 "):
+        small_teacher(step_size=50.0).fit(X * 100, y)  # 0.25 / N, N = 200
+    # a step already below 0.25 / N that still diverges: the data's scale is the culprit
+    with pytest.raises(ValueError, match=r"diverged .*scale X.*smaller step_size=0.0001\."):
+        small_teacher(step_size=1e-3).fit(X * 1e4, y)
+
+
+def suggested_step(message):
+    return float(re.search(r"try a smaller step_size=([0-9.e+-]+) ", message).group(1))
+
+
+def test_chain_far_above_chance_stops_early_with_a_step_that_works():
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    X_train, y_train, X_test, y_test = X[:1400], y[:1400], X[1400:], y[1400:]
+    # No NaN here: the chain wanders at huge parameters with chance accuracy.
+    teacher = SGLDTeacher(hidden_layer_sizes=(32,), step_size=0.1, random_state=0)
+    with pytest.raises(ValueError, match=r"diverged at iteration 199 \(mean minibatch "
+                                         r"negative log-likelihood .* 10 x chance log\(10\)"
+                       ) as far:
+        teacher.fit(X_train, y_train)
+    assert teacher.n_iter_ == 199  # judged at its second window of 100, not after 20,000
+    theta = torch.nn.utils.parameters_to_vector(teacher.module_.parameters())
+    assert torch.isfinite(theta).all() and theta.abs().max() > 100  # prior std 0.32
+    hint = suggested_step(str(far.value))
+    assert hint == pytest.approx(0.25 / 1400, rel=0.01)
+    # The default network goes to NaN within a few steps instead: the same hint.
+    with pytest.raises(ValueError, match=r"diverged at iteration \d \(.* is nan\)") as nan:
+        SGLDTeacher(step_size=0.1, random_state=0).fit(X_train, y_train)
+    assert suggested_step(str(nan.value)) == hint
+    # The suggested step (1.8e-4; verified also at 0.25 / N on all 1,797 digits and on
+    # make_classification) samples a useful posterior with the default network.
+    teacher = SGLDTeacher(step_size=hint, n_iter=600, burn_in=300, thinning=50,
+                          random_state=0).fit(X_train, y_train)
+    assert teacher.score(X_test, y_test) > 0.8  # chance is 0.1
 
 
 def test_cnn_module_on_images():

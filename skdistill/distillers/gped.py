@@ -1,4 +1,5 @@
 """GPEDDistiller: online distillation of Bayesian posterior expectations (Vadera et al., Algorithm 1)."""
+import math
 import numbers
 import warnings
 
@@ -10,11 +11,19 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
+from .._interrupt import interrupt_policy
 from .._validation import param_error
+from ..engine import divergence_error, non_finite_problem
 from ..expectations import ESTIMATORS, EXPECTATIONS, output_size
 from ..losses import soft_cross_entropy
 from ..students._base import draw_seed, seeded
 from ._base import BaseDistiller
+
+#: ``thinning=None``: the paper's one student step every 10 SGLD iterations (its entropy
+#: runs), lowered on a chain too short to give the student this many steps.
+DEFAULT_THINNING, TARGET_STUDENT_STEPS = 10, 2000
+#: Fewer student steps than this warn: the student would lag far behind the teacher.
+MIN_STUDENT_STEPS = 500
 
 
 class _Head(nn.Module):
@@ -88,9 +97,14 @@ default="predictive"
     n_iter, burn_in : int, default=None
         SGLD iterations and burn-in; ``None`` takes the teacher's.
     thinning : int, default=None
-        One student step every ``thinning`` SGLD iterations after burn-in; ``None`` takes the
-        teacher's. The teacher's own ``thinning`` and ``max_samples`` still decide which
-        samples it keeps for its ``predict_proba`` (the reference the student is compared to).
+        One student step every ``thinning`` SGLD iterations after burn-in: the student takes
+        ``(n_iter - burn_in) // thinning`` steps. ``None`` is the paper's 10, lowered (down to
+        1) where the chain is too short for 2,000 student steps:
+        ``max(1, min(10, (n_iter - burn_in) // 2000))`` (the teacher's default chain,
+        20,000 iterations after 1,000 of burn-in, gives 9 and 2,111 steps). A budget with no
+        student step raises a ``ValueError`` before the chain runs; one under 500 steps
+        warns. The teacher's own ``thinning`` and ``max_samples`` still decide which samples
+        it keeps for its ``predict_proba`` (the reference the student is compared to).
     distill_batch_size : int, default=100
         Rows of ``D'`` per student step.
     input_noise : float, default=0.0
@@ -105,9 +119,9 @@ default="predictive"
     Attributes
     ----------
     teacher_ : SGLDTeacher
-        The teacher after the chain; it keeps up to ``max_samples`` samples (every
-        ``teacher.thinning``-th state), so its own ``predict_proba`` is the posterior
-        predictive.
+        The teacher after the chain; it keeps up to ``max_samples`` samples spread over the
+        chain (every ``teacher.thinning``-th state, thinned further when the chain outgrows
+        ``max_samples``), so its own ``predict_proba`` is the posterior predictive.
     student_ : student estimator
         A fitted student whose ``module_`` is the trunk with the predictive head.
     module_ : MultiHeadNet
@@ -115,6 +129,8 @@ default="predictive"
     targets_ : list of str
         Head names, ``"predictive"`` first (a callable's head is named after the callable,
         made unique as described under ``target``).
+    thinning_ : int
+        SGLD iterations per student step: ``thinning``, or the value ``None`` resolved to.
     n_student_steps_ : int
     estimator_nbytes_ : int
         Memory held by the estimators' per-example state (0 for U_s).
@@ -248,6 +264,12 @@ default="predictive"
         student = self._student()
         teacher = self._teacher()
         Xd = X if X_unlabeled is None else self._check_unlabeled(X_unlabeled)
+        self.n_student_steps_ = 0  # what a Ctrl-C before the first step can keep
+        with interrupt_policy(self, self._salvage):
+            self._fit(X, y, Xd, X_unlabeled, targets, student, teacher)
+        return self
+
+    def _fit(self, X, y, Xd, X_unlabeled, targets, student, teacher):
         self.teacher_ = self._seeded_clone(teacher)
         self.teacher_.set_params(**{k: v for k, v in (("n_iter", self.n_iter),
                                                       ("burn_in", self.burn_in))
@@ -269,15 +291,54 @@ default="predictive"
             heads = {name: self._head(name, g, base.n_hidden_out, n_classes)
                      for name, g in targets.items()}
             self.module_ = MultiHeadNet(base.features, heads).to(device)
+        self._check_student_budget()
         self.targets_ = list(targets)
         self._target_fns = targets
         estimators = {name: ESTIMATORS[self.estimator](len(Xd), output_size(g, n_classes))
                       for name, g in targets.items()}
         self.estimator_nbytes_ = sum(u.nbytes for u in estimators.values())
         self._distil(X, y, Xd, Xs, targets, estimators, seed, device)
-        self.student_.module_ = nn.Sequential(self.module_.trunk,
-                                              self.module_.heads["predictive"]).eval()
-        return self
+        self._install_student()
+
+    def _install_student(self):
+        """The fitted student predicts with the trunk and the predictive head."""
+        self.module_.eval()
+        self.student_._set_trained(nn.Sequential(self.module_.trunk,
+                                                 self.module_.heads["predictive"]), None, None)
+
+    def _salvage(self):
+        """Ctrl-C policy: after at least one student step, the student so far is usable."""
+        if not self.n_student_steps_:
+            return None
+        self._install_student()
+        return (f"the student after {self.n_student_steps_} steps, and the teacher's samples "
+                f"of the first {self.teacher_.n_iter_} iterations")
+
+    def _check_student_budget(self):
+        """Resolve ``thinning_``; refuse a chain with no student step, warn under 500 steps."""
+        n_iter, burn_in = self.teacher_.n_iter, self.teacher_.burn_in
+        if self.thinning is None:
+            self.thinning_ = max(1, min(DEFAULT_THINNING,
+                                        (n_iter - burn_in) // TARGET_STUDENT_STEPS))
+        else:
+            self.thinning_ = self.thinning
+        steps = max(0, (n_iter - burn_in) // self.thinning_)
+        # values left to the teacher were never set here: say where they came from
+        n_iter_from = "" if self.n_iter is not None else " (the teacher's)"
+        burn_in_from = "" if self.burn_in is not None else " (the teacher's)"
+        thinning_from = "" if self.thinning is not None else " (thinning=None)"
+        budget = (f"n_iter={n_iter}{n_iter_from}, burn_in={burn_in}{burn_in_from}, "
+                  f"thinning={self.thinning_}{thinning_from}")
+        if steps == 0:
+            raise param_error(
+                self, "n_iter", n_iter,
+                f"at least burn_in + thinning = {burn_in + self.thinning_} so that the student "
+                f"takes a step; {budget} give (n_iter - burn_in) // thinning = 0 student steps")
+        if steps < MIN_STUDENT_STEPS:
+            warnings.warn(f"{type(self).__name__}: {budget} give the student only {steps} "
+                          f"steps ((n_iter - burn_in) // thinning); at least "
+                          f"{MIN_STUDENT_STEPS} are advised: raise n_iter or lower thinning.",
+                          UserWarning, stacklevel=3)
 
     def _check_unlabeled(self, X_unlabeled):
         try:
@@ -296,8 +357,8 @@ default="predictive"
         order, pos = torch.randperm(n, generator=gen), 0
         self.loss_curve_ = []
         self.module_.train()
-        every = self.teacher_.thinning if self.thinning is None else self.thinning
-        chain = self.teacher_._chain(X, y, keep=True, every=every)
+        x_scale = float(Xd_t.abs().max())
+        chain = self.teacher_._chain(X, y, keep=True, every=self.thinning_)
         try:
             for teacher_module in chain:
                 if pos + batch > n:
@@ -316,17 +377,23 @@ default="predictive"
                     values = values.reshape(len(idx), -1)
                     estimate = estimators[name].update(idx, values)
                     loss = loss + self._target_loss(name, out[name], estimate.to(device))
+                value = float(loss.detach())
+                if not math.isfinite(value):
+                    raise divergence_error(self.student_, f"the student's loss became {value} "
+                                           f"at step {len(self.loss_curve_) + 1}",
+                                           self.student_.lr, x_scale)
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
-                self.loss_curve_.append(loss.item())
-        except KeyboardInterrupt:
+                self.loss_curve_.append(value)
+        finally:
+            # Ctrl-C or an error: the chain stores the samples it drew (SGLDTeacher._run).
             chain.close()
-            warnings.warn(f"{type(self).__name__}: interrupted after "
-                          f"{len(self.loss_curve_)} student steps; keeping the student so far.",
-                          RuntimeWarning, stacklevel=3)
-        self.n_student_steps_ = len(self.loss_curve_)
-        self.module_.eval()
+            self.n_student_steps_ = len(self.loss_curve_)
+        problem = non_finite_problem(self.module_, Xd_t[:batch].reshape(-1, *student_shape)
+                                     .to(device))
+        if problem is not None:
+            raise divergence_error(self.student_, problem, self.student_.lr, x_scale)
 
     # -- prediction -----------------------------------------------------------------------------
     def _outputs(self, X, batch_size=4096):
@@ -382,8 +449,13 @@ default="predictive"
         """Total, aleatoric and epistemic uncertainty from one forward pass of the student.
 
         ``total`` is the entropy of the predictive head's distribution, ``aleatoric`` the
-        entropy head's expected entropy, ``epistemic = total - aleatoric`` (the BALD mutual
-        information, clipped at 0). Needs ``"entropy"`` among the distilled targets.
+        entropy head's expected entropy and ``epistemic = total - aleatoric`` (the BALD
+        mutual information). The expected entropy of a posterior never exceeds the entropy of
+        its predictive, but the two heads are learnt separately: where the entropy head says
+        more than ``total``, ``aleatoric`` is taken as ``total`` and ``epistemic`` is 0. So
+        both parts are non-negative and ``total == aleatoric + epistemic`` holds exactly (in
+        floating point; ``total`` may differ from the predictive head's entropy by one
+        rounding). Needs ``"entropy"`` among the distilled targets.
 
         Returns
         -------
@@ -396,7 +468,8 @@ default="predictive"
                               'a list including "entropy" to decompose the uncertainty')
         out = self._outputs(X)
         log_p = torch.log_softmax(out["predictive"], 1)
-        total = -(log_p.exp() * log_p).sum(1).numpy()
-        aleatoric = out["entropy"][:, 0].numpy()
-        return Bunch(total=total, aleatoric=aleatoric,
-                     epistemic=np.clip(total - aleatoric, 0.0, None))
+        entropy = -(log_p.exp() * log_p).sum(1).numpy()
+        aleatoric = np.minimum(out["entropy"][:, 0].numpy(), entropy)
+        epistemic = entropy - aleatoric
+        # rebuilt from its parts, so that the identity has no rounding error
+        return Bunch(total=aleatoric + epistemic, aleatoric=aleatoric, epistemic=epistemic)

@@ -1,23 +1,35 @@
 """SGLDTeacher: a Bayesian neural network classifier sampled with SGLD (posterior predictive teacher)."""
 import copy
+import math
 import numbers
-import warnings
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from .._validation import check_layer_sizes, check_two_classes, named_errors, param_error
+from .._interrupt import interrupt_policy
+from .._validation import (check_device, check_float32_range, check_layer_sizes, encode_labels,
+                           named_errors, param_error)
 from ..expectations import EXPECTATIONS
 from ..nets import MLP
 from ..samplers import as_schedule, sgld_step_
 from ..students._base import draw_seed, seeded
+
+#: Memory for the kept samples when ``max_samples=None``, in bytes of float32 parameters.
+SAMPLE_BUDGET_BYTES = 256 * 10**6
+# Divergence check: the mean minibatch NLL over each window of iterations against chance.
+_WINDOW = 100
+# Times chance, log(n_classes). Working chains stay below ~5 after their first window, even
+# hot ones (a wide network on 150 rows); diverging ones reach 10 to 1e5 within a few windows.
+_DIVERGED = 10.0
+# A step of 0.25 / N keeps the drift step * N / 2 on the mean gradient at 1/8, as the paper's
+# 4e-6 at N = 60,000 does.
+_SAFE_STEP_TIMES_N = 0.25
 
 
 class SGLDTeacher(ClassifierMixin, BaseEstimator):
@@ -30,8 +42,9 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
                  + Normal(0, step)
 
     with a Gaussian prior ``p(theta) = Normal(0, 1/prior_precision)`` and a softmax
-    likelihood. After ``burn_in`` iterations every ``thinning``-th state is a posterior sample.
-    Predictions average over the kept samples (Monte Carlo posterior predictive).
+    likelihood. After ``burn_in`` iterations every ``thinning``-th state is a posterior sample,
+    kept spread evenly over the whole chain up to ``max_samples`` (see Notes). Predictions
+    average over the kept samples (Monte Carlo posterior predictive).
 
     Parameters
     ----------
@@ -56,11 +69,15 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
     burn_in : int, default=1000
         Iterations before the first posterior sample (counted over the whole chain).
     thinning : int, default=100
-        Keep every ``thinning``-th state after burn-in.
-    max_samples : int, default=100
-        Most samples kept; the latest ones are kept. They are stored as one float32 tensor
-        of ``max_samples x n_parameters``, i.e. ``4 * max_samples * n_parameters`` bytes
-        (784-400-400-10: 478,410 parameters, 1.9 MB per sample, 191 MB for 100).
+        Keep every ``thinning``-th state after burn-in (until ``max_samples`` is reached).
+    max_samples : int or None, default=None
+        Most samples kept. When the chain has more, every other sample is dropped and the
+        thinning doubled (``sample_thinning_``), so the samples stay spread evenly over the
+        whole chain after burn-in: between ``max_samples / 2`` and ``max_samples`` are kept.
+        They are stored as one float32 tensor: ``4 * n_parameters`` bytes a sample.
+        ``None`` fits them in :data:`SAMPLE_BUDGET_BYTES` (256 MB):
+        ``max(1, 256e6 // (4 * n_parameters))`` samples (784-400-400-10: 478,410 parameters,
+        1.9 MB a sample, 133 samples; a network of 10,000 parameters: 6,400).
     device : str, default="cpu"
         Torch device of the chain (e.g. ``"cuda"``); samples are stored on it.
     warm_start : bool, default=False
@@ -78,7 +95,13 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
     module_ : torch.nn.Module
         The network, holding the chain's current (last) state.
     samples_ : torch.Tensor of shape (n_samples, n_parameters)
-        Kept posterior samples, float32, oldest first (``parameters_to_vector`` order).
+        Kept posterior samples, float32, oldest first (``parameters_to_vector`` order): the
+        states at iterations ``burn_in + k * sample_thinning_``, ``k = 1, 2, ...``.
+    sample_thinning_ : int
+        Iterations between kept samples: ``thinning`` doubled once each time the chain
+        outgrew ``max_samples_``.
+    max_samples_ : int
+        Cap on the number of kept samples: ``max_samples``, or the one its ``None`` resolved to.
     n_iter_ : int
         Iterations run on the chain so far (all ``fit`` calls with ``warm_start``).
     step_sizes_ : list of float
@@ -86,9 +109,24 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
 
     Notes
     -----
+    Sample retention: the kept samples are always every ``sample_thinning_``-th state after
+    burn-in, from the first to the latest. When ``max_samples_`` is full, every other one is
+    dropped and ``sample_thinning_`` doubles, so a long chain is summarised by samples from
+    all of it rather than from its end only (a slowly mixing chain's latest states are
+    strongly correlated). A chain continued with ``warm_start=True`` keeps this grid (its
+    ``burn_in`` and ``thinning`` cannot change once it holds samples; a smaller
+    ``max_samples`` thins the old samples the same way).
+
     Ctrl-C during ``fit`` stops the chain with a warning and keeps the samples drawn so far;
-    ``warm_start=True`` then continues it. A NaN or infinite log-likelihood (a step size too
-    large for the data) stops with a ``ValueError`` naming the iteration.
+    ``warm_start=True`` then continues it.
+
+    Divergence (a step size too large for the data) stops with a ``ValueError`` naming the
+    iteration: a NaN or infinite minibatch log-likelihood, or a mean minibatch negative
+    log-likelihood above ten times chance (``10 log(n_classes)``) over a window of 100
+    iterations (the chain's very first window, started from the initialisation, is not
+    judged), which catches a chain wandering at huge parameters with chance accuracy by
+    iteration 200. The message suggests ``step_size = 0.25 / N`` for ``N`` training rows (the
+    paper's 4e-6 at N = 60,000), which suits inputs scaled to about unit range.
 
     References
     ----------
@@ -121,7 +159,7 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
         "n_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "burn_in": [Interval(numbers.Integral, 0, None, closed="left")],
         "thinning": [Interval(numbers.Integral, 1, None, closed="left")],
-        "max_samples": [Interval(numbers.Integral, 1, None, closed="left")],
+        "max_samples": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "device": [str, torch.device],
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
@@ -130,7 +168,7 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
 
     def __init__(self, hidden_layer_sizes=(400, 400), module=None, prior_precision=10.0,
                  step_size=4e-6, batch_size=100, n_iter=20000, burn_in=1000, thinning=100,
-                 max_samples=100, device="cpu", warm_start=False, verbose=0,
+                 max_samples=None, device="cpu", warm_start=False, verbose=0,
                  random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.module = module
@@ -154,9 +192,17 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        for _ in self._chain(X, y, keep=True):
-            pass
+        with interrupt_policy(self, self._salvage):
+            for _ in self._chain(X, y, keep=True):
+                pass
         return self
+
+    def _salvage(self):
+        """Ctrl-C policy: the samples stored so far are a usable (shorter) chain."""
+        if not len(getattr(self, "samples_", ())):
+            return None
+        return (f"the {len(self.samples_)} posterior samples drawn before it was interrupted at "
+                f"iteration {self.n_iter_} (warm_start=True continues the chain)")
 
     def iter_samples(self, X, y):
         """Run the chain like ``fit`` but yield each thinned sample instead of storing it.
@@ -188,10 +234,28 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
                 self.n_iter_ = 0
                 self.samples_ = torch.empty(0, self._n_params(), device=device)
                 self.step_sizes_ = []
+            self._resolve_sample_grid(warm)
             Xt = torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32,
                                  device=device)
             yt = torch.as_tensor(y_enc, dtype=torch.int64, device=device)
             yield from self._run(Xt, yt, keep, self.thinning if every is None else every)
+
+    def _resolve_sample_grid(self, warm):
+        """Set ``max_samples_`` and, for a new chain, its sampling grid (burn_in, thinning)."""
+        n_params = self._n_params()
+        self.max_samples_ = (max(1, SAMPLE_BUDGET_BYTES // (4 * n_params))
+                             if self.max_samples is None else self.max_samples)
+        if warm and len(self.samples_):
+            if (self.burn_in, self.thinning) != self._sample_grid:
+                burn_in, thinning = self._sample_grid
+                raise ValueError(
+                    f"{type(self).__name__}: warm_start=True continues the chain on the "
+                    f"sampling grid of its first fit; got burn_in={self.burn_in}, "
+                    f"thinning={self.thinning}, expected burn_in={burn_in}, "
+                    f"thinning={thinning} (or warm_start=False for a new chain).")
+            return
+        self._sample_grid = (self.burn_in, self.thinning)
+        self.sample_thinning_ = self.thinning
 
     def _run(self, Xt, yt, keep, every):
         module, params = self.module_, [p for p in self.module_.parameters() if p.requires_grad]
@@ -199,10 +263,12 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
         n, batch = len(Xt), min(self.batch_size, len(Xt))
         scale = n / batch
         schedule = as_schedule(self.step_size)
+        chance = math.log(len(self.classes_))
         start = self.n_iter_
         kept, buffer = self._sample_buffer(start, keep)
+        thinning = self.sample_thinning_
         order, pos = torch.randperm(n, device=Xt.device), 0
-        step = None
+        step, window = None, 0.0
         bar = self._progress_bar()
         try:
             for t in range(start, start + self.n_iter):
@@ -215,36 +281,46 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
                     p.grad = None
                 loss = F.cross_entropy(module(Xt[idx]), yt[idx], reduction="sum")
                 loss.backward()
-                if not torch.isfinite(loss):
-                    raise ValueError(
-                        f"{type(self).__name__}: the chain diverged at iteration {t} (minibatch "
-                        f"negative log-likelihood is {loss.item()}); step_size={step:.3g} is too "
-                        f"large for this data, try a smaller one such as {step / 10:.3g}."
-                    )
+                nll = loss.item() / batch
+                if not math.isfinite(nll):
+                    raise self._divergence_error(
+                        t, step, n, f"minibatch negative log-likelihood is {nll}")
+                window += nll
+                if (t + 1 - start) % _WINDOW == 0:
+                    if t + 1 > _WINDOW and window / _WINDOW > _DIVERGED * chance:
+                        raise self._divergence_error(
+                            t, step, n, f"mean minibatch negative log-likelihood "
+                            f"{window / _WINDOW:.3g} over the last {_WINDOW} iterations, more "
+                            f"than {_DIVERGED:g} x chance log({len(self.classes_)}) = "
+                            f"{chance:.3g}")
+                    window = 0.0
                 sgld_step_(params, step, self.prior_precision, scale)
                 self.n_iter_ = t + 1
                 if bar is not None and (t + 1 - start) % 100 == 0:
                     bar.update(100)
-                    bar.set_postfix(nll=f"{loss.item() / batch:.4f}", refresh=False)
+                    bar.set_postfix(nll=f"{nll:.4f}", refresh=False)
                 if t + 1 > self.burn_in:
                     k = t + 1 - self.burn_in
-                    if keep and k % self.thinning == 0:
-                        torch.cat([p.detach().reshape(-1) for p in params],
-                                  out=buffer[kept % len(buffer)])
-                        kept += 1
+                    if keep and k % thinning == 0:
+                        if kept == len(buffer):
+                            kept, thinning = _keep_every_other(buffer, kept), 2 * thinning
+                        if k % thinning == 0:
+                            torch.cat([p.detach().reshape(-1) for p in params],
+                                      out=buffer[kept])
+                            kept += 1
                     if k % every == 0:
                         yield module
-        except KeyboardInterrupt:
-            warnings.warn(f"{type(self).__name__}: interrupted at iteration {self.n_iter_}; "
-                          "keeping the samples drawn so far (warm_start=True continues the "
-                          "chain).", RuntimeWarning, stacklevel=3)
         finally:
+            # Also on Ctrl-C or when a consumer (GPED) closes the chain: what was drawn is kept.
             if bar is not None:
                 bar.close()
             if step is not None:
                 self.step_sizes_.append(step)
             if keep:
-                self._store_samples(buffer, kept)
+                self.sample_thinning_ = thinning
+                # a compact copy where the buffer has room left, so that no unused rows
+                # are held (or pickled) with the samples
+                self.samples_ = buffer if kept == len(buffer) else buffer[:kept].clone()
             module.eval()
 
     def _step_at(self, schedule, t):
@@ -255,26 +331,35 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
                               f"gave {step!r}")
         return float(step)
 
+    def _divergence_error(self, t, step, n, what):
+        """The error of a diverged chain, with a step size that suits ``n`` training rows."""
+        safe = _SAFE_STEP_TIMES_N / n
+        if step > safe:
+            hint = (f"try a smaller step_size={safe:.3g} (0.25 / N for N = {n} training rows, "
+                    "as the paper's 4e-6 at N = 60,000; for X scaled to about unit range, "
+                    "e.g. by StandardScaler or pixels / 255)")
+        else:
+            hint = (f"it is already at most 0.25 / N = {safe:.3g} for N = {n} training rows: "
+                    "scale X to about unit range (StandardScaler, pixels / 255) or try a "
+                    f"smaller step_size={step / 10:.2g}")
+        return ValueError(f"{type(self).__name__}: the chain diverged at iteration {t} "
+                          f"({what}); step_size={step:.3g} is too large for this data, {hint}.")
+
     def _sample_buffer(self, start, keep):
-        """Buffer holding the previous samples then room for this run's, up to max_samples."""
+        """Buffer holding the previous samples then room for this run's, up to max_samples_.
+
+        Returns the number of rows in use and the buffer; previous samples beyond a lowered
+        cap are thinned first (every other one dropped, ``sample_thinning_`` doubled).
+        """
         old = self.samples_
         if not keep:
             return 0, old
-        new = self._n_thinned(start + self.n_iter) - self._n_thinned(start)
-        cap = max(1, min(self.max_samples, len(old) + new))
-        buffer = old.new_empty((cap, old.shape[1]))
-        old = old[len(old) - min(len(old), cap):]
+        while len(old) > self.max_samples_:
+            old, self.sample_thinning_ = old[1::2], 2 * self.sample_thinning_
+        on_grid = max(0, (start + self.n_iter - self.burn_in) // self.sample_thinning_)
+        buffer = old.new_empty((min(self.max_samples_, on_grid), old.shape[1]))
         buffer[:len(old)] = old
         return len(old), buffer
-
-    def _n_thinned(self, n_steps):
-        """Number of posterior samples among the first ``n_steps`` iterations of the chain."""
-        return max(0, (n_steps - self.burn_in) // self.thinning)
-
-    def _store_samples(self, buffer, kept):
-        if kept > len(buffer):
-            buffer = torch.roll(buffer, -(kept % len(buffer)), dims=0)
-        self.samples_ = buffer[:min(kept, len(buffer))]
 
     def _progress_bar(self):
         if not self.verbose:
@@ -283,14 +368,17 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
 
         return tqdm(total=self.n_iter, desc=type(self).__name__, unit="it")
 
+    def _validate_params(self):
+        super()._validate_params()
+        check_device(self, self.device)
+
     def _check_fit_data(self, X, y):
         self._validate_params()
         X, y = named_errors(self, validate_data, self, X, y, allow_nd=True,
                             dtype=("float32", "float64"),
                             reset=not (self.warm_start and hasattr(self, "module_")))
-        check_classification_targets(y)
-        classes, y_enc = np.unique(y, return_inverse=True)
-        check_two_classes(self, classes)
+        check_float32_range(self, X)
+        classes, y_enc = encode_labels(self, y)
         if self.warm_start and hasattr(self, "module_") and not np.array_equal(classes,
                                                                                  self.classes_):
             raise ValueError(f"{type(self).__name__}: warm_start=True needs the classes of the "
@@ -412,3 +500,18 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
         return tags
+
+
+def _keep_every_other(buffer, count):
+    """Keep the 2nd, 4th, ... of the first ``count`` rows of ``buffer``, moved to its front.
+
+    The rows stay evenly spaced at twice the spacing. Returns the new number of rows.
+    """
+    half = count // 2
+    # Block by block through a small temporary: row i takes row 2i + 1, which no earlier
+    # block overwrote, and the copy never needs a second buffer's memory.
+    block = max(1, half // 8)
+    for i in range(0, half, block):
+        j = min(i + block, half)
+        buffer[i:j] = buffer[2 * i + 1:2 * j:2].clone()
+    return half
