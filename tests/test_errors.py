@@ -251,3 +251,13 @@ def test_gped_student_that_diverges_is_named_with_its_lr(data):
     with pytest.raises(ValueError, match=r"^MLPStudent: training diverged: .*student's loss "
                                          r"became nan at step \d+.*lr=1e\+12"):
         model.fit(X, y)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_prediction_on_data_beyond_float32_is_refused_by_name(name, data):
+    X, y = data
+    estimator = _make(name, random_state=0)
+    estimator.fit(X, y)
+    with pytest.raises(ValueError, match=r"float32's range") as info:
+        estimator.predict_proba(X * 1e300)
+    assert str(info.value).startswith(type(estimator).__name__), str(info.value)

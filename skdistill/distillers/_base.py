@@ -94,7 +94,8 @@ class BaseDistiller(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     # -- prediction: the student's ------------------------------------------------------------
     def _check_predict_X(self, X):
         check_is_fitted(self, "student_")
-        return named_errors(self, validate_data, self, X, reset=False, allow_nd=True)
+        X = named_errors(self, validate_data, self, X, reset=False, allow_nd=True)
+        return check_float32_range(self, X)
 
     def predict_proba(self, X):
         """Class probabilities of the distilled student, columns in ``classes_`` order."""

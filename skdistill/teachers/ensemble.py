@@ -129,6 +129,7 @@ class DeepEnsembleTeacher(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         """Every member's class probabilities: shape ``(n_members, n_samples, n_classes)``."""
         check_is_fitted(self, "members_")
         X = named_errors(self, validate_data, self, X, reset=False, allow_nd=True)
+        check_float32_range(self, X)
         return np.stack([check_teacher_proba(self, m.predict_proba(X), m.classes_,
                                              self.classes_, m)
                          for m in self.members_])

@@ -422,6 +422,7 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
                              f"+ thinning ({self.thinning}).")
         X = named_errors(self, validate_data, self, X, reset=False, allow_nd=True,
                          dtype=("float32", "float64"))
+        check_float32_range(self, X)
         return torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32)
 
     def _iter_sample_proba(self, Xt, batch_size=4096):
