@@ -31,19 +31,19 @@ def user_interrupted():
 @contextmanager
 def _record_sigint():
     """In the main thread, note a SIGINT before the previous handler raises as usual."""
-    if threading.current_thread() is not threading.main_thread():
+    _local.sigint = False
+    previous = (signal.getsignal(signal.SIGINT)
+                if threading.current_thread() is threading.main_thread() else None)
+    if not callable(previous):
+        # Not the main thread, or SIGINT ignored (SIG_IGN) or not handled from Python: Ctrl-C
+        # cannot raise KeyboardInterrupt here, so there is nothing to record.
         yield
         return
-    previous = signal.getsignal(signal.SIGINT)
 
     def handler(signum, frame):
         _local.sigint = True
-        if callable(previous):
-            previous(signum, frame)
-        else:
-            raise KeyboardInterrupt
+        previous(signum, frame)
 
-    _local.sigint = False
     signal.signal(signal.SIGINT, handler)
     try:
         yield

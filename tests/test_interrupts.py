@@ -249,3 +249,14 @@ def test_gped_interrupted_in_the_chain_keeps_the_student_and_the_samples(data):
         str(warning.message)
     assert model.teacher_.n_iter_ == 300 and len(model.teacher_.samples_) == 10
     assert model.predict_proba(X).shape == (len(X), 2)
+
+
+def test_fit_leaves_the_sigint_handler_as_it_found_it(data, monkeypatch):
+    X, y = data
+    before = signal.getsignal(signal.SIGINT)
+    student(max_epochs=1).fit(X, y)
+    assert signal.getsignal(signal.SIGINT) is before
+    # A process that ignores SIGINT keeps ignoring it during fit.
+    monkeypatch.setattr(signal, "signal", lambda *a: pytest.fail("handler replaced"))
+    monkeypatch.setattr(signal, "getsignal", lambda s: signal.SIG_IGN)
+    student(max_epochs=1).fit(X, y)
