@@ -1,21 +1,29 @@
-"""The one Ctrl-C policy of every estimator's ``fit``.
+"""The one policy of every estimator's ``fit`` for Ctrl-C and for errors.
 
-An interrupt (``KeyboardInterrupt``) stops the whole ``fit``, not only the ensemble member,
-fold or epoch that was running. The estimator then keeps what it learnt where that is usable
-and is left either fitted-and-usable or unfitted, never half-fitted:
+``@fit_policy`` on a ``fit`` method:
 
-- usable: ``fit`` warns once (``RuntimeWarning``) saying what was kept, and returns ``self``;
-- nothing usable: the fitted attributes are removed, ``fit`` warns once saying so, and the
-  ``KeyboardInterrupt`` propagates (the script stops, as the user asked).
+- a ``fit`` starts afresh: the previous fit's attributes are removed first (unless the
+  estimator continues its own state, e.g. ``SGLDTeacher(warm_start=True)``), so no part of an
+  old fit can be mistaken for this one's;
+- an error leaves the estimator unfitted, never half-fitted;
+- an interrupt (``KeyboardInterrupt``) stops the whole ``fit``, not only the ensemble member,
+  fold or epoch that was running. The estimator's ``_salvage()`` keeps what this ``fit`` learnt
+  where that is usable (it reads ``self._fit_progress``, a dict the ``fit`` fills as it goes):
+  usable, ``fit`` warns once (``RuntimeWarning``) saying what was kept and returns ``self``;
+  nothing usable, the estimator is unfitted, ``fit`` warns once and the ``KeyboardInterrupt``
+  propagates (the script stops, as the user asked).
 
-Estimators fitted inside another estimator's ``fit`` (members, fold teachers, students) do
-their own salvage silently and re-raise, so only the outermost estimator warns and decides.
+Estimators fitted inside another estimator's ``fit`` (members, fold teachers, students) do their
+own salvage silently and re-raise, so only the outermost estimator warns and decides.
 
 skorch callbacks stop training by raising ``KeyboardInterrupt`` too (``EarlyStopping``): that
 is a normal end of training, not the user's Ctrl-C. To tell them apart, the outermost fit in
 the main thread wraps the SIGINT handler and records a real Ctrl-C (:func:`user_interrupted`).
 """
+import functools
+import os
 import signal
+import sys
 import threading
 import warnings
 from contextlib import contextmanager
@@ -57,40 +65,63 @@ def unfit(estimator):
         delattr(estimator, name)
 
 
-@contextmanager
-def interrupt_policy(estimator, salvage):
-    """Run the body of ``estimator.fit`` under the Ctrl-C policy.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__))
 
-    Parameters
-    ----------
-    estimator : estimator
-        The estimator being fitted.
-    salvage : callable
-        Called on interrupt, with no argument. It leaves the estimator fitted-and-usable
-        and returns a short description of what was kept ("the 2 members fitted so far"),
-        or returns ``None`` when nothing is usable (the policy then unfits the estimator).
-    """
-    nested = getattr(_local, "depth", 0) > 0
-    _local.depth = getattr(_local, "depth", 0) + 1
-    try:
-        if nested:
-            yield
-        else:
+
+def warn_user(message, category=UserWarning):
+    """``warnings.warn`` pointing at the first caller outside skdistill (the user's line)."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def fit_policy(fit):
+    """Decorate a ``fit`` method with the policy above."""
+    @functools.wraps(fit)
+    def guarded(self, *args, **kwargs):
+        depth = getattr(_local, "depth", 0)
+        nested = depth > 0
+        if not self._continues_fit():
+            unfit(self)
+        self._fit_progress = {}
+        _local.depth = depth + 1
+        try:
+            if nested:
+                return fit(self, *args, **kwargs)
             with _record_sigint():
-                yield
-    except KeyboardInterrupt:
-        kept = salvage()
-        if kept is None:
-            unfit(estimator)
-        if nested:
+                return fit(self, *args, **kwargs)
+        except KeyboardInterrupt:
+            kept = self._salvage()
+            if kept is None:
+                unfit(self)
+            if nested:
+                raise
+            name = type(self).__name__
+            if kept is None:
+                warn_user(f"{name}: fit interrupted before anything usable was learnt; "
+                          f"{name} is left unfitted.", RuntimeWarning)
+                raise
+            warn_user(f"{name}: fit interrupted; keeping {kept}. The estimator is fitted and "
+                      "usable; fit again to train it fully.", RuntimeWarning)
+            return self
+        except BaseException:
+            unfit(self)
             raise
-        name = type(estimator).__name__
-        if kept is None:
-            warnings.warn(f"{name}: fit interrupted before anything usable was learnt; "
-                          f"{name} is left unfitted.", RuntimeWarning, stacklevel=4)
-            raise
-        warnings.warn(f"{name}: fit interrupted; keeping {kept}. The estimator is fitted "
-                      "and usable; fit again to train it fully.", RuntimeWarning,
-                      stacklevel=4)
-    finally:
-        _local.depth -= 1
+        finally:
+            _local.depth = depth
+            del self._fit_progress
+    return guarded
+
+
+class FitPolicyMixin:
+    """Defaults of the hooks :func:`fit_policy` calls: a fresh fit, nothing to salvage."""
+
+    def _continues_fit(self):
+        """Whether this ``fit`` continues the fitted state (warm start) instead of replacing it."""
+        return False
+
+    def _salvage(self):
+        """On Ctrl-C: make the estimator usable from ``self._fit_progress`` and say what was
+        kept, or return None when nothing usable was learnt."""
+        return None

@@ -1,11 +1,12 @@
 """Input checks shared by the estimators: errors name the estimator, parameter and value."""
 import numbers
-import warnings
 
 import numpy as np
 import torch
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d
+
+from ._interrupt import warn_user
 
 #: Largest finite float32: inputs beyond it become inf inside every torch network.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -103,6 +104,21 @@ def check_float32_range(owner, X, name="X"):
     return X
 
 
+def check_labels_present(owner, y, name="y"):
+    """Refuse missing labels (NaN, or None in an object array), naming the first row."""
+    y = np.asarray(y)
+    if y.dtype.kind == "f":
+        missing = np.isnan(y)
+    elif y.dtype == object:
+        missing = np.array([v is None or (isinstance(v, float) and v != v) for v in y.ravel()])
+    else:
+        return
+    if missing.any():
+        raise param_error(owner, name, f"<array with NaN or None at row "
+                                       f"{int(np.flatnonzero(missing)[0])}>",
+                          "class labels without missing values")
+
+
 def encode_labels(owner, y):
     """Validate classification labels; return ``(classes_, y_encoded)``.
 
@@ -111,17 +127,12 @@ def encode_labels(owner, y):
     """
     name = _owner_name(owner)
     y = named_errors(owner, column_or_1d, y, warn=True)
-    if y.dtype.kind == "f" and np.isnan(y).any():
-        raise param_error(owner, "y", f"<array with NaN at row {int(np.flatnonzero(np.isnan(y))[0])}>",
-                          "class labels without missing values")
+    check_labels_present(owner, y, "y")
     if y.dtype == object:
         kinds = {str if isinstance(v, str) else type(v).__name__ for v in y}
         if str in kinds and len(kinds) > 1:
             raise param_error(owner, "y", "<labels mixing strings and numbers>",
                               "labels of one type (all strings or all numbers)", TypeError)
-        if any(v is None or (isinstance(v, float) and v != v) for v in y):
-            raise param_error(owner, "y", "<array with None or NaN>",
-                              "class labels without missing values")
     try:
         check_classification_targets(y)
     except ValueError:
@@ -175,6 +186,18 @@ def check_callbacks(owner, callbacks, name="callbacks"):
                               TypeError)
 
 
+def check_validation_fraction(owner, fraction, n_rows):
+    """``validation_fraction`` must leave a training row and a validation row of ``n_rows``."""
+    if fraction is None:
+        return
+    n_valid = int(np.ceil(fraction * n_rows))
+    if n_valid < 1 or n_rows - n_valid < 1:
+        largest = (n_rows - 1) / n_rows if n_rows > 1 else 0.0
+        raise param_error(owner, "validation_fraction", fraction,
+                          f"a fraction that leaves at least one of the {n_rows} rows for "
+                          f"training and one for validation (at most {largest:.3g}), or None")
+
+
 def validate_params(estimator):
     """Run an estimator's own parameter validation (scikit-learn's), and its sub-estimators'.
 
@@ -197,7 +220,9 @@ def check_teacher_proba(owner, proba, teacher_classes, classes, teacher=None, at
     The one check every distiller and ensemble applies to what a teacher returns: shape
     ``(n, len(teacher_classes))``, finite, non-negative, rows summing to one within ``atol``
     (tiny drift is renormalised away; anything else, e.g. scores or logits, is rejected).
-    Columns are then aligned to ``classes`` (zero for a class the teacher never saw).
+    Columns are then aligned to ``classes``: zero for a class the teacher never saw; the
+    probability of a class that ``y`` lacks is dropped and the row renormalised (a row with
+    all its mass there is an error). :func:`warn_class_mismatch` says so once per fit.
     """
     what = "teacher" if teacher is None else f"teacher {type(teacher).__name__}"
     P = np.asarray(proba, dtype=np.float64)
@@ -208,20 +233,36 @@ def check_teacher_proba(owner, proba, teacher_classes, classes, teacher=None, at
             f"expected (n_samples, {n_cols}), one column per class in its classes_.")
     P = check_soft_targets(owner, P, len(P), n_cols, name=f"{what}.predict_proba(X)",
                            atol=atol)
-    return align_proba(P, teacher_classes, classes)
+    aligned = align_proba(P, teacher_classes, classes)
+    if aligned is P:
+        return P
+    mass = aligned.sum(axis=1, keepdims=True)
+    if (mass <= 0).any():
+        row = int(np.flatnonzero(mass[:, 0] <= 0)[0])
+        raise ValueError(
+            f"{_owner_name(owner)}: the {what} puts all the probability of row {row} on "
+            f"classes that y lacks ({sorted(set(teacher_classes) - set(classes))}); it cannot "
+            "teach the classes of y there.")
+    return aligned / mass
 
 
-def warn_uncovered_classes(owner, teacher_classes, classes, teacher=None):
-    """Warn when a fitted teacher does not know every class of ``y``."""
-    missing = [c for c in np.asarray(classes).tolist()
-               if c not in set(np.asarray(teacher_classes).tolist())]
+def warn_class_mismatch(owner, fitted, classes, what="teacher"):
+    """Warn once when fitted teachers (members, fold teachers) do not match the classes of y.
+
+    A class of ``y`` a teacher was not fitted on gets zero probability from it; a class it
+    was fitted on that ``y`` lacks has its probability dropped and the rows renormalised.
+    """
+    known = [set(np.asarray(getattr(t, "classes_", classes)).tolist()) for t in fitted]
+    ours = set(np.asarray(classes).tolist())
+    missing = sorted(set().union(*(ours - k for k in known)))
+    extra = sorted(set().union(*(k - ours for k in known)))
+    name = _owner_name(owner)
     if missing:
-        what = "teacher" if teacher is None else f"teacher {type(teacher).__name__}"
-        warnings.warn(
-            f"{_owner_name(owner)}: the {what} was fitted on classes "
-            f"{np.asarray(teacher_classes).tolist()} and gives no probability to {missing} of "
-            "y; the student learns zero probability for them from the teacher.",
-            UserWarning, stacklevel=3)
+        warn_user(f"{name}: the {what} gives no probability to classes {missing} of y, which "
+                  "it was not fitted on; they get probability 0 from it.")
+    if extra:
+        warn_user(f"{name}: the {what} was fitted on classes {extra} that y lacks; their "
+                  "probability is dropped and each row renormalised.")
 
 
 def align_proba(proba, source_classes, target_classes):
@@ -239,5 +280,5 @@ def align_proba(proba, source_classes, target_classes):
 
 __all__ = ["param_error", "named_errors", "check_soft_targets", "check_two_classes",
            "check_layer_sizes", "align_proba", "check_float32_range", "encode_labels",
-           "check_device", "check_callbacks", "validate_params", "check_teacher_proba",
-           "warn_uncovered_classes"]
+           "check_device", "check_callbacks", "check_labels_present", "check_validation_fraction", "validate_params", "check_teacher_proba",
+           "warn_class_mismatch"]

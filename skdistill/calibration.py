@@ -3,7 +3,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
-from ._validation import param_error
+from ._validation import check_labels_present, param_error
 
 # Same floor as scikit-learn's temperature scaling (log(p + 1e-12)): a zero probability
 # becomes a very large negative logit rather than -inf, so the NLL stays finite.
@@ -40,9 +40,7 @@ def _as_logits(func, name, values, allow_logits=True):
 def _encode(func, y, labels, n_classes, name="y"):
     """Map labels ``y`` to column indices ``0..n_classes-1`` (columns in ``labels`` order)."""
     y = np.asarray(y)
-    if y.dtype.kind == "f" and np.isnan(y).any():
-        raise param_error(func, name, f"<array with NaN at row {int(np.flatnonzero(np.isnan(y))[0])}>",
-                          "class labels without missing values")
+    check_labels_present(func, y, name)
     if labels is not None:
         values, counts = np.unique(np.asarray(labels), return_counts=True)
         if (counts > 1).any():

@@ -239,20 +239,23 @@ def entropy(p, axis=-1):
     >>> entropy([[0.5, 0.5], [1.0, 0.0]]).round(6)  # log 2, 0
     array([0.693147, 0.      ])
     """
-    func = "entropy"
+    return _entropy("entropy", "p", p, axis)
+
+
+def _entropy(func, name, p, axis):
     try:
         P = np.asarray(p, dtype=np.float64)
     except (TypeError, ValueError):
-        raise param_error(func, "p", p, "a numeric array", TypeError) from None
+        raise param_error(func, name, p, "a numeric array", TypeError) from None
     if P.ndim == 0:
-        raise param_error(func, "p", p, "an array with a class axis")
+        raise param_error(func, name, p, "an array with a class axis")
     if not np.isfinite(P).all():
-        raise param_error(func, "p", "<array with NaN or inf>", "finite probabilities")
+        raise param_error(func, name, "<array with NaN or inf>", "finite probabilities")
     if (P < 0).any():
-        raise param_error(func, "p", f"<array with min {P.min():.6g}>", "non-negative probabilities")
+        raise param_error(func, name, f"<array with min {P.min():.6g}>", "non-negative probabilities")
     sums = P.sum(axis=axis)
     if np.any(np.abs(sums - 1.0) > _SUM_ATOL):
-        raise param_error(func, "p", "<array not summing to 1 along axis>",
+        raise param_error(func, name, "<array not summing to 1 along axis>",
                           f"probabilities summing to 1 along axis={axis} (within {_SUM_ATOL})")
     return entr(P).sum(axis=axis)
 
@@ -263,7 +266,7 @@ def _as_entropy(name, values):
     except (TypeError, ValueError):
         raise param_error("entropy_mae", name, values, "a numeric array", TypeError) from None
     if A.ndim == 2:
-        return entropy(A, axis=1)
+        return _entropy("entropy_mae", name, A, 1)
     if A.ndim == 1:
         if not np.isfinite(A).all() or (A < 0).any():
             raise param_error("entropy_mae", name, "<entropy vector with NaN, inf or < 0>",

@@ -4,6 +4,8 @@ Each case is a class of mistakes users make (sparse X, a regression target, an u
 device ...); every estimator kind must refuse it with its own name in the message, never with a
 torch or scikit-learn message that names nobody, and never with silently wrong numbers.
 """
+import warnings
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -119,13 +121,19 @@ def test_callbacks_that_are_not_callbacks_are_refused(name, data):
         _make(name, callbacks=[3]).fit(X, y)
 
 
-@pytest.mark.parametrize("name", ["MLPStudent", "KnowledgeDistiller", "DeepEnsembleTeacher"])
+@pytest.mark.parametrize("name", ["MLPStudent", "KnowledgeDistiller", "CrossFitDistiller",
+                                  "DeepEnsembleTeacher"])
 def test_validation_fraction_too_large_for_the_data(name, data):
     X, y = data
     owner = ESTIMATORS[name][1]
+    estimator = _make(name, validation_fraction=0.9)
+    if name.endswith("Distiller"):
+        estimator.set_params(teacher=_FitCounter())
+    _FitCounter.fits = 0
     with pytest.raises(ValueError, match=rf"^{owner}: parameter validation_fraction=0.9 is "
                                          r"invalid; .*6 rows.*at most 0.833"):
-        _make(name, validation_fraction=0.9).fit(X[:6], y[:6])
+        estimator.fit(X[:6], y[:6])
+    assert _FitCounter.fits == 0, "checked before the teacher is fitted"
 
 
 @pytest.mark.parametrize("make", [
@@ -239,8 +247,48 @@ def test_teacher_that_misses_a_class_of_y_warns(data):
     X, y = data
     y3 = np.where(np.arange(len(y)) % 10 == 0, 2, y)
     teacher = RandomForestClassifier(5, random_state=0).fit(X, y)  # classes 0, 1 only
-    with pytest.warns(UserWarning, match=r"gives no probability to \[2\]"):
+    with pytest.warns(UserWarning, match=r"KnowledgeDistiller: the teacher FrozenEstimator gives "
+                                         r"no probability to classes \[2\] of y"):
         KnowledgeDistiller(FrozenEstimator(teacher), MLPStudent(**TINY)).fit(X, y3)
+
+
+def test_teacher_classes_that_y_lacks_are_dropped_and_rows_renormalised(data):
+    from sklearn.frozen import FrozenEstimator
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = data
+    y3 = np.where(np.arange(len(y)) % 3 == 0, 2, y)
+    teacher = FrozenEstimator(LogisticRegression().fit(X, y3))  # knows class 2; y will not
+    model = KnowledgeDistiller(teacher, MLPStudent(**TINY, random_state=0))
+    with pytest.warns(UserWarning, match=r"fitted on classes \[2\] that y lacks; their "
+                                         r"probability is dropped and each row renormalised"):
+        model.fit(X, y)
+    P = model._teacher_proba(model.teacher_, X)
+    full = teacher.predict_proba(X)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0)
+    np.testing.assert_allclose(P, full[:, :2] / full[:, :2].sum(axis=1, keepdims=True))
+    ensemble = DeepEnsembleTeacher(teacher, n_members=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ensemble.fit(X, y)
+    assert len([w for w in caught if "y lacks" in str(w.message)]) == 1  # once, not per member
+    np.testing.assert_allclose(ensemble.predict_proba(X).sum(axis=1), 1.0)
+
+
+def test_fold_teacher_that_misses_a_class_warns_once(data):
+    X, y = data
+    y3 = y.copy()
+    y3[:3] = 2  # 3 rows of class 2, all in one unstratified fold (random_state=23): the
+    # teacher fitted on the other folds never sees class 2
+    model = CrossFitDistiller(RandomForestClassifier(5, random_state=0), MLPStudent(**TINY),
+                              n_folds=3, stratify=False, random_state=23)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X, y3)
+    missing = [w for w in caught if "fold teachers gives no probability to classes [2]"
+               in str(w.message)]
+    assert len(missing) == 1
+    assert (model.oof_proba_[:3, 2] == 0).any()
 
 
 def test_gped_student_that_diverges_is_named_with_its_lr(data):
@@ -261,3 +309,19 @@ def test_prediction_on_data_beyond_float32_is_refused_by_name(name, data):
     with pytest.raises(ValueError, match=r"float32's range") as info:
         estimator.predict_proba(X * 1e300)
     assert str(info.value).startswith(type(estimator).__name__), str(info.value)
+
+
+def test_unlabeled_data_beyond_float32_is_named(data):
+    X, y = data
+    model = _make("GPEDDistiller")
+    with pytest.raises(ValueError, match=r"^GPEDDistiller: parameter X_unlabeled="):
+        model.fit(X, y, X_unlabeled=X * 1e300)
+
+
+def test_missing_string_label_is_named_as_missing(data):
+    X, y = data
+    labels = np.array(["a", "b"] * 30, dtype=object)
+    labels[4] = None
+    with pytest.raises(ValueError, match=r"^MLPStudent: parameter y='<array with NaN or None at "
+                                         r"row 4>'.*without missing values"):
+        MLPStudent(**TINY).fit(X, labels)

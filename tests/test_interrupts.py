@@ -260,3 +260,48 @@ def test_fit_leaves_the_sigint_handler_as_it_found_it(data, monkeypatch):
     monkeypatch.setattr(signal, "signal", lambda *a: pytest.fail("handler replaced"))
     monkeypatch.setattr(signal, "getsignal", lambda s: signal.SIG_IGN)
     student(max_epochs=1).fit(X, y)
+
+
+def test_refit_interrupted_in_its_teacher_does_not_keep_the_old_student(data):
+    X, y = data
+    model = KnowledgeDistiller(RandomForestClassifier(5, random_state=0), student()).fit(X, y)
+    CtrlCTeacher.fits = 0
+    model.set_params(teacher=CtrlCTeacher(fit_no=1))
+    with pytest.warns(RuntimeWarning, match="left unfitted"), pytest.raises(KeyboardInterrupt):
+        model.fit(X[:, :3], y)
+    assert not hasattr(model, "student_") and not hasattr(model, "classes_")
+
+
+class CtrlCRegressor(BaseEstimator):
+    """A scikit-learn regressor interrupted in the middle of its fit (half-built)."""
+
+    def fit(self, X, y):
+        self.estimators_ = []  # what a forest has before its trees exist
+        ctrl_c()
+        return self
+
+    def predict(self, X):
+        raise AssertionError("an interrupted regressor must never predict")
+
+
+def test_crossfit_with_a_regressor_interrupted_in_its_fit_is_unfitted(data):
+    from sklearn.base import RegressorMixin
+
+    X, y = data
+    regressor = type("Regressor", (RegressorMixin, CtrlCRegressor), {})()
+    model = CrossFitDistiller(RandomForestClassifier(5, random_state=0), regressor, n_folds=2)
+    with pytest.warns(RuntimeWarning, match="left unfitted"), pytest.raises(KeyboardInterrupt):
+        model.fit(X, y)
+    with pytest.raises(NotFittedError):
+        check_is_fitted(model)
+
+
+def test_a_failed_refit_leaves_the_estimator_unfitted_not_mixed(data):
+    X, y = data
+    clf = student().fit(X, y)
+    clf.set_params(lr=1e12, optimizer="sgd")
+    y3 = np.arange(len(y)) % 3
+    with pytest.raises(ValueError, match="training diverged"):
+        clf.fit(X, y3)
+    with pytest.raises(NotFittedError):
+        clf.predict(X)

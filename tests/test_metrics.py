@@ -244,7 +244,7 @@ def test_duplicate_labels_are_named(func):
                                   brier_score, calibration_bins])
 def test_nan_label_is_named(func):
     with pytest.raises(ValueError, match=rf"{func.__name__}: parameter y_true='<array with NaN "
-                                         r"at row 1>'"):
+                                         r"or None at row 1>'"):
         func(np.array([0.0, np.nan, 1.0]), np.array([[0.5, 0.5]] * 3))
     with pytest.raises(ValueError, match=r"fit_temperature: parameter y='<array with NaN"):
         fit_temperature(np.array([[0.5, 0.5]] * 3), np.array([0.0, np.nan, 1.0]))

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits, make_classification
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skdistill import SGLDTeacher
@@ -227,14 +228,22 @@ def test_chain_far_above_chance_stops_early_with_a_step_that_works():
     X = (X / 16).astype(np.float32)
     X_train, y_train, X_test, y_test = X[:1400], y[:1400], X[1400:], y[1400:]
     # No NaN here: the chain wanders at huge parameters with chance accuracy.
-    teacher = SGLDTeacher(hidden_layer_sizes=(32,), step_size=0.1, random_state=0)
+    seen = {}
+
+    def step(t):  # a constant 0.1 that looks at the chain's parameters as it goes
+        seen["t"] = t
+        seen["theta"] = torch.nn.utils.parameters_to_vector(teacher.module_.parameters())
+        return 0.1
+
+    teacher = SGLDTeacher(hidden_layer_sizes=(32,), step_size=step, random_state=0)
     with pytest.raises(ValueError, match=r"diverged at iteration 199 \(mean minibatch "
                                          r"negative log-likelihood .* 10 x chance log\(10\)"
                        ) as far:
         teacher.fit(X_train, y_train)
-    assert teacher.n_iter_ == 199  # judged at its second window of 100, not after 20,000
-    theta = torch.nn.utils.parameters_to_vector(teacher.module_.parameters())
-    assert torch.isfinite(theta).all() and theta.abs().max() > 100  # prior std 0.32
+    assert seen["t"] == 199  # judged at its second window of 100, not after 20,000
+    assert torch.isfinite(seen["theta"]).all() and seen["theta"].abs().max() > 100  # prior sd .32
+    with pytest.raises(NotFittedError):  # no diverged sample is kept to predict from
+        teacher.predict_proba(X_test)
     hint = suggested_step(str(far.value))
     assert hint == pytest.approx(0.25 / 1400, rel=0.01)
     # The default network goes to NaN within a few steps instead: the same hint.
@@ -284,3 +293,15 @@ def test_verbose_shows_a_progress_bar(data, capsys):
     X, y = data
     small_teacher(verbose=1).fit(X, y)
     assert "SGLDTeacher" in capsys.readouterr().err
+
+
+def test_short_chain_that_diverges_is_judged_at_its_end():
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    teacher = SGLDTeacher(hidden_layer_sizes=(32,), step_size=0.1, n_iter=150, burn_in=10,
+                          thinning=10, random_state=0)
+    with pytest.raises(ValueError, match=r"diverged at iteration 149 \(mean minibatch negative "
+                                         r"log-likelihood .* over the last 50 iterations"):
+        teacher.fit(X, y)
+    with pytest.raises(NotFittedError):
+        teacher.predict_proba(X)

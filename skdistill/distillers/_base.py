@@ -5,10 +5,12 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted, validate_data
 from sklearn.exceptions import NotFittedError
 
+from .._interrupt import FitPolicyMixin
 from ..students._base import draw_seed
-from .._validation import (check_float32_range, check_teacher_proba, encode_labels,
+from .._validation import (check_float32_range, check_teacher_proba,
+                           check_validation_fraction, encode_labels,
                            named_errors, param_error, validate_params,
-                           warn_uncovered_classes)
+                           warn_class_mismatch)
 
 
 def is_fitted(estimator):
@@ -20,7 +22,7 @@ def is_fitted(estimator):
     return True
 
 
-class BaseDistiller(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """Base class for ``(teacher, student)`` meta-estimators.
 
     After ``fit``: ``teacher_``, ``student_``, ``classes_``, ``n_features_in_``; prediction
@@ -52,8 +54,17 @@ class BaseDistiller(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         self.classes_, y_enc = encode_labels(self, y)
         return X, y, y_enc
 
+    def _check_student_rows(self, student, n_rows):
+        """Checks on the student that need the data size, done before any teacher is fitted."""
+        check_validation_fraction(student, getattr(student, "validation_fraction", None), n_rows)
+
     def _salvage(self):
-        """Ctrl-C policy: keep the fit if the student has learnt something (see _interrupt)."""
+        """Ctrl-C: keep the fit if this fit's student has learnt something (see _interrupt).
+
+        ``student_`` is set only once a student is being trained by this fit: a skdistill
+        student salvages itself (fitted, or unfitted), a scikit-learn one is assigned after its
+        ``fit`` returns.
+        """
         student = getattr(self, "student_", None)
         if student is None or not is_fitted(student):
             return None
@@ -81,8 +92,8 @@ class BaseDistiller(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     def _fit_teacher(self, X, y):
         """Clone and fit the teacher; a ``FrozenEstimator`` is kept as it is (no refit)."""
         teacher = self._seeded_clone(self._teacher()).fit(X, y)
-        warn_uncovered_classes(self, getattr(teacher, "classes_", self.classes_), self.classes_,
-                               teacher)
+        warn_class_mismatch(self, [teacher], self.classes_,
+                            f"teacher {type(teacher).__name__}")
         return teacher
 
     def _teacher_proba(self, teacher, X):

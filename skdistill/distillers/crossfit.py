@@ -9,8 +9,8 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 
-from .._interrupt import interrupt_policy
-from .._validation import param_error
+from .._interrupt import fit_policy
+from .._validation import param_error, warn_class_mismatch
 from ..students._base import draw_seed
 from ..losses import (SoftTargetCrossEntropy, SquaredErrorLogits,
                       SquaredErrorProba, corrected_targets, soften)
@@ -182,6 +182,7 @@ class CrossFitDistiller(BaseDistiller):
         return list(cls(self.n_folds, shuffle=True, random_state=seed).split(X, y_enc))
 
     # -- fitting --------------------------------------------------------------------------------
+    @fit_policy
     def fit(self, X, y):
         """Cross-fit the teachers, correct their out-of-fold probabilities, fit the student.
 
@@ -199,9 +200,9 @@ class CrossFitDistiller(BaseDistiller):
         X, y, y_enc = self._check_fit_data(X, y)
         teacher = self._crossfit_teacher()
         student = self._crossfit_student()
+        self._check_student_rows(student, len(X))
         folds = self._folds(X, y_enc)
-        with interrupt_policy(self, self._salvage):
-            self._fit(X, y, y_enc, teacher, student, folds)
+        self._fit(X, y, y_enc, teacher, student, folds)
         return self
 
     def _fit(self, X, y, y_enc, teacher, student, folds):
@@ -213,6 +214,7 @@ class CrossFitDistiller(BaseDistiller):
         self.fold_teachers_ = fitted[:len(folds)]
         if self.refit_teacher:
             self.teacher_ = fitted[-1]
+        warn_class_mismatch(self, fitted, self.classes_, "fold teachers")
 
         oof = np.empty((len(y_enc), len(self.classes_)))
         for fold_teacher, (_, test) in zip(self.fold_teachers_, folds):
@@ -230,10 +232,12 @@ class CrossFitDistiller(BaseDistiller):
         targets = corrected_targets(onehot, proba, self.gamma_alpha, scale)
         self.targets_scale_ = scale
 
-        self.student_ = self._seeded_clone(student, offset=1)
         if regressor:
-            self.student_.fit(X, targets[:, 1] if len(self.classes_) == 2 else targets)
+            # Assigned once fitted: an interrupted scikit-learn regressor is not usable.
+            self.student_ = self._seeded_clone(student, offset=1).fit(
+                X, targets[:, 1] if len(self.classes_) == 2 else targets)
         else:
+            self.student_ = self._seeded_clone(student, offset=1)
             self.student_._fit_targets(X, y, targets.astype(np.float32),
                                        make_criterion(self.temperature))
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from skorch.history import History
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
-from .._interrupt import interrupt_policy
+from .._interrupt import fit_policy
 from .._validation import check_teacher_proba, param_error
 from ..engine import divergence_error, non_finite_problem
 from ..losses import ae_kd_weights, proxy_end2_loss, soft_cross_entropy, soften
@@ -145,6 +145,7 @@ class EnsembleDistiller(BaseDistiller):
 
         return LatentBEStudent()
 
+    @fit_policy
     def fit(self, X, y):
         """Fit the teacher, then train the student on its members' predictions.
 
@@ -154,11 +155,11 @@ class EnsembleDistiller(BaseDistiller):
         """
         X, y, y_enc = self._check_fit_data(X, y)
         student = self._seeded_clone(self._student(), offset=1)
-        # Filled once the student's network exists: what Ctrl-C can keep.
-        progress = {}
-        with interrupt_policy(self, lambda: self._keep_student(student, **progress)):
-            self._fit(X, y, y_enc, student, progress)
+        self._fit(X, y, y_enc, student, self._fit_progress)
         return self
+
+    def _salvage(self):
+        return self._keep_student(**self._fit_progress)
 
     def _fit(self, X, y, y_enc, student, progress):
         self.teacher_ = self._fit_teacher(X, y)
@@ -195,11 +196,11 @@ class EnsembleDistiller(BaseDistiller):
         seed = draw_seed(student.random_state)
         with seeded(seed, student.device):
             module = student._build_module(len(self.classes_)).to(student.device)
-            progress.update(module=module, history=History())
+            progress.update(student=student, module=module, history=History())
             self._train(student, module, Xs, y_enc, modules, X, progress["history"])
-        self._keep_student(student, **progress)
+        self._keep_student(**progress)
 
-    def _keep_student(self, student, module=None, history=None):
+    def _keep_student(self, student=None, module=None, history=None):
         """Install the student's network; on Ctrl-C, only after at least one full epoch."""
         if module is None or not len(history):
             return None

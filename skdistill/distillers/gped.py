@@ -1,7 +1,6 @@
 """GPEDDistiller: online distillation of Bayesian posterior expectations (Vadera et al., Algorithm 1)."""
 import math
 import numbers
-import warnings
 
 import numpy as np
 import torch
@@ -11,8 +10,8 @@ from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
-from .._interrupt import interrupt_policy
-from .._validation import param_error
+from .._interrupt import fit_policy, warn_user
+from .._validation import check_float32_range, param_error
 from ..engine import divergence_error, non_finite_problem
 from ..expectations import ESTIMATORS, EXPECTATIONS, output_size
 from ..losses import soft_cross_entropy
@@ -244,6 +243,7 @@ default="predictive"
         return F.l1_loss(out, target.reshape(out.shape), reduction="sum") / len(out)
 
     # -- fitting --------------------------------------------------------------------------------
+    @fit_policy
     def fit(self, X, y, X_unlabeled=None):
         """Run the teacher's SGLD chain and train the student online on its expectations.
 
@@ -264,9 +264,7 @@ default="predictive"
         student = self._student()
         teacher = self._teacher()
         Xd = X if X_unlabeled is None else self._check_unlabeled(X_unlabeled)
-        self.n_student_steps_ = 0  # what a Ctrl-C before the first step can keep
-        with interrupt_policy(self, self._salvage):
-            self._fit(X, y, Xd, X_unlabeled, targets, student, teacher)
+        self._fit(X, y, Xd, X_unlabeled, targets, student, teacher)
         return self
 
     def _fit(self, X, y, Xd, X_unlabeled, targets, student, teacher):
@@ -308,11 +306,14 @@ default="predictive"
 
     def _salvage(self):
         """Ctrl-C policy: after at least one student step, the student so far is usable."""
-        if not self.n_student_steps_:
+        if not getattr(self, "n_student_steps_", 0):
             return None
         self._install_student()
-        return (f"the student after {self.n_student_steps_} steps, and the teacher's samples "
-                f"of the first {self.teacher_.n_iter_} iterations")
+        kept = len(getattr(self.teacher_, "samples_", ()))
+        teacher = (f"the teacher's {kept} samples of its first {self.teacher_.n_iter_} "
+                   "iterations" if kept else "a teacher with no posterior sample yet (its own "
+                   "predict_proba is unavailable)")
+        return f"the student after {self.n_student_steps_} steps, and {teacher}"
 
     def _check_student_budget(self):
         """Resolve ``thinning_``; refuse a chain with no student step, warn under 500 steps."""
@@ -335,17 +336,18 @@ default="predictive"
                 f"at least burn_in + thinning = {burn_in + self.thinning_} so that the student "
                 f"takes a step; {budget} give (n_iter - burn_in) // thinning = 0 student steps")
         if steps < MIN_STUDENT_STEPS:
-            warnings.warn(f"{type(self).__name__}: {budget} give the student only {steps} "
-                          f"steps ((n_iter - burn_in) // thinning); at least "
-                          f"{MIN_STUDENT_STEPS} are advised: raise n_iter or lower thinning.",
-                          UserWarning, stacklevel=3)
+            fix = "raise n_iter" + (" or lower thinning" if self.thinning_ > 1 else "")
+            warn_user(f"{type(self).__name__}: {budget} give the student only {steps} steps "
+                      f"((n_iter - burn_in) // thinning); at least {MIN_STUDENT_STEPS} are "
+                      f"advised: {fix}.")
 
     def _check_unlabeled(self, X_unlabeled):
         try:
-            return validate_data(self, X_unlabeled, reset=False, allow_nd=True)
-        except ValueError as exc:
-            raise ValueError(f"{type(self).__name__}: parameter X_unlabeled is invalid: "
-                             f"{exc}") from None
+            X_unlabeled = validate_data(self, X_unlabeled, reset=False, allow_nd=True)
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{type(self).__name__}: parameter X_unlabeled is invalid: "
+                            f"{exc}") from None
+        return check_float32_range(self, X_unlabeled, "X_unlabeled")
 
     def _distil(self, X, y, Xd, Xs, targets, estimators, seed, device):
         teacher_device = torch.device(self.teacher_.device)

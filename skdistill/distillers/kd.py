@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 from sklearn.utils._param_validation import Interval
 
-from .._interrupt import interrupt_policy
+from .._interrupt import fit_policy
 from ..losses import DistillationLoss, soften
 from ._base import BaseDistiller
 
@@ -78,6 +78,7 @@ class KnowledgeDistiller(BaseDistiller):
         self.alpha = alpha
         self.random_state = random_state
 
+    @fit_policy
     def fit(self, X, y):
         """Fit the teacher on ``X, y``, then the student on the teacher's probabilities.
 
@@ -87,11 +88,10 @@ class KnowledgeDistiller(BaseDistiller):
         """
         X, y, y_enc = self._check_fit_data(X, y)
         student = self._student()
-        with interrupt_policy(self, self._salvage):
-            self.teacher_ = self._fit_teacher(X, y)
-            soft = soften(self._teacher_proba(self.teacher_, X), self.temperature)
-            targets = np.column_stack([y_enc, soft]).astype(np.float32)
-            self.student_ = self._seeded_clone(student, offset=1)
-            self.student_._fit_targets(X, y, targets,
-                                       DistillationLoss(self.temperature, self.alpha))
+        self._check_student_rows(student, len(X))
+        self.teacher_ = self._fit_teacher(X, y)
+        soft = soften(self._teacher_proba(self.teacher_, X), self.temperature)
+        targets = np.column_stack([y_enc, soft]).astype(np.float32)
+        self.student_ = self._seeded_clone(student, offset=1)
+        self.student_._fit_targets(X, y, targets, DistillationLoss(self.temperature, self.alpha))
         return self

@@ -11,9 +11,9 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from .._interrupt import interrupt_policy
-from .._validation import (check_callbacks, check_device, check_soft_targets, encode_labels,
-                           param_error)
+from .._interrupt import FitPolicyMixin, fit_policy
+from .._validation import (check_callbacks, check_device, check_soft_targets,
+                           check_validation_fraction, encode_labels, param_error)
 from ..engine import NonFiniteLossError, StudentNet, divergence_error, non_finite_problem
 from ..losses import SoftTargetCrossEntropy
 
@@ -89,7 +89,7 @@ def resolve_optimizer(owner, optimizer):
                       f"one of {sorted(OPTIMIZERS)} or a torch.optim.Optimizer class", TypeError)
 
 
-class BaseStudent(ClassifierMixin, BaseEstimator):
+class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
     """Base class: a torch classifier network trained by skorch behind the scikit-learn API.
 
     Subclasses define ``_build_module(n_outputs)`` and ``_check_X(X, reset)``. Distillers
@@ -118,6 +118,7 @@ class BaseStudent(ClassifierMixin, BaseEstimator):
         raise NotImplementedError
 
     # -- fitting ----------------------------------------------------------------------------
+    @fit_policy
     def fit(self, X, y, soft_targets=None):
         """Fit on labels ``y``, or on a teacher's class probabilities ``soft_targets``.
 
@@ -141,6 +142,7 @@ class BaseStudent(ClassifierMixin, BaseEstimator):
             targets = check_soft_targets(self, soft_targets, len(y), len(self.classes_))
         return self._fit_net(X, targets, SoftTargetCrossEntropy())
 
+    @fit_policy
     def _fit_targets(self, X, y, targets, criterion, n_outputs=None):
         """Fit on arbitrary per-row ``targets`` with a tensor loss ``criterion(logits, t)``.
 
@@ -190,13 +192,7 @@ class BaseStudent(ClassifierMixin, BaseEstimator):
         """skorch's train split for ``validation_fraction``, checked against the data size."""
         if self.validation_fraction is None:
             return None
-        n_valid = int(np.ceil(self.validation_fraction * n_rows))
-        if n_valid < 1 or n_rows - n_valid < 1:
-            largest = (n_rows - 1) / n_rows if n_rows > 1 else 0.0
-            raise param_error(self, "validation_fraction", self.validation_fraction,
-                              f"a fraction that leaves at least one of the {n_rows} rows for "
-                              f"training and one for validation (at most {largest:.3g}), or "
-                              "None")
+        check_validation_fraction(self, self.validation_fraction, n_rows)
         return ValidSplit(self.validation_fraction, stratified=False, random_state=seed)
 
     def _make_net(self, module, criterion, seed, train_split=None):
@@ -228,33 +224,31 @@ class BaseStudent(ClassifierMixin, BaseEstimator):
             yt = torch.as_tensor(targets, dtype=torch.int64)
         else:
             yt = torch.as_tensor(targets, dtype=torch.float32)
-        net = None
+        with seeded(seed, self.device):
+            module = self._build_module(n_outputs)
+            net = self._fit_progress["net"] = self._make_net(module, criterion, seed, split)
+            try:
+                net.fit(Xt, yt)
+            except NonFiniteLossError as exc:
+                raise divergence_error(self, f"the loss became {exc.value} at epoch "
+                                       f"{exc.epoch}, batch {exc.batch}", self.lr,
+                                       float(Xt.abs().max())) from None
+        if net.interrupted_:
+            # skorch swallows Ctrl-C and returns; the policy (fit_policy) needs to see it.
+            raise KeyboardInterrupt
+        problem = non_finite_problem(net.module_, Xt[:self.batch_size])
+        if problem is not None:
+            raise divergence_error(self, problem, self.lr, float(Xt.abs().max()))
+        return self._set_trained(net.module_, net, net.history)
 
-        def salvage():
-            epochs = sum("train_loss" in row for row in net.history) if net is not None else 0
-            if not epochs:
-                return None
-            self._set_trained(net.module_, net, net.history)
-            return f"the network trained for {epochs} of {self.max_epochs} epochs"
-
-        with interrupt_policy(self, salvage):
-            with seeded(seed, self.device):
-                module = self._build_module(n_outputs)
-                net = self._make_net(module, criterion, seed, split)
-                try:
-                    net.fit(Xt, yt)
-                except NonFiniteLossError as exc:
-                    raise divergence_error(self, f"the loss became {exc.value} at epoch "
-                                           f"{exc.epoch}, batch {exc.batch}", self.lr,
-                                           float(Xt.abs().max())) from None
-            if net.interrupted_:
-                # skorch swallows Ctrl-C and returns; the policy needs to see it.
-                raise KeyboardInterrupt
-            problem = non_finite_problem(net.module_, Xt[:self.batch_size])
-            if problem is not None:
-                raise divergence_error(self, problem, self.lr, float(Xt.abs().max()))
-            self._set_trained(net.module_, net, net.history)
-        return self
+    def _salvage(self):
+        """Ctrl-C: the network is usable once at least one epoch is complete."""
+        net = self._fit_progress.get("net")
+        epochs = sum("train_loss" in row for row in net.history) if net is not None else 0
+        if not epochs:
+            return None
+        self._set_trained(net.module_, net, net.history)
+        return f"the network trained for {epochs} of {self.max_epochs} epochs"
 
     def _set_trained(self, module, net, history):
         """Install a trained network (and its skorch wrapper and history) as the fitted state."""

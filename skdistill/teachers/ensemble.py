@@ -9,16 +9,17 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..students._base import draw_seed
-from .._interrupt import interrupt_policy
-from .._validation import (check_float32_range, check_teacher_proba, encode_labels,
-                           named_errors, validate_params, warn_uncovered_classes)
+from .._interrupt import FitPolicyMixin, fit_policy
+from .._validation import (check_float32_range, check_teacher_proba,
+                           check_validation_fraction, encode_labels,
+                           named_errors, validate_params, warn_class_mismatch)
 
 
 def _fit_member(estimator, X, y):
     return estimator.fit(X, y)
 
 
-class DeepEnsembleTeacher(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class DeepEnsembleTeacher(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """Deep ensemble: ``n_members`` copies of a network trained from different seeds.
 
     Each member is a clone of ``base_estimator`` with its own ``random_state`` drawn from
@@ -88,6 +89,7 @@ class DeepEnsembleTeacher(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
             return MLPStudent()
         return self.base_estimator
 
+    @fit_policy
     def fit(self, X, y):
         """Fit ``n_members`` clones of ``base_estimator`` with different seeds.
 
@@ -99,28 +101,31 @@ class DeepEnsembleTeacher(ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
         X, y = named_errors(self, validate_data, self, X, y, allow_nd=True)
         check_float32_range(self, X)
         self.classes_, _ = encode_labels(self, y)
+        base = self._base()
+        check_validation_fraction(base, getattr(base, "validation_fraction", None), len(X))
         rng = check_random_state(self.random_state)
         members = []
         for _ in range(self.n_members):
-            member = clone(self._base())
+            member = clone(base)
             if "random_state" in member.get_params():
                 member.set_params(random_state=draw_seed(rng))
             members.append(member)
-        fitted = []
-        with interrupt_policy(self, lambda: self._keep_members(fitted)):
-            # A generator hands over each member as it finishes, so Ctrl-C keeps those.
-            for member in Parallel(n_jobs=self.n_jobs, return_as="generator")(
-                    delayed(_fit_member)(member, X, y) for member in members):
-                fitted.append(member)
-            self._keep_members(fitted)
+        fitted = self._fit_progress["members"] = []
+        # A generator hands over each member as it finishes, so Ctrl-C keeps those.
+        for member in Parallel(n_jobs=self.n_jobs, return_as="generator")(
+                delayed(_fit_member)(member, X, y) for member in members):
+            fitted.append(member)
+        self._keep_members(fitted)
         return self
+
+    def _salvage(self):
+        return self._keep_members(self._fit_progress.get("members", []))
 
     def _keep_members(self, fitted):
         """Install the fitted members; on Ctrl-C, those finished so far (None if none)."""
         if not fitted:
             return None
-        for member in fitted:
-            warn_uncovered_classes(self, member.classes_, self.classes_, member)
+        warn_class_mismatch(self, fitted, self.classes_, "ensemble's members")
         self.members_ = list(fitted)
         self.modules_ = [m.module_.eval() for m in self.members_ if hasattr(m, "module_")]
         return f"the {len(fitted)} of {self.n_members} members fitted so far"

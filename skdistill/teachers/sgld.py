@@ -12,7 +12,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
-from .._interrupt import interrupt_policy
+from .._interrupt import FitPolicyMixin, fit_policy
 from .._validation import (check_device, check_float32_range, check_layer_sizes, encode_labels,
                            named_errors, param_error)
 from ..expectations import EXPECTATIONS
@@ -27,12 +27,14 @@ _WINDOW = 100
 # Times chance, log(n_classes). Working chains stay below ~5 after their first window, even
 # hot ones (a wide network on 150 rows); diverging ones reach 10 to 1e5 within a few windows.
 _DIVERGED = 10.0
+# Fewest iterations after the last full window that are judged at the end of a fit.
+_MIN_TAIL = 10
 # A step of 0.25 / N keeps the drift step * N / 2 on the mean gradient at 1/8, as the paper's
 # 4e-6 at N = 60,000 does.
 _SAFE_STEP_TIMES_N = 0.25
 
 
-class SGLDTeacher(ClassifierMixin, BaseEstimator):
+class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
     """Bayesian neural network classifier whose posterior is sampled by SGLD.
 
     Each iteration draws a minibatch of ``M = batch_size`` rows (shuffled passes over the data)
@@ -123,10 +125,12 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
     Divergence (a step size too large for the data) stops with a ``ValueError`` naming the
     iteration: a NaN or infinite minibatch log-likelihood, or a mean minibatch negative
     log-likelihood above ten times chance (``10 log(n_classes)``) over a window of 100
-    iterations (the chain's very first window, started from the initialisation, is not
-    judged), which catches a chain wandering at huge parameters with chance accuracy by
-    iteration 200. The message suggests ``step_size = 0.25 / N`` for ``N`` training rows (the
-    paper's 4e-6 at N = 60,000), which suits inputs scaled to about unit range.
+    iterations, or over the last 10 to 99 iterations of a ``fit`` (the chain's first 100
+    iterations, started from the initialisation, are not judged). This catches a chain
+    wandering at huge parameters with chance accuracy by iteration 200, or at the end of a
+    shorter chain; the teacher is then left unfitted. The message suggests
+    ``step_size = 0.25 / N`` for ``N`` training rows (the paper's 4e-6 at N = 60,000), which
+    suits inputs scaled to about unit range.
 
     References
     ----------
@@ -185,6 +189,7 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     # -- fitting ------------------------------------------------------------------------------
+    @fit_policy
     def fit(self, X, y):
         """Run ``n_iter`` SGLD iterations on ``X, y`` and keep the thinned posterior samples.
 
@@ -192,10 +197,12 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        with interrupt_policy(self, self._salvage):
-            for _ in self._chain(X, y, keep=True):
-                pass
+        for _ in self._chain(X, y, keep=True):
+            pass
         return self
+
+    def _continues_fit(self):
+        return self.warm_start and hasattr(self, "module_")
 
     def _salvage(self):
         """Ctrl-C policy: the samples stored so far are a usable (shorter) chain."""
@@ -268,7 +275,7 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
         kept, buffer = self._sample_buffer(start, keep)
         thinning = self.sample_thinning_
         order, pos = torch.randperm(n, device=Xt.device), 0
-        step, window = None, 0.0
+        step, window, w = None, 0.0, 0
         bar = self._progress_bar()
         try:
             for t in range(start, start + self.n_iter):
@@ -285,15 +292,11 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
                 if not math.isfinite(nll):
                     raise self._divergence_error(
                         t, step, n, f"minibatch negative log-likelihood is {nll}")
-                window += nll
-                if (t + 1 - start) % _WINDOW == 0:
-                    if t + 1 > _WINDOW and window / _WINDOW > _DIVERGED * chance:
-                        raise self._divergence_error(
-                            t, step, n, f"mean minibatch negative log-likelihood "
-                            f"{window / _WINDOW:.3g} over the last {_WINDOW} iterations, more "
-                            f"than {_DIVERGED:g} x chance log({len(self.classes_)}) = "
-                            f"{chance:.3g}")
-                    window = 0.0
+                if t >= _WINDOW:  # the chain's first iterations start from the initialisation
+                    window, w = window + nll, w + 1
+                    if w == _WINDOW:
+                        self._judge_window(window, w, t, step, n, chance)
+                        window, w = 0.0, 0
                 sgld_step_(params, step, self.prior_precision, scale)
                 self.n_iter_ = t + 1
                 if bar is not None and (t + 1 - start) % 100 == 0:
@@ -310,6 +313,10 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
                             kept += 1
                     if k % every == 0:
                         yield module
+            if w >= _MIN_TAIL:
+                # the iterations after the last full window, so that a short chain or the end
+                # of one is judged too
+                self._judge_window(window, w, t, step, n, chance)
         finally:
             # Also on Ctrl-C or when a consumer (GPED) closes the chain: what was drawn is kept.
             if bar is not None:
@@ -330,6 +337,15 @@ class SGLDTeacher(ClassifierMixin, BaseEstimator):
                               f"a positive finite step at every iteration; iteration {t} "
                               f"gave {step!r}")
         return float(step)
+
+    def _judge_window(self, total, w, t, step, n, chance):
+        """Raise if the mean minibatch NLL of the ``w`` iterations up to ``t`` is far above
+        chance."""
+        if total / w > _DIVERGED * chance:
+            raise self._divergence_error(
+                t, step, n, f"mean minibatch negative log-likelihood {total / w:.3g} over the "
+                f"last {w} iterations, more than {_DIVERGED:g} x chance "
+                f"log({len(self.classes_)}) = {chance:.3g}")
 
     def _divergence_error(self, t, step, n, what):
         """The error of a diverged chain, with a step size that suits ``n`` training rows."""
