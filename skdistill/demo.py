@@ -113,7 +113,15 @@ def main(argv=None):
     parser.add_argument("--random-state", type=int, default=0)
     args = parser.parse_args(argv)
     start = time.perf_counter()
-    run_demo(args.dataset, args.n_estimators, tuple(args.hidden), args.max_epochs,
-             args.random_state, args.data_home)
+    from .datasets import DataFileNotFoundError
+
+    try:
+        run_demo(args.dataset, args.n_estimators, tuple(args.hidden), args.max_epochs,
+                 args.random_state, args.data_home)
+    except DataFileNotFoundError as exc:
+        # A missing data file is the user's to fix: the message says where and how, no trace.
+        print(f"python -m skdistill demo: {exc}\nWithout data files, run the demo on bundled "
+              "data: python -m skdistill demo --dataset breast_cancer", file=sys.stderr)
+        return 2
     print(f"done in {time.perf_counter() - start:.1f} s")
     return 0

@@ -34,3 +34,10 @@ def test_cli_usage_and_unknown_command(capsys):
     assert main(["nope"]) == 2
     with pytest.raises(SystemExit):
         main(["demo", "--dataset", "nope"])
+
+
+def test_demo_on_a_missing_data_file_says_where_without_a_traceback(tmp_path, capsys):
+    assert main(["demo", "--dataset", "heloc", "--data-home", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "heloc_dataset_v1.csv not found" in err and str(tmp_path / "heloc") in err
+    assert "Traceback" not in err and "--dataset breast_cancer" in err
