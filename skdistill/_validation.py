@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 import torch
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import column_or_1d
+from sklearn.utils.validation import column_or_1d, validate_data
 
 from ._interrupt import warn_user
 
@@ -102,6 +102,18 @@ def check_float32_range(owner, X, name="X"):
                               f"values within float32's range (|x| <= {FLOAT32_MAX:.3g}); "
                               "rescale the data, e.g. with StandardScaler")
     return X
+
+
+def check_input(owner, X, y="no_validation", **kwargs):
+    """Validate ``X`` (and ``y``) as scikit-learn's ``validate_data`` does, for an estimator.
+
+    The errors name ``owner``, and finite values beyond float32's range are refused (see
+    :func:`check_float32_range`). Returns what ``validate_data`` returns: ``X`` or ``(X, y)``.
+    """
+    if isinstance(y, str) and y == "no_validation":  # validate_data's own default
+        return check_float32_range(owner, named_errors(owner, validate_data, owner, X, **kwargs))
+    X, y = named_errors(owner, validate_data, owner, X, y, **kwargs)
+    return check_float32_range(owner, X), y
 
 
 def check_labels_present(owner, y, name="y"):
@@ -280,5 +292,5 @@ def align_proba(proba, source_classes, target_classes):
 
 __all__ = ["param_error", "named_errors", "check_soft_targets", "check_two_classes",
            "check_layer_sizes", "align_proba", "check_float32_range", "encode_labels",
-           "check_device", "check_callbacks", "check_labels_present", "check_validation_fraction", "validate_params", "check_teacher_proba",
+           "check_device", "check_callbacks", "check_input", "check_labels_present", "check_validation_fraction", "validate_params", "check_teacher_proba",
            "warn_class_mismatch"]

@@ -2,14 +2,13 @@
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.utils._param_validation import HasMethods
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from sklearn.exceptions import NotFittedError
 
 from .._interrupt import FitPolicyMixin
 from ..students._base import draw_seed
-from .._validation import (check_float32_range, check_teacher_proba,
-                           check_validation_fraction, encode_labels,
-                           named_errors, param_error, validate_params,
+from .._validation import (check_input, check_teacher_proba, check_validation_fraction,
+                           encode_labels, param_error, validate_params,
                            warn_class_mismatch)
 
 
@@ -49,8 +48,7 @@ class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEst
         Sets ``classes_`` and returns ``X, y, y_encoded``.
         """
         validate_params(self)
-        X, y = named_errors(self, validate_data, self, X, y, allow_nd=True)
-        check_float32_range(self, X)
+        X, y = check_input(self, X, y, allow_nd=True)
         self.classes_, y_enc = encode_labels(self, y)
         return X, y, y_enc
 
@@ -105,8 +103,7 @@ class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEst
     # -- prediction: the student's ------------------------------------------------------------
     def _check_predict_X(self, X):
         check_is_fitted(self, "student_")
-        X = named_errors(self, validate_data, self, X, reset=False, allow_nd=True)
-        return check_float32_range(self, X)
+        return check_input(self, X, reset=False, allow_nd=True)
 
     def predict_proba(self, X):
         """Class probabilities of the distilled student, columns in ``classes_`` order."""

@@ -272,7 +272,6 @@ class EnsembleDistiller(BaseDistiller):
         perturb = PERTURBATIONS.get(self.perturbation)
         optimizer = student._make_optimizer(module.parameters())
         prior = getattr(student, "prior_strength", 0.0)
-        x_scale = float(Xt.abs().max())
         module.train()
         n, bs = len(Xt), student.batch_size
         for epoch in range(1, student.max_epochs + 1):
@@ -295,7 +294,8 @@ class EnsembleDistiller(BaseDistiller):
                 value = float(loss.detach())
                 if not np.isfinite(value):
                     raise divergence_error(student, f"the loss became {value} at epoch "
-                                           f"{epoch}, batch {batch}", student.lr, x_scale)
+                                           f"{epoch}, batch {batch}", student.lr,
+                                           float(Xt.abs().max()))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -306,5 +306,5 @@ class EnsembleDistiller(BaseDistiller):
             history.record("dur", time.time() - start)
         problem = non_finite_problem(module, Xt[:bs])
         if problem is not None:
-            raise divergence_error(student, problem, student.lr, x_scale)
+            raise divergence_error(student, problem, student.lr, float(Xt.abs().max()))
         module.eval()

@@ -359,7 +359,6 @@ default="predictive"
         order, pos = torch.randperm(n, generator=gen), 0
         self.loss_curve_ = []
         self.module_.train()
-        x_scale = float(Xd_t.abs().max())
         chain = self.teacher_._chain(X, y, keep=True, every=self.thinning_)
         try:
             for teacher_module in chain:
@@ -383,7 +382,7 @@ default="predictive"
                 if not math.isfinite(value):
                     raise divergence_error(self.student_, f"the student's loss became {value} "
                                            f"at step {len(self.loss_curve_) + 1}",
-                                           self.student_.lr, x_scale)
+                                           self.student_.lr, float(Xd_t.abs().max()))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
@@ -395,7 +394,8 @@ default="predictive"
         problem = non_finite_problem(self.module_, Xd_t[:batch].reshape(-1, *student_shape)
                                      .to(device))
         if problem is not None:
-            raise divergence_error(self.student_, problem, self.student_.lr, x_scale)
+            raise divergence_error(self.student_, problem, self.student_.lr,
+                                   float(Xd_t.abs().max()))
 
     # -- prediction -----------------------------------------------------------------------------
     def _outputs(self, X, batch_size=4096):

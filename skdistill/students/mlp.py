@@ -2,9 +2,7 @@
 import numbers
 
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import validate_data
-
-from .._validation import check_float32_range, check_layer_sizes, named_errors, param_error
+from .._validation import check_input, check_layer_sizes, param_error
 from ..nets import MLP, scaled_widths
 from ..nets.mlp import ACTIVATIONS
 from ._base import BaseStudent
@@ -121,6 +119,4 @@ class MLPStudent(BaseStudent):
                    self.dropout)
 
     def _check_X(self, X, reset):
-        X = named_errors(self, validate_data, self, X, reset=reset,
-                         dtype=("float32", "float64"))
-        return check_float32_range(self, X)
+        return check_input(self, X, reset=reset, dtype=("float32", "float64"))

@@ -6,13 +6,12 @@ from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from ..students._base import draw_seed
 from .._interrupt import FitPolicyMixin, fit_policy
-from .._validation import (check_float32_range, check_teacher_proba,
-                           check_validation_fraction, encode_labels,
-                           named_errors, validate_params, warn_class_mismatch)
+from .._validation import (check_input, check_teacher_proba, check_validation_fraction,
+                           encode_labels, validate_params, warn_class_mismatch)
 
 
 def _fit_member(estimator, X, y):
@@ -98,8 +97,7 @@ class DeepEnsembleTeacher(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, B
         self
         """
         validate_params(self)
-        X, y = named_errors(self, validate_data, self, X, y, allow_nd=True)
-        check_float32_range(self, X)
+        X, y = check_input(self, X, y, allow_nd=True)
         self.classes_, _ = encode_labels(self, y)
         base = self._base()
         check_validation_fraction(base, getattr(base, "validation_fraction", None), len(X))
@@ -133,8 +131,7 @@ class DeepEnsembleTeacher(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, B
     def sample_proba(self, X):
         """Every member's class probabilities: shape ``(n_members, n_samples, n_classes)``."""
         check_is_fitted(self, "members_")
-        X = named_errors(self, validate_data, self, X, reset=False, allow_nd=True)
-        check_float32_range(self, X)
+        X = check_input(self, X, reset=False, allow_nd=True)
         return np.stack([check_teacher_proba(self, m.predict_proba(X), m.classes_,
                                              self.classes_, m)
                          for m in self.members_])

@@ -8,13 +8,13 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from .._interrupt import FitPolicyMixin, fit_policy
-from .._validation import (check_device, check_float32_range, check_layer_sizes, encode_labels,
-                           named_errors, param_error)
+from .._validation import (check_device, check_input, check_layer_sizes, encode_labels,
+                           param_error)
 from ..expectations import EXPECTATIONS
 from ..nets import MLP
 from ..samplers import as_schedule, sgld_step_
@@ -390,10 +390,8 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
 
     def _check_fit_data(self, X, y):
         self._validate_params()
-        X, y = named_errors(self, validate_data, self, X, y, allow_nd=True,
-                            dtype=("float32", "float64"),
-                            reset=not (self.warm_start and hasattr(self, "module_")))
-        check_float32_range(self, X)
+        X, y = check_input(self, X, y, allow_nd=True, dtype=("float32", "float64"),
+                           reset=not (self.warm_start and hasattr(self, "module_")))
         classes, y_enc = encode_labels(self, y)
         if self.warm_start and hasattr(self, "module_") and not np.array_equal(classes,
                                                                                  self.classes_):
@@ -436,9 +434,7 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__}: the chain kept no posterior sample; "
                              f"raise n_iter (now {self.n_iter}) above burn_in ({self.burn_in}) "
                              f"+ thinning ({self.thinning}).")
-        X = named_errors(self, validate_data, self, X, reset=False, allow_nd=True,
-                         dtype=("float32", "float64"))
-        check_float32_range(self, X)
+        X = check_input(self, X, reset=False, allow_nd=True, dtype=("float32", "float64"))
         return torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32)
 
     def _iter_sample_proba(self, Xt, batch_size=4096):
