@@ -2,6 +2,7 @@
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 import torch
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d, validate_data
@@ -95,8 +96,9 @@ def check_float32_range(owner, X, name="X"):
     scikit-learn's checks accept 1e300 in float64; cast to float32 it becomes inf and the
     network's outputs NaN, so the error belongs at the door.
     """
-    if X.dtype.kind == "f" and X.dtype.itemsize > 4 and X.size:
-        top = float(np.max(np.abs(X)))
+    values = X.data if sp.issparse(X) else X
+    if values.dtype.kind == "f" and values.dtype.itemsize > 4 and values.size:
+        top = float(np.max(np.abs(values)))
         if top > FLOAT32_MAX:
             raise param_error(owner, name, f"<array with max |value| {top:.3g}>",
                               f"values within float32's range (|x| <= {FLOAT32_MAX:.3g}); "
@@ -196,6 +198,26 @@ def check_callbacks(owner, callbacks, name="callbacks"):
                               "a list of skorch callbacks (skorch.callbacks.Callback instances "
                               f"or (name, callback) pairs); item {item!r} is not one",
                               TypeError)
+
+
+def check_sample_weight(owner, sample_weight, n_rows, name="sample_weight"):
+    """Row weights as float64, or None where they are absent or all ones (then exactly as
+    unweighted: same arithmetic, same result).
+
+    Refuses a wrong length, negative, NaN or infinite weights, and weights that sum to zero.
+    """
+    if sample_weight is None:
+        return None
+    from sklearn.utils.validation import _check_sample_weight
+
+    sw = named_errors(owner, _check_sample_weight, sample_weight, np.empty((n_rows, 0)),
+                      dtype=np.float64, ensure_non_negative=True)
+    if not np.isfinite(sw).all():
+        raise param_error(owner, name, "<array with NaN or inf>", "finite weights")
+    if not sw.sum() > 0:
+        raise param_error(owner, name, "<weights summing to 0>",
+                          "non-negative weights with a positive sum")
+    return None if np.all(sw == 1.0) else sw
 
 
 def check_validation_fraction(owner, fraction, n_rows):

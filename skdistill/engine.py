@@ -1,4 +1,32 @@
-"""The skorch ``NeuralNet`` subclass that trains students: non-finite losses and Ctrl-C, once."""
+"""The one training engine: every student network, whoever trains it, is trained here.
+
+:class:`StudentNet` is a skorch :class:`~skorch.NeuralNet`; a training method (a student on
+its labels, a distiller on its teacher) differs from another only in what it plugs in,
+bundled in an :class:`Objective`:
+
+- the per-row **targets** (a fixed array, e.g. a teacher's probabilities), or per-batch ones
+  computed from the batch itself (:meth:`Objective.batch_targets`: an ensemble teacher run on
+  perturbed inputs, a posterior-expectation estimate updated by the current SGLD sample);
+- the **loss**: a torch module ``loss(outputs, targets)`` returning one loss per row
+  (shape ``(B,)``); the engine takes their mean, weighted by ``sample_weight`` when given;
+- an **input perturbation** (:meth:`Objective.perturb`), applied to each training batch before
+  the forward pass;
+- the **network** trained (:meth:`Objective.build`, e.g. extra heads) and the one deployed
+  (:meth:`Objective.deploy`);
+- the **stream of batches** (:meth:`Objective.batches`, e.g. one per posterior sample of a
+  teacher's chain) and the number of epochs it lasts (:meth:`Objective.n_epochs`).
+
+Because the loop is skorch's, the student's ``callbacks`` (EarlyStopping, ProgressBar,
+LRScheduler, Checkpoint), ``validation_fraction``, ``verbose``, ``max_epochs`` and
+``batch_size`` act the same under every method, a non-finite loss is refused before the
+optimizer applies it (:class:`NonFiniteLossError`), and a Ctrl-C is recorded for the owner's
+fit policy (:mod:`skdistill._interrupt`), here and nowhere else.
+"""
+import sys
+from contextlib import contextmanager
+
+import numpy as np
+import scipy.sparse as sp
 import torch
 from skorch import NeuralNet
 
@@ -13,34 +41,313 @@ class NonFiniteLossError(ArithmeticError):
         self.value, self.epoch, self.batch = value, epoch, batch
 
 
-class StudentNet(NeuralNet):
-    """``NeuralNet`` that refuses to train on a non-finite loss and remembers an interrupt.
+# -- data -------------------------------------------------------------------------------------
 
-    skorch stops the epoch loop on Ctrl-C and returns as if training had finished; the
-    estimator that owns the net needs to know, so ``interrupted_`` records it (the policy
-    itself lives in :mod:`skdistill._interrupt`). A NaN or infinite minibatch loss raises
-    :class:`NonFiniteLossError` before the optimizer step, so the parameters keep their last
-    finite values and the owner can name the likely cause.
+class RowDataset(torch.utils.data.Dataset):
+    """Training rows: inputs ``X`` and per-row fields (targets, weights, labels, ...).
+
+    ``X`` is a dense array (kept as one float32 tensor) or a scipy sparse matrix, kept sparse
+    and densified one minibatch at a time (:meth:`rows`), never as a whole. ``row_shape``
+    reshapes each dense row (e.g. ``(1, 28, 28)`` for a CNN fed flat sparse rows). ``fields``
+    maps names to arrays with one entry per row; an ``"index"`` field (the row numbers) is
+    added, so per-row state (an online estimate, a cached teacher output) can be looked up
+    from a batch. ``keep`` limits the fields to those named (``"weight"`` is always kept):
+    each field costs an indexing operation per batch.
     """
 
+    def __init__(self, X, fields=None, row_shape=None, keep=None):
+        if sp.issparse(X):
+            self.X = sp.csr_matrix(X, dtype=np.float32)
+        else:
+            self.X = torch.as_tensor(np.require(X, dtype=np.float32, requirements="W")
+                                     if not torch.is_tensor(X) else X, dtype=torch.float32)
+        self.row_shape = tuple(row_shape) if row_shape is not None else None
+        n = self.X.shape[0]
+        self.fields = {"index": torch.arange(n)} if keep is None or "index" in keep else {}
+        for name, value in (fields or {}).items():
+            if value is None or (keep is not None and name not in keep and name != "weight"):
+                continue
+            tensor = torch.as_tensor(value)
+            if tensor.dtype == torch.float64:
+                tensor = tensor.float()
+            if len(tensor) != n:
+                raise ValueError(f"field {name!r} has {len(tensor)} rows, X has {n}")
+            self.fields[name] = tensor
+
+    def __len__(self):
+        return self.X.shape[0]
+
+    def __getitem__(self, i):  # torch's Dataset protocol; the engine batches with rows()
+        x, fields = self.rows(torch.as_tensor([i]))
+        return x[0], {k: v[0] for k, v in fields.items()}
+
+    def dense(self, index):
+        """Inputs of rows ``index`` (a LongTensor or slice) as one dense float32 tensor."""
+        if sp.issparse(self.X):
+            idx = index if isinstance(index, slice) else index.numpy()
+            x = torch.from_numpy(self.X[idx].toarray())
+        else:
+            x = self.X[index]
+        if self.row_shape is not None:
+            x = x.reshape((len(x),) + self.row_shape)
+        return x
+
+    def rows(self, index):
+        """``(X rows, {field: rows})`` for ``index``."""
+        return self.dense(index), {k: v[index] for k, v in self.fields.items()}
+
+
+def dense_chunks(X, chunk=4096, row_shape=None):
+    """Yield float32 tensors of at most ``chunk`` rows of ``X`` (dense or sparse)."""
+    data = RowDataset(X, row_shape=row_shape) if not isinstance(X, RowDataset) else X
+    for start in range(0, len(data), chunk):
+        yield data.dense(slice(start, start + chunk))
+
+
+class BatchIterator:
+    """Minibatches ``(X rows, fields)`` of a :class:`RowDataset` (or a ``Subset`` of one).
+
+    The engine's ``iterator_train``/``iterator_valid``: skorch's default ``DataLoader``
+    collates rows one at a time, which costs more than the forward pass of a small network;
+    slicing whole tensors keeps training within a few percent of a bare torch loop. The
+    permutation is drawn from torch's global generator, which the student seeds.
+    """
+
+    def __init__(self, dataset, batch_size=128, shuffle=False):
+        indices = None
+        if isinstance(dataset, torch.utils.data.Subset):
+            indices = torch.as_tensor(np.asarray(dataset.indices), dtype=torch.long)
+            dataset = dataset.dataset
+        self.dataset, self.indices = dataset, indices
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+
+    def __len__(self):
+        n = len(self.dataset) if self.indices is None else len(self.indices)
+        return (n + self.batch_size - 1) // self.batch_size
+
+    def __iter__(self):
+        n = len(self.dataset) if self.indices is None else len(self.indices)
+        order = torch.randperm(n) if self.shuffle else None
+        for start in range(0, n, self.batch_size):
+            if order is None and self.indices is None:
+                yield self.dataset.rows(slice(start, start + self.batch_size))
+                continue
+            idx = (torch.arange(start, min(start + self.batch_size, n)) if order is None
+                   else order[start:start + self.batch_size])
+            if self.indices is not None:
+                idx = self.indices[idx]
+            yield self.dataset.rows(idx)
+
+
+# -- what a method plugs in ---------------------------------------------------------------------
+
+class Objective:
+    """A training method for the engine: targets, loss, perturbation, network, batch stream.
+
+    Give ``loss`` and ``targets`` for the common case (fixed per-row targets); subclass and
+    override a method to change one thing, as with skorch's own hooks. A student trains on an
+    objective through its public :meth:`~skdistill.students.MLPStudent.fit_objective`.
+
+    Parameters
+    ----------
+    loss : torch.nn.Module or callable
+        ``loss(outputs, targets) -> (B,)`` tensor, one loss per row (the engine averages them,
+        weighted by ``sample_weight`` when given). A 0-d result is taken as already averaged
+        (then ``sample_weight`` is refused).
+    targets : array-like of shape (n_samples, ...), default=None
+        Per-row targets, handed to ``loss`` batch by batch; ``None`` means the encoded labels.
+    n_outputs : int, default=None
+        Outputs of the student's network; ``None`` means the number of classes.
+    fields : tuple of str, default=None
+        The per-row fields the batches carry (of ``"index"``, ``"y"``, ``"target"``; the
+        weights always): ``None`` means all; naming only those the hooks read saves an
+        indexing operation per batch and field.
+
+    Notes
+    -----
+    A student whose network outputs one set of logits per member (a LatentBE BatchEnsemble,
+    ``(M, B, C)``) applies ``loss`` to each member and averages, unless the objective sets
+    ``member_aware = True`` (its loss handles ``(M, B, C)`` outputs itself).
+    """
+
+    member_aware = False
+
+    def __init__(self, loss, targets=None, n_outputs=None, fields=None):
+        self.loss = loss
+        self.targets = targets
+        self.n_outputs = n_outputs
+        self.fields = fields
+
+    def build(self, module):
+        """The network to train, given the student's network (default: that network)."""
+        return module
+
+    def deploy(self, module):
+        """The network the student predicts with, given the trained one (default: it)."""
+        return module
+
+    def batch_targets(self, X, rows, training):
+        """Targets of one batch (default: the ``"target"`` field, else the labels ``"y"``).
+
+        ``X`` is the batch's input tensor on the training device, after :meth:`perturb`;
+        ``rows`` the batch's fields (``"index"``, ``"y"``, ``"target"``, ``"weight"``).
+        """
+        return rows["target"] if "target" in rows else rows["y"]
+
+    def perturb(self, X, rows, module):
+        """Training inputs of one batch (default: unchanged); not applied to validation."""
+        return X
+
+    def batches(self, dataset, batch_size):
+        """The training batches of one epoch (default: shuffled minibatches); None: default."""
+        return None
+
+    def n_epochs(self, dataset, batch_size, max_epochs):
+        """Epochs to train (default: the student's ``max_epochs``)."""
+        return max_epochs
+
+
+class _FunctionLoss(torch.nn.Module):
+    """A plain ``loss(outputs, targets)`` function as a module (skorch instantiates classes)."""
+
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, outputs, targets):
+        return self.fn(outputs, targets)
+
+
+def as_loss_module(loss):
+    """``loss`` as a torch module: modules as they are, a plain function wrapped."""
+    if isinstance(loss, torch.nn.Module):
+        return loss
+    if callable(loss) and not isinstance(loss, type):
+        return _FunctionLoss(loss)
+    return loss
+
+
+class StudentNet(NeuralNet):
+    """The engine: a skorch ``NeuralNet`` driven by an :class:`Objective`.
+
+    Each training batch: inputs to the device, ``objective.perturb``, ``objective.
+    batch_targets``, forward, ``loss`` (per row, weighted mean), plus ``regularizer(module)``
+    when given. A NaN or infinite loss raises :class:`NonFiniteLossError` before the optimizer
+    step, so the parameters keep their last finite values. skorch ends the epoch loop on
+    Ctrl-C and returns as if training had finished; ``interrupted_`` records a real Ctrl-C
+    (EarlyStopping stops skorch the same way) so the owner's fit policy can act on it.
+    """
+
+    def __init__(self, module, criterion, *args, objective=None, regularizer=None,
+                 **kwargs):
+        super().__init__(module, criterion, *args, **kwargs)
+        self.objective = objective
+        self.regularizer = regularizer
+
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
-        self.interrupted_ = False
+        self.interrupted_ = self._callback_stop = False
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
-            # EarlyStopping also stops skorch with a KeyboardInterrupt; only a real Ctrl-C
-            # interrupts the owner's fit.
-            self.interrupted_ = user_interrupted()
+            # a callback's stop (EarlyStopping) ends training normally; any other
+            # KeyboardInterrupt, a Ctrl-C above all, interrupts the owner's fit
+            self.interrupted_ = not self._callback_stop
             raise
 
+    def notify(self, method_name, **cb_kwargs):
+        try:
+            super().notify(method_name, **cb_kwargs)
+        except KeyboardInterrupt:
+            self._callback_stop = not user_interrupted()
+            raise
+
+    def train_step(self, batch, **fit_params):
+        """One optimiser step; skorch's closure path only where it is needed.
+
+        skorch wraps every step in a closure for optimizers that re-evaluate the loss (LBFGS)
+        and notifies ``on_grad_computed`` with a generator over the parameters; for a small
+        network these per-batch costs are a large part of the step, so they are paid only
+        when the optimizer needs a closure or a callback listens to ``on_grad_computed``.
+        """
+        if self._closure_needed():
+            return super().train_step(batch, **fit_params)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        self._step_optimizer(None)
+        return step
+
+    def _closure_needed(self):
+        cached = getattr(self, "_closure_cache", None)
+        key = (id(self.optimizer_), id(self.callbacks_))
+        if cached is None or cached[0] != key:
+            from skorch.callbacks import Callback
+
+            needed = isinstance(self.optimizer_, torch.optim.LBFGS) or any(
+                type(cb).on_grad_computed is not Callback.on_grad_computed
+                for _, cb in self.callbacks_)
+            self._closure_cache = cached = (key, needed)
+        return cached[1]
+
+    def get_iterator(self, dataset, training=False):
+        if training and self.objective is not None:
+            stream = self.objective.batches(dataset, self.batch_size)
+            if stream is not None:
+                return stream
+        return super().get_iterator(dataset, training=training)
+
+    def _prepare(self, batch, training):
+        X, rows = batch
+        if X.device != torch.device(self.device):
+            X = X.to(self.device)
+            rows = {k: (v.to(self.device) if torch.is_tensor(v) else v)
+                    for k, v in rows.items()}
+        objective = self.objective or Objective(None)
+        if training:
+            X = objective.perturb(X, rows, self.module_)
+        return X, rows, objective.batch_targets(X, rows, training)
+
     def train_step_single(self, batch, **fit_params):
-        step = super().train_step_single(batch, **fit_params)
-        loss = step["loss"]
+        self._set_training(True)
+        X, rows, target = self._prepare(batch, training=True)
+        y_pred = self.infer(X, **fit_params)
+        loss = self.get_loss(y_pred, target, X=rows, training=True)
         if not torch.isfinite(loss).all():
             raise NonFiniteLossError(float(loss.detach()), len(self.history),
                                      len(self.history[-1]["batches"]))
-        return step
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
 
+    def validation_step(self, batch, **fit_params):
+        self._set_training(False)
+        with torch.no_grad():
+            X, rows, target = self._prepare(batch, training=False)
+            y_pred = self.infer(X, **fit_params)
+            loss = self.get_loss(y_pred, target, X=rows, training=False)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Mean of the per-row losses (weighted by the batch's ``"weight"`` field), plus
+        the regularizer while training."""
+        per_row = self.criterion_(y_pred, y_true)
+        weight = X.get("weight") if isinstance(X, dict) else None
+        if per_row.dim() == 0:
+            if weight is not None:
+                raise TypeError(f"{type(self.criterion_).__name__} returns one loss per batch; "
+                                "sample_weight needs one loss per row")
+            loss = per_row
+        elif weight is None:
+            loss = per_row.mean()
+        else:
+            # rows of zero weight have no influence, even where their loss is not finite
+            weighted = torch.where(weight > 0, per_row * weight, torch.zeros_like(per_row))
+            loss = weighted.sum() / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny)
+        if training and self.regularizer is not None:
+            loss = loss + self.regularizer(self.module_)
+        return loss
+
+
+# -- after training -----------------------------------------------------------------------------
 
 def non_finite_problem(module, X_sample):
     """What is non-finite about a trained ``module``: a parameter, or its outputs on a sample.
@@ -87,4 +394,56 @@ def divergence_error(owner, what, lr, x_scale):
     return ValueError(f"{name}: training diverged: {what}; {hints[0]}, or {hints[1]}.")
 
 
-__all__ = ["StudentNet", "NonFiniteLossError", "divergence_error", "non_finite_problem"]
+def max_abs(X):
+    """``max |X|`` of a dense array, tensor or sparse matrix (0 when empty)."""
+    if sp.issparse(X):
+        return float(abs(X).max()) if X.nnz else 0.0
+    if torch.is_tensor(X):
+        return float(X.abs().max()) if X.numel() else 0.0
+    X = np.asarray(X)
+    return float(np.abs(X).max()) if X.size else 0.0
+
+
+# -- threads ------------------------------------------------------------------------------------
+
+def _dask_worker_threads():
+    """Threads of the dask worker running this code, or None outside a dask worker."""
+    if "distributed" not in sys.modules:
+        return None
+    try:
+        from distributed import get_worker
+
+        return int(get_worker().state.nthreads)
+    except (ImportError, ValueError, AttributeError):
+        return None
+
+
+def worker_threads():
+    """torch intra-op threads that suit where this code runs, or None to leave them.
+
+    - a dask worker: its ``nthreads`` (the cores the cluster gave it);
+    - a process started by joblib's loky backend: joblib already caps it
+      (``OMP_NUM_THREADS = cores // n_jobs``) and torch follows, so nothing is changed;
+    - elsewhere: unchanged.
+    """
+    return _dask_worker_threads()
+
+
+@contextmanager
+def limit_threads():
+    """Cap torch's threads for the duration of a fit (see :func:`worker_threads`)."""
+    n = worker_threads()
+    before = torch.get_num_threads()
+    if n is None or n >= before:
+        yield
+        return
+    torch.set_num_threads(max(1, n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+__all__ = ["StudentNet", "Objective", "as_loss_module", "RowDataset", "BatchIterator", "NonFiniteLossError",
+           "divergence_error", "non_finite_problem", "limit_threads", "dense_chunks",
+           "max_abs", "worker_threads"]

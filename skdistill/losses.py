@@ -9,11 +9,21 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def soft_cross_entropy(logits, target, temperature=1.0):
+def _reduce(per_row, reduction):
+    """``"mean"`` over the batch, or ``"none"``: one loss per row (the engine's convention)."""
+    if reduction == "none":
+        return per_row
+    if reduction == "mean":
+        return per_row.mean()
+    raise ValueError(f"reduction={reduction!r} is invalid; expected 'mean' or 'none'.")
+
+
+def soft_cross_entropy(logits, target, temperature=1.0, reduction="mean"):
     """Cross-entropy ``-sum_k q_k log softmax(z / T)_k`` averaged over the batch.
 
     ``target`` holds probabilities ``q`` of shape ``(n, C)``; integer class indices of shape
-    ``(n,)`` are also accepted (ordinary cross-entropy).
+    ``(n,)`` are also accepted (ordinary cross-entropy). ``reduction="none"`` returns one
+    loss per row.
 
     >>> z = torch.tensor([[0.0, 0.0]])
     >>> round(soft_cross_entropy(z, torch.tensor([[0.3, 0.7]])).item(), 4)  # log 2
@@ -21,22 +31,27 @@ def soft_cross_entropy(logits, target, temperature=1.0):
     """
     log_p = F.log_softmax(logits / temperature, dim=-1)
     if target.dtype in (torch.int64, torch.int32):
-        return F.nll_loss(log_p, target.long())
-    return -(target * log_p).sum(dim=-1).mean()
+        return F.nll_loss(log_p, target.long(), reduction=reduction)
+    return _reduce(-(target * log_p).sum(dim=-1), reduction)
 
 
 class SoftTargetCrossEntropy(nn.Module):
-    """Module form of :func:`soft_cross_entropy` (a skorch ``criterion``)."""
+    """Module form of :func:`soft_cross_entropy` (a skorch ``criterion``).
 
-    def __init__(self, temperature=1.0):
+    ``reduction="none"`` gives one loss per row, as the training engine expects.
+    """
+
+    def __init__(self, temperature=1.0, reduction="mean"):
         super().__init__()
         self.temperature = temperature
+        self.reduction = reduction
 
     def forward(self, logits, target):
-        return soft_cross_entropy(logits, target, self.temperature)
+        return soft_cross_entropy(logits, target, self.temperature, self.reduction)
 
 
-def distillation_loss(logits, labels, teacher_proba_t, temperature=1.0, alpha=1.0):
+def distillation_loss(logits, labels, teacher_proba_t, temperature=1.0, alpha=1.0,
+                      reduction="mean"):
     """Hinton et al. (2015): ``(1 - alpha) CE(y, z) + alpha T^2 CE(q_T, z / T)``.
 
     ``teacher_proba_t`` are the teacher's probabilities already softened at temperature ``T``
@@ -48,23 +63,25 @@ def distillation_loss(logits, labels, teacher_proba_t, temperature=1.0, alpha=1.
     >>> round(loss.item(), 4)  # 0.5 * log 2 + 0.5 * 4 * log 2
     1.7329
     """
-    soft = soft_cross_entropy(logits, teacher_proba_t, temperature) * temperature**2
+    soft = soft_cross_entropy(logits, teacher_proba_t, temperature, reduction) * temperature**2
     if alpha == 1.0:
         return soft
-    return (1.0 - alpha) * soft_cross_entropy(logits, labels) + alpha * soft
+    return (1.0 - alpha) * soft_cross_entropy(logits, labels, reduction=reduction) + alpha * soft
 
 
 class DistillationLoss(nn.Module):
     """Criterion for :func:`distillation_loss`; the target packs ``[label, q_T...]`` per row."""
 
-    def __init__(self, temperature=1.0, alpha=1.0):
+    def __init__(self, temperature=1.0, alpha=1.0, reduction="mean"):
         super().__init__()
         self.temperature = temperature
         self.alpha = alpha
+        self.reduction = reduction
 
     def forward(self, logits, target):
         labels = target[:, 0].long()
-        return distillation_loss(logits, labels, target[:, 1:], self.temperature, self.alpha)
+        return distillation_loss(logits, labels, target[:, 1:], self.temperature, self.alpha,
+                                 self.reduction)
 
 
 def soften(proba, temperature):
@@ -135,7 +152,7 @@ def corrected_targets(y_onehot, proba, alpha, scale="p", floor=LOG_PROBA_FLOOR):
     return base + gamma * (y_onehot - proba)
 
 
-def squared_error_logits(logits, target):
+def squared_error_logits(logits, target, reduction="mean"):
     """Squared error between logits and log-probability targets (Ba & Caruana, 2014).
 
     ``mean_i sum_k (z_ik - t_ik)^2 / 2``: the student's logits regress the teacher's (corrected)
@@ -144,30 +161,38 @@ def squared_error_logits(logits, target):
     >>> round(squared_error_logits(torch.zeros(1, 2), torch.tensor([[1.0, -1.0]])).item(), 4)
     1.0
     """
-    return 0.5 * ((logits - target) ** 2).sum(dim=-1).mean()
+    return _reduce(0.5 * ((logits - target) ** 2).sum(dim=-1), reduction)
 
 
-def squared_error_proba(logits, target):
+def squared_error_proba(logits, target, reduction="mean"):
     """Squared error between ``softmax(z)`` and probability targets, ``mean_i sum_k (.)^2``.
 
     >>> round(squared_error_proba(torch.zeros(1, 2), torch.tensor([[1.0, 0.0]])).item(), 4)
     0.5
     """
-    return ((torch.softmax(logits, dim=-1) - target) ** 2).sum(dim=-1).mean()
+    return _reduce(((torch.softmax(logits, dim=-1) - target) ** 2).sum(dim=-1), reduction)
 
 
 class SquaredErrorLogits(nn.Module):
     """Criterion for :func:`squared_error_logits`."""
 
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
     def forward(self, logits, target):
-        return squared_error_logits(logits, target)
+        return squared_error_logits(logits, target, self.reduction)
 
 
 class SquaredErrorProba(nn.Module):
     """Criterion for :func:`squared_error_proba`."""
 
+    def __init__(self, reduction="mean"):
+        super().__init__()
+        self.reduction = reduction
+
     def forward(self, logits, target):
-        return squared_error_proba(logits, target)
+        return squared_error_proba(logits, target, self.reduction)
 
 
 # -- Ensemble distillation: AE-KD weights (Du et al. 2020), Proxy-EnD2 (Ryabinin et al. 2021) --
@@ -258,7 +283,7 @@ def proxy_dirichlet_target(member_proba, offset=1.0, max_precision=100.0, eps=1e
     return mean * precision.unsqueeze(-1) + offset
 
 
-def proxy_end2_loss(logits, member_proba, offset=1.0, max_precision=100.0):
+def proxy_end2_loss(logits, member_proba, offset=1.0, max_precision=100.0, reduction="mean"):
     """Proxy-EnD2: reverse KL from the student's Dirichlet ``exp(logits)`` to the proxy target.
 
     The student's predictive distribution, the Dirichlet mean, is ``softmax(logits)``.
@@ -267,4 +292,61 @@ def proxy_end2_loss(logits, member_proba, offset=1.0, max_precision=100.0):
     """
     alpha = logits.clamp(-30, 30).exp()
     target = proxy_dirichlet_target(member_proba, offset, max_precision)
-    return dirichlet_kl(alpha, target).mean()
+    return _reduce(dirichlet_kl(alpha, target), reduction)
+
+
+class EnsembleDistillationLoss(nn.Module):
+    """Per-row loss of ensemble distillation, one object for every method.
+
+    ``logits`` are the student's, ``(M_s, B, C)`` for a BatchEnsemble or ``(B, C)``;
+    ``target`` is a dict: ``"proba"``, the teacher members' probabilities ``(M_t, B, C)``, and
+    ``"y"``, the encoded labels ``(B,)``. Returns ``(B,)``:
+    ``alpha * soft + (1 - alpha) * CE(y, student)``, both averaged over the student's members,
+    where ``soft`` is
+
+    - ``"kd"``: ``T^2 CE(softmax(log pbar / T), softmax(z / T))`` towards the members' mean;
+    - ``"one-to-one"``: student member ``m`` towards teacher member ``m`` (``M_s = M_t``);
+    - ``"ae-kd"``: the per-teacher KD losses weighted by the min-norm point of their gradients
+      with respect to the student's logits, each weight at most ``ae_kd_bound`` (Du et al.);
+    - ``"proxy-end2"``: reverse KL from the Dirichlet ``exp(z)`` to the members' proxy
+      Dirichlet (Ryabinin et al.); ``temperature`` is not used.
+    """
+
+    def __init__(self, method="kd", temperature=1.0, alpha=1.0, ae_kd_bound=1.0):
+        super().__init__()
+        self.method = method
+        self.temperature = temperature
+        self.alpha = alpha
+        self.ae_kd_bound = ae_kd_bound
+
+    def forward(self, logits, target):
+        z = logits if logits.dim() == 3 else logits.unsqueeze(0)
+        rows = torch.zeros(z.shape[1], device=z.device)
+        if self.alpha > 0:
+            rows = rows + self.alpha * self._soft(z, target["proba"])
+        if self.alpha < 1:
+            m, b, c = z.shape
+            hard = F.cross_entropy(z.reshape(m * b, c), target["y"].repeat(m),
+                                   reduction="none").reshape(m, b).mean(0)
+            rows = rows + (1 - self.alpha) * hard
+        return rows
+
+    def _soft(self, z, p):
+        T = self.temperature
+        if self.method == "proxy-end2":
+            return torch.stack([proxy_end2_loss(zs, p, reduction="none") for zs in z]).mean(0)
+        if self.method == "kd":
+            return soft_cross_entropy(z, soften(p.mean(0), T), T, "none").mean(0) * T**2
+        targets = soften(p, T)
+        if self.method == "one-to-one":
+            return soft_cross_entropy(z, targets, T, "none").mean(0) * T**2
+        if self.method != "ae-kd":
+            raise ValueError(f"EnsembleDistillationLoss: method={self.method!r} is invalid.")
+        # one KD loss per teacher (per row), weighted by the min-norm point of the gradients
+        # of their batch means with respect to the student's logits
+        losses = torch.stack([soft_cross_entropy(z, t, T, "none").mean(0) * T**2
+                              for t in targets])
+        grads = torch.stack([torch.autograd.grad(loss.mean(), z, retain_graph=True)[0].flatten()
+                             for loss in losses])
+        weights = ae_kd_weights(grads, cap=self.ae_kd_bound).to(losses.device)
+        return (weights[:, None] * losses).sum(0)

@@ -10,7 +10,7 @@ from skdistill import LatentBEStudent, MLPStudent
 from skdistill.complexity import count_flops, count_parameters
 from skdistill.nets import CNN, MLP, BatchEnsemble, BEConv2d, BELinear, merge_batch_ensemble
 from skdistill.students import LatentBECNNStudent
-from skdistill.students.latent_be import MemberLoss
+from skdistill.students.latent_be import MemberLoss, PriorPenalty
 
 
 def _randomise_factors(ensemble, seed=0):
@@ -105,11 +105,14 @@ def test_be_layer_rejects_a_batch_that_is_not_tiled():
 def test_member_loss_gives_each_member_its_own_target_row():
     logits = torch.randn(2, 3, 4)
     per_member = torch.softmax(torch.randn(3, 2, 4), dim=-1)  # (B, M, C)
-    loss = MemberLoss(lambda z, t: -(t * torch.log_softmax(z, -1)).sum(-1).mean(),
-                      lambda: torch.tensor(2.0), 0.5)(logits, per_member)
+    loss = MemberLoss(lambda z, t: -(t * torch.log_softmax(z, -1)).sum(-1))(logits, per_member)
+    assert loss.shape == (3,)  # one loss per row: the member mean
     by_hand = np.mean([-(per_member[:, m] * torch.log_softmax(logits[m], -1)).sum(-1).mean()
-                       for m in range(2)]) + 0.5 * 2.0
-    assert loss.item() == pytest.approx(float(by_hand), rel=1e-6)
+                       for m in range(2)])
+    assert loss.mean().item() == pytest.approx(float(by_hand), rel=1e-6)
+    # the factors' prior is the engine's regularizer, added once per batch
+    module = type("M", (), {"prior_penalty": lambda self: torch.tensor(2.0)})()
+    assert PriorPenalty(0.5)(module).item() == 1.0
 
 
 @pytest.fixture(scope="module")

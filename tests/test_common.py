@@ -32,6 +32,21 @@ ESTIMATORS = [
 ]
 
 
-@parametrize_with_checks(ESTIMATORS)
+# Weight 2 on a row is not the row repeated twice for minibatch training: the data size, and
+# so the batches each epoch, differ. Zero weights are tested with an equal data size (the
+# same batches) in test_engine.py instead.
+MINIBATCH_WEIGHT_CHECKS = {
+    "check_sample_weight_equivalence_on_dense_data":
+        "minibatch SGD: a duplicated row changes the batches, weight 2 does not",
+    "check_sample_weight_equivalence_on_sparse_data":
+        "minibatch SGD: a duplicated row changes the batches, weight 2 does not",
+}
+
+
+def expected_failed_checks(estimator):
+    return MINIBATCH_WEIGHT_CHECKS
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)

@@ -244,8 +244,7 @@ def test_own_training_loop_uses_the_students_optimizer(data, teacher, perturbati
                               random_state=0, **{**FAST, "max_epochs": 2, "lr": 1e-3})
     distilled = EnsembleDistiller(teacher, student, perturbation=perturbation).fit(X, y)
     assert np.isfinite(distilled.predict_proba(X)).all()
-    assert isinstance(student._make_optimizer([torch.zeros(1, requires_grad=True)]),
-                      torch.optim.Rprop)
+    assert isinstance(distilled.student_.net_.optimizer_, torch.optim.Rprop)
 
 
 def test_clean_teacher_probabilities_are_computed_once(data, teacher):

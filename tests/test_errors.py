@@ -39,7 +39,9 @@ ESTIMATORS = {
     "CrossFitDistiller": (lambda **s: CrossFitDistiller(RandomForestClassifier(5),
                                                         MLPStudent(**TINY, **s), n_folds=2),
                           "MLPStudent"),
-    "GPEDDistiller": (lambda **s: GPEDDistiller(_sgld(), MLPStudent(**TINY, **s), n_iter=30,
+    # a chain decides the GPED student's steps: its max_epochs stays at the default
+    "GPEDDistiller": (lambda **s: GPEDDistiller(_sgld(), MLPStudent(hidden_layer_sizes=(4,),
+                                                                    **s), n_iter=30,
                                                 burn_in=10, thinning=1),
                       "MLPStudent"),
     "EnsembleDistiller": (lambda **s: EnsembleDistiller(
@@ -63,11 +65,10 @@ def _make(name, **student_params):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("case", ["sparse", "continuous", "mixed", "nan", "2d", "float32"])
+@pytest.mark.parametrize("case", ["continuous", "mixed", "nan", "2d", "float32"])
 def test_bad_data_is_refused_by_name(name, case, data):
     X, y = data
     bad = {
-        "sparse": (sp.csr_matrix(X), y, TypeError, "dense"),
         "continuous": (X, np.linspace(0, 1, len(y)), ValueError, "continuous.*classifier"),
         "mixed": (X, np.array([1, "a"] * 30, dtype=object), TypeError,
                   "mixing strings and numbers"),
@@ -296,8 +297,8 @@ def test_gped_student_that_diverges_is_named_with_its_lr(data):
     model = GPEDDistiller(_sgld(step_size=1e-3),
                           MLPStudent(hidden_layer_sizes=(8,), lr=1e12, optimizer="sgd"),
                           n_iter=600, burn_in=10, thinning=1, random_state=0)
-    with pytest.raises(ValueError, match=r"^MLPStudent: training diverged: .*student's loss "
-                                         r"became nan at step \d+.*lr=1e\+12"):
+    with pytest.raises(ValueError, match=r"^MLPStudent: training diverged: .*loss "
+                                         r"became nan at epoch \d+, batch \d+.*lr=1e\+12"):
         model.fit(X, y)
 
 

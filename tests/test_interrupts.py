@@ -17,6 +17,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 from skorch.callbacks import Callback, EarlyStopping
 
+from skdistill.losses import EnsembleDistillationLoss
 from skdistill import (CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
                        KnowledgeDistiller, LatentBEStudent, MLPStudent)
 
@@ -179,7 +180,7 @@ def test_distiller_interrupted_while_training_the_student_keeps_it(make, data):
 def test_ensemble_distiller_keeps_the_student_trained_so_far(data, monkeypatch):
     X, y = data
     calls = {"n": 0}
-    original = EnsembleDistiller._soft_loss
+    original = EnsembleDistillationLoss._soft
 
     def soft_loss(self, z, p):
         calls["n"] += 1
@@ -187,7 +188,7 @@ def test_ensemble_distiller_keeps_the_student_trained_so_far(data, monkeypatch):
             ctrl_c()
         return original(self, z, p)
 
-    monkeypatch.setattr(EnsembleDistiller, "_soft_loss", soft_loss)
+    monkeypatch.setattr(EnsembleDistillationLoss, "_soft", soft_loss)
     teacher = DeepEnsembleTeacher(student(max_epochs=3), n_members=2, random_state=0)
     model = EnsembleDistiller(teacher, LatentBEStudent(n_members=2, hidden_layer_sizes=(8,),
                                                        max_epochs=10, batch_size=32),
@@ -241,7 +242,9 @@ def test_gped_interrupted_in_the_chain_keeps_the_student_and_the_samples(data):
     X, y = data
     model = GPEDDistiller(SGLDTeacher(hidden_layer_sizes=(8,), step_size=_ctrl_c_at(300),
                                       prior_precision=1.0, thinning=20),
-                          student(), n_iter=2000, burn_in=100, thinning=1, random_state=0)
+                          # a chain decides the student's steps: max_epochs at its default
+                          MLPStudent(hidden_layer_sizes=(8,), random_state=0), n_iter=2000,
+                          burn_in=100, thinning=1, random_state=0)
     with pytest.warns(RuntimeWarning) as record:
         model.fit(X, y)
     (warning,) = interrupt_warnings(record)

@@ -170,10 +170,14 @@ def test_teacher_beats_the_majority_class_and_pickles(data):
 def test_iter_samples_yields_thinned_states_without_storing(data):
     X, y = data
     teacher = small_teacher()
-    seen = [torch.nn.utils.parameters_to_vector(m.parameters()).clone()
-            for m in teacher.iter_samples(X, y)]
+    seen, proba = [], []
+    for sample in teacher.iter_samples(X, y):  # callables: a batch -> class probabilities
+        seen.append(torch.nn.utils.parameters_to_vector(sample.module.parameters()).clone())
+        proba.append(sample(torch.as_tensor(X[:5], dtype=torch.float32)).numpy())
     assert len(seen) == 8 and len(teacher.samples_) == 0
-    torch.testing.assert_close(torch.stack(seen), small_teacher().fit(X, y).samples_)
+    fitted = small_teacher().fit(X, y)
+    torch.testing.assert_close(torch.stack(seen), fitted.samples_)
+    np.testing.assert_allclose(np.stack(proba), fitted.sample_proba(X[:5]), atol=1e-6)
 
 
 def test_warm_start_continues_the_chain(data):

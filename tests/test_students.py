@@ -15,7 +15,7 @@ from skorch.callbacks import Callback, Checkpoint, EarlyStopping, LRScheduler, P
 from skdistill import (CNNStudent, DeepEnsembleTeacher, KnowledgeDistiller, MLPStudent,
                        SGLDTeacher)
 from skdistill.metrics import negative_log_likelihood
-from skdistill.students._base import TensorBatchIterator
+from skdistill.engine import BatchIterator, RowDataset
 
 FAST = dict(hidden_layer_sizes=(32,), max_epochs=30, lr=1e-2, random_state=0)
 
@@ -111,13 +111,12 @@ def test_training_data_is_shuffled_each_epoch(data):
 
 
 def test_batch_iterator_covers_a_subset():
-    from skorch.dataset import Dataset
-
-    ds = Dataset(torch.arange(10.0)[:, None], torch.arange(10))
+    ds = RowDataset(np.arange(10.0)[:, None], {"y": np.arange(10)})
     sub = torch.utils.data.Subset(ds, [1, 3, 5])
-    batches = list(TensorBatchIterator(sub, batch_size=2))
+    batches = list(BatchIterator(sub, batch_size=2))
     assert len(batches) == 2
-    np.testing.assert_array_equal(torch.cat([b[1] for b in batches]).numpy(), [1, 3, 5])
+    np.testing.assert_array_equal(torch.cat([b[1]["y"] for b in batches]).numpy(), [1, 3, 5])
+    np.testing.assert_array_equal(torch.cat([b[0] for b in batches]).numpy()[:, 0], [1, 3, 5])
 
 
 def test_float64_and_pandas_input(data):

@@ -45,6 +45,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 
 from .. import CrossFitDistiller, MLPStudent
+from ..engine import Objective
 from ..datasets import DataFileNotFoundError, load_adult, load_heloc, load_higgs, load_magic
 from ..losses import SoftTargetCrossEntropy, corrected_targets
 
@@ -192,7 +193,8 @@ def part_mlp(args, data, log):
         for r in range(args.repeats):
             student = MLPStudent(hidden_layer_sizes=tuple(args.mlp_hidden), lr=1e-3,
                                  max_epochs=args.mlp_epochs, batch_size=256, random_state=r)
-            student._fit_targets(X, y, t.astype(np.float32), SoftTargetCrossEntropy())
+            student.fit_objective(X, y, Objective(SoftTargetCrossEntropy(reduction="none"),
+                                                  t.astype(np.float32)))
             aucs.append(roc_auc_score(y_te, student.predict_proba(X_te)[:, 1]))
         results[name] = aucs
         log(f"MLP {name:9s} {np.mean(aucs):.4f} +- {np.std(aucs):.4f}")

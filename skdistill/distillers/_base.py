@@ -5,11 +5,14 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 from sklearn.exceptions import NotFittedError
 
-from .._interrupt import FitPolicyMixin
-from ..students._base import draw_seed
-from .._validation import (check_input, check_teacher_proba, check_validation_fraction,
-                           encode_labels, param_error, validate_params,
-                           warn_class_mismatch)
+from sklearn.frozen import FrozenEstimator
+from sklearn.utils.validation import has_fit_parameter
+
+from .._interrupt import FitPolicyMixin, warn_user
+from .._random import draw_seed
+from .._validation import (check_input, check_sample_weight, check_teacher_proba,
+                           check_validation_fraction, encode_labels, param_error,
+                           validate_params, warn_class_mismatch)
 
 
 def is_fitted(estimator):
@@ -21,16 +24,46 @@ def is_fitted(estimator):
     return True
 
 
+def weights_for(owner, estimator, sample_weight, what="teacher"):
+    """``sample_weight`` if ``estimator.fit`` accepts it; else None, with a warning.
+
+    A teacher whose ``fit`` has no ``sample_weight`` is fitted unweighted, with a warning
+    naming it (the student still trains on the weights); a frozen one is not refitted.
+    """
+    if sample_weight is None or isinstance(estimator, FrozenEstimator):
+        return None
+    if has_fit_parameter(estimator, "sample_weight"):
+        return sample_weight
+    warn_user(f"{type(owner).__name__}: the {what} {type(estimator).__name__}'s fit takes no "
+              "sample_weight; it is fitted unweighted (the student uses the weights).")
+    return None
+
+
+def fit_with_weights(estimator, X, y, sample_weight=None):
+    """``estimator.fit(X, y)``, passing ``sample_weight`` only when there is one."""
+    if sample_weight is None:
+        return estimator.fit(X, y)
+    return estimator.fit(X, y, sample_weight=sample_weight)
+
+
+def fit_weighted(owner, estimator, X, y, sample_weight=None, what="teacher"):
+    """Fit ``estimator`` with the weights its ``fit`` accepts (see :func:`weights_for`)."""
+    return fit_with_weights(estimator, X, y,
+                            weights_for(owner, estimator, sample_weight, what))
+
+
 class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """Base class for ``(teacher, student)`` meta-estimators.
 
-    After ``fit``: ``teacher_``, ``student_``, ``classes_``, ``n_features_in_``; prediction
-    is the student's.
+    After ``fit``: ``teacher_``, ``student_``, ``history_`` (the student's), ``classes_``,
+    ``n_features_in_``; prediction is the student's. The student is trained by the one engine
+    through its public ``fit_objective`` (see :mod:`skdistill.engine`).
     """
 
     _parameter_constraints = {
         "teacher": [HasMethods(["fit", "predict_proba"]), None],
         "student": [HasMethods(["fit", "predict_proba"]), None],
+        "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
 
@@ -42,15 +75,29 @@ class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEst
 
         return MLPStudent()
 
-    def _check_fit_data(self, X, y):
-        """Validate parameters (the sub-estimators' too) and ``X, y`` once, before any fit.
+    def _check_fit_data(self, X, y, sample_weight=None):
+        """Validate parameters (the sub-estimators' too), ``X, y`` and ``sample_weight`` once,
+        before any fit.
 
-        Sets ``classes_`` and returns ``X, y, y_encoded``.
+        Sets ``classes_`` and returns ``X, y, y_encoded, sample_weight`` (X may be a sparse
+        CSR matrix; the weights are None when absent or all ones).
         """
         validate_params(self)
-        X, y = check_input(self, X, y, allow_nd=True)
+        X, y = check_input(self, X, y, allow_nd=True, accept_sparse="csr")
         self.classes_, y_enc = encode_labels(self, y)
-        return X, y, y_enc
+        return X, y, y_enc, check_sample_weight(self, sample_weight, X.shape[0])
+
+    def _student_verbose(self, student):
+        """The distiller's ``verbose`` shows the student's epochs too."""
+        if getattr(self, "verbose", 0) and "verbose" in student.get_params():
+            student.set_params(verbose=max(int(self.verbose), int(student.verbose)))
+        return student
+
+    def _fitted_student(self, student):
+        """Install the fitted student; ``history_`` is its per-epoch history."""
+        self.student_ = student
+        self.history_ = getattr(student, "history_", None)
+        return self
 
     def _check_student_rows(self, student, n_rows):
         """Checks on the student that need the data size, done before any teacher is fitted."""
@@ -66,6 +113,11 @@ class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEst
         student = getattr(self, "student_", None)
         if student is None or not is_fitted(student):
             return None
+        self.history_ = history = getattr(student, "history_", None)
+        epochs = sum("train_loss" in row for row in history) if history is not None else 0
+        if epochs and getattr(student, "net_", None) is not None:
+            return (f"the student trained for {epochs} of {student.net_.max_epochs} epochs "
+                    f"({type(student).__name__})")
         return f"the student trained so far ({type(student).__name__})"
 
     def _seeded_clone(self, estimator, offset=0):
@@ -82,14 +134,15 @@ class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEst
 
     def _student(self):
         student = self._default_student() if self.student is None else self.student
-        if not hasattr(student, "_fit_targets"):
+        if not hasattr(student, "fit_objective"):
             raise param_error(self, "student", student,
-                              "a skdistill student (MLPStudent, CNNStudent, ...)", TypeError)
+                              "a skdistill student (MLPStudent, CNNStudent, ...) with "
+                              "fit_objective", TypeError)
         return student
 
-    def _fit_teacher(self, X, y):
+    def _fit_teacher(self, X, y, sample_weight=None):
         """Clone and fit the teacher; a ``FrozenEstimator`` is kept as it is (no refit)."""
-        teacher = self._seeded_clone(self._teacher()).fit(X, y)
+        teacher = fit_weighted(self, self._seeded_clone(self._teacher()), X, y, sample_weight)
         warn_class_mismatch(self, [teacher], self.classes_,
                             f"teacher {type(teacher).__name__}")
         return teacher
@@ -100,10 +153,15 @@ class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEst
                                    getattr(teacher, "classes_", self.classes_), self.classes_,
                                    teacher)
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # densified per minibatch by the student's engine
+        return tags
+
     # -- prediction: the student's ------------------------------------------------------------
     def _check_predict_X(self, X):
         check_is_fitted(self, "student_")
-        return check_input(self, X, reset=False, allow_nd=True)
+        return check_input(self, X, reset=False, allow_nd=True, accept_sparse="csr")
 
     def predict_proba(self, X):
         """Class probabilities of the distilled student, columns in ``classes_`` order."""

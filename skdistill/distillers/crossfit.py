@@ -10,22 +10,21 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 
 from .._interrupt import fit_policy
+from .._random import draw_seed
 from .._validation import param_error, warn_class_mismatch
-from ..students._base import draw_seed
+from ..engine import Objective
 from ..losses import (SoftTargetCrossEntropy, SquaredErrorLogits,
                       SquaredErrorProba, corrected_targets, soften)
-from ._base import BaseDistiller
+from ._base import BaseDistiller, fit_weighted, fit_with_weights, weights_for
 
-#: loss name -> (scale of the targets, criterion factory taking the temperature)
+#: loss name -> (scale of the targets, per-row criterion factory taking the temperature)
 LOSSES = {
-    "ce": ("p", SoftTargetCrossEntropy),
-    "sel": ("logp", lambda temperature: SquaredErrorLogits()),
-    "mse": ("p", lambda temperature: SquaredErrorProba()),
+    "ce": ("p", lambda temperature: SoftTargetCrossEntropy(temperature, reduction="none")),
+    "sel": ("logp", lambda temperature: SquaredErrorLogits(reduction="none")),
+    "mse": ("p", lambda temperature: SquaredErrorProba(reduction="none")),
 }
 
 
-def _fit_one(estimator, X, y):
-    return estimator.fit(X, y)
 
 
 class CrossFitDistiller(BaseDistiller):
@@ -85,6 +84,9 @@ class CrossFitDistiller(BaseDistiller):
     n_jobs : int, default=None
         Parallel jobs for the teacher fits, through :class:`joblib.Parallel`, so a
         ``joblib.parallel_config(backend="dask")`` block sends them to a dask cluster.
+    verbose : int, default=0
+        When positive, joblib reports the fold-teacher fits and a network student prints its
+        per-epoch table.
     random_state : int, RandomState instance or None, default=None
         Seeds the folds, and each teacher or student whose own ``random_state`` is ``None``.
 
@@ -97,7 +99,10 @@ class CrossFitDistiller(BaseDistiller):
     teacher_ : classifier
         The teacher fitted on all the data (only when ``refit_teacher=True``).
     student_ : student or regressor
-        The fitted student; predictions are its own.
+        The fitted student; predictions are its own. A network student's ``callbacks``,
+        ``validation_fraction``, ``max_epochs``, ``batch_size`` and ``verbose`` all apply.
+    history_ : skorch.History or None
+        The network student's per-epoch history (None for a scikit-learn regressor).
     targets_scale_ : {"p", "logp"}
         Scale of the targets the student was trained on.
     classes_ : ndarray of shape (n_classes,)
@@ -140,7 +145,7 @@ class CrossFitDistiller(BaseDistiller):
     }
 
     def __init__(self, teacher=None, student=None, n_folds=5, gamma_alpha=0.0, loss="ce",
-                 temperature=1.0, stratify=True, refit_teacher=True, n_jobs=None,
+                 temperature=1.0, stratify=True, refit_teacher=True, n_jobs=None, verbose=0,
                  random_state=None):
         self.teacher = teacher
         self.student = student
@@ -151,6 +156,7 @@ class CrossFitDistiller(BaseDistiller):
         self.stratify = stratify
         self.refit_teacher = refit_teacher
         self.n_jobs = n_jobs
+        self.verbose = verbose
         self.random_state = random_state
 
     # -- checks ---------------------------------------------------------------------------------
@@ -166,7 +172,8 @@ class CrossFitDistiller(BaseDistiller):
 
     def _crossfit_student(self):
         student = self._default_student() if self.student is None else self.student
-        if is_regressor(student) or (is_classifier(student) and hasattr(student, "_fit_targets")):
+        if is_regressor(student) or (is_classifier(student) and hasattr(student,
+                                                                         "fit_objective")):
             return student
         raise param_error(self, "student", student,
                           "a skdistill student (MLPStudent, CNNStudent, ...) or a scikit-learn "
@@ -183,34 +190,44 @@ class CrossFitDistiller(BaseDistiller):
 
     # -- fitting --------------------------------------------------------------------------------
     @fit_policy
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Cross-fit the teachers, correct their out-of-fold probabilities, fit the student.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, ...)
+        X : array-like or sparse matrix of shape (n_samples, ...)
             Training inputs (2-d for tabular students and regressors, images for a CNN student).
         y : array-like of shape (n_samples,)
             Class labels.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights: each fold teacher gets those of its training rows (where its ``fit``
+            accepts them, else it is fitted unweighted with a warning), and the student's
+            loss is weighted by them.
 
         Returns
         -------
         self
         """
-        X, y, y_enc = self._check_fit_data(X, y)
+        X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
         teacher = self._crossfit_teacher()
         student = self._crossfit_student()
-        self._check_student_rows(student, len(X))
+        self._check_student_rows(student, X.shape[0])
         folds = self._folds(X, y_enc)
-        self._fit(X, y, y_enc, teacher, student, folds)
+        self._fit(X, y, y_enc, sample_weight, teacher, student, folds)
         return self
 
-    def _fit(self, X, y, y_enc, teacher, student, folds):
-        jobs = [(self._seeded_clone(teacher, offset=2 + k), X[train], y[train])
+    def _fit(self, X, y, y_enc, sample_weight, teacher, student, folds):
+        teacher_weight = weights_for(self, teacher, sample_weight, "fold teachers' estimator")
+
+        def weights(rows):
+            return None if teacher_weight is None else teacher_weight[rows]
+
+        jobs = [(self._seeded_clone(teacher, offset=2 + k), X[train], y[train], weights(train))
                 for k, (train, _) in enumerate(folds)]
         if self.refit_teacher:
-            jobs.append((self._seeded_clone(teacher), X, y))
-        fitted = Parallel(n_jobs=self.n_jobs)(delayed(_fit_one)(*job) for job in jobs)
+            jobs.append((self._seeded_clone(teacher), X, y, teacher_weight))
+        fitted = Parallel(n_jobs=self.n_jobs, verbose=10 * int(self.verbose))(
+            delayed(fit_with_weights)(*job) for job in jobs)
         self.fold_teachers_ = fitted[:len(folds)]
         if self.refit_teacher:
             self.teacher_ = fitted[-1]
@@ -234,17 +251,22 @@ class CrossFitDistiller(BaseDistiller):
 
         if regressor:
             # Assigned once fitted: an interrupted scikit-learn regressor is not usable.
-            self.student_ = self._seeded_clone(student, offset=1).fit(
-                X, targets[:, 1] if len(self.classes_) == 2 else targets)
+            self._fitted_student(fit_weighted(
+                self, self._seeded_clone(student, offset=1), X,
+                targets[:, 1] if len(self.classes_) == 2 else targets, sample_weight,
+                what="student"))
         else:
-            self.student_ = self._seeded_clone(student, offset=1)
-            self.student_._fit_targets(X, y, targets.astype(np.float32),
-                                       make_criterion(self.temperature))
+            self.student_ = self._student_verbose(self._seeded_clone(student, offset=1))
+            self.student_.fit_objective(X, y, Objective(make_criterion(self.temperature),
+                                                        targets.astype(np.float32),
+                                                        fields=("target",)),
+                                        sample_weight=sample_weight)
+            self._fitted_student(self.student_)
 
     # -- prediction -----------------------------------------------------------------------------
     def _regressor_proba(self, X):
         out = np.asarray(self.student_.predict(X), dtype=np.float64)
-        out = out.reshape(len(X), -1)
+        out = out.reshape(X.shape[0], -1)
         if len(self.classes_) == 2:
             q = out[:, 0] if self.targets_scale_ == "p" else np.exp(out[:, 0])
             q = np.clip(q, 0.0, 1.0)

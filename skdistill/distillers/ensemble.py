@@ -2,20 +2,16 @@
 Proxy-EnD2), optionally on diversifying input perturbations."""
 import copy
 import numbers
-import time
 
 import numpy as np
 import torch
-import torch.nn.functional as F
-from skorch.history import History
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 
 from .._interrupt import fit_policy
 from .._validation import check_teacher_proba, param_error
-from ..engine import divergence_error, non_finite_problem
-from ..losses import ae_kd_weights, proxy_end2_loss, soft_cross_entropy, soften
+from ..engine import Objective
+from ..losses import EnsembleDistillationLoss
 from ..perturbations import PERTURBATIONS, default_size
-from ..students._base import draw_seed, seeded
 from ._base import BaseDistiller
 
 METHODS = ("kd", "one-to-one", "ae-kd", "proxy-end2")
@@ -26,8 +22,9 @@ class EnsembleDistiller(BaseDistiller):
     """Distil an ensemble teacher into a student network, optionally a LatentBE student.
 
     The teacher (by default a :class:`~skdistill.DeepEnsembleTeacher`) is fitted on ``X, y``;
-    then the student is trained by a torch loop that, for every minibatch, optionally
-    perturbs the inputs, evaluates every teacher member on them and minimises
+    then the student is trained by the one engine (:mod:`skdistill.engine`): for every
+    minibatch it optionally perturbs the inputs, evaluates every teacher member on them and
+    minimises
 
     ``alpha * soft_loss + (1 - alpha) * CE(y, student)``
 
@@ -58,9 +55,10 @@ class EnsembleDistiller(BaseDistiller):
         ``sample_proba`` is enough. A fitted teacher in
         :class:`sklearn.frozen.FrozenEstimator` is used as is.
     student : skdistill student, default=None
-        ``None`` means ``LatentBEStudent()``. Its ``max_epochs``, ``batch_size``, ``lr``,
-        ``optimizer``, ``weight_decay`` and ``device`` drive the training loop (its skorch
-        ``callbacks`` and ``validation_fraction`` are not used here).
+        ``None`` means ``LatentBEStudent()``. All its training settings apply: ``max_epochs``,
+        ``batch_size``, ``lr``, ``optimizer``, ``weight_decay``, ``device``, ``callbacks``,
+        ``validation_fraction`` (the validation loss is on clean, unperturbed rows) and
+        ``verbose``.
     method : {"kd", "one-to-one", "ae-kd", "proxy-end2"}, default="one-to-one"
     perturbation : {"gaussian", "ods", "confods", "tdiv-sdiv"} or None, default=None
     perturbation_size : float, default=None
@@ -71,6 +69,8 @@ class EnsembleDistiller(BaseDistiller):
         Weight of the teacher term; ``1 - alpha`` goes to the labels.
     ae_kd_bound : float, default=1.0
         Upper bound ``C`` on each AE-KD teacher weight (at least ``1 / n_members``).
+    verbose : int, default=0
+        When positive, the student prints its per-epoch table.
     random_state : int, RandomState instance or None, default=None
         Seeds a teacher or student whose own ``random_state`` is ``None``.
 
@@ -79,6 +79,8 @@ class EnsembleDistiller(BaseDistiller):
     teacher_ : fitted teacher
     student_ : fitted student; for a LatentBE student, ``student_.merged_module_`` is the
         single network that predicts.
+    history_ : skorch.History
+        The student's per-epoch history.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
     perturbation_size_ : float or None
@@ -124,7 +126,7 @@ class EnsembleDistiller(BaseDistiller):
 
     def __init__(self, teacher=None, student=None, method="one-to-one", perturbation=None,
                  perturbation_size=None, temperature=4.0, alpha=1.0, ae_kd_bound=1.0,
-                 random_state=None):
+                 verbose=0, random_state=None):
         self.teacher = teacher
         self.student = student
         self.method = method
@@ -133,6 +135,7 @@ class EnsembleDistiller(BaseDistiller):
         self.temperature = temperature
         self.alpha = alpha
         self.ae_kd_bound = ae_kd_bound
+        self.verbose = verbose
         self.random_state = random_state
 
     def _default_teacher(self):
@@ -146,27 +149,36 @@ class EnsembleDistiller(BaseDistiller):
         return LatentBEStudent()
 
     @fit_policy
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the teacher, then train the student on its members' predictions.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, ...)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights of the student's loss, also passed to the teacher's ``fit`` where it
+            accepts them (a ``DeepEnsembleTeacher`` passes them to its members).
 
         Returns
         -------
         self
         """
-        X, y, y_enc = self._check_fit_data(X, y)
-        student = self._seeded_clone(self._student(), offset=1)
-        self._fit(X, y, y_enc, student, self._fit_progress)
-        return self
-
-    def _salvage(self):
-        return self._keep_student(**self._fit_progress)
-
-    def _fit(self, X, y, y_enc, student, progress):
-        self.teacher_ = self._fit_teacher(X, y)
+        X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
+        student = self._student_verbose(self._seeded_clone(self._student(), offset=1))
+        self._check_student_rows(student, X.shape[0])
+        self.teacher_ = self._fit_teacher(X, y, sample_weight)
         teacher_classes = getattr(self.teacher_, "classes_", self.classes_)
         if not np.array_equal(teacher_classes, self.classes_):
             raise param_error(self, "teacher", self.teacher_,
                               f"a teacher fitted on the classes of y {self.classes_.tolist()}")
+        objective = self._objective(X, student)
+        self.student_ = student
+        student.fit_objective(X, y, objective, sample_weight=sample_weight)
+        return self._fitted_student(student)
+
+    def _objective(self, X, student):
+        """Check the method against the teacher and student; the engine's objective."""
         n_teachers = len(self._sample_proba(X[:1]))
         modules = list(getattr(self.teacher_, "modules_", []))
         if self.perturbation in _GRADIENT_PERTURBATIONS and len(modules) != n_teachers:
@@ -179,36 +191,23 @@ class EnsembleDistiller(BaseDistiller):
         if self.ae_kd_bound * n_teachers < 1:
             raise param_error(self, "ae_kd_bound", self.ae_kd_bound,
                               f"a bound >= 1/{n_teachers} (1 / number of teacher members)")
-
-        Xs, _ = student._check_X_y(X, y)
         n_members = getattr(student, "n_members", 1)
         if self.method == "one-to-one" and n_members != n_teachers:
             raise param_error(self, "method", self.method,
                               f"'kd', 'ae-kd' or 'proxy-end2' for a student with {n_members} "
                               f"member(s); 'one-to-one' needs a student with n_members="
                               f"{n_teachers}, the teacher's member count")
-        span = float(np.max(Xs) - np.min(Xs))
+        low, high = float(X.min()), float(X.max())
         self.perturbation_size_ = None
         if self.perturbation is not None:
-            self.perturbation_size_ = (default_size(int(np.prod(Xs.shape[1:])), span)
+            self.perturbation_size_ = (default_size(int(np.prod(X.shape[1:])), high - low)
                                        if self.perturbation_size is None
                                        else float(self.perturbation_size))
-        seed = draw_seed(student.random_state)
-        with seeded(seed, student.device):
-            module = student._build_module(len(self.classes_)).to(student.device)
-            progress.update(student=student, module=module, history=History())
-            self._train(student, module, Xs, y_enc, modules, X, progress["history"])
-        self._keep_student(**progress)
+        loss = EnsembleDistillationLoss(self.method, self.temperature, self.alpha,
+                                        self.ae_kd_bound)
+        return _EnsembleObjective(self, loss, X, modules, student.device, (low, high))
 
-    def _keep_student(self, student=None, module=None, history=None):
-        """Install the student's network; on Ctrl-C, only after at least one full epoch."""
-        if module is None or not len(history):
-            return None
-        student._set_trained(module, None, history)
-        self.student_ = student
-        return f"the student trained for {len(history)} of {student.max_epochs} epochs"
-
-    # -- the training loop ------------------------------------------------------------------
+    # -- the teacher's side ---------------------------------------------------------------------
     def _sample_proba(self, X):
         """The teacher's per-member probabilities ``(M, n, C)``, each member validated."""
         out = np.asarray(self.teacher_.sample_proba(X), dtype=np.float64)
@@ -218,93 +217,58 @@ class EnsembleDistiller(BaseDistiller):
         return np.stack([check_teacher_proba(self, p, self.classes_, self.classes_,
                                              self.teacher_) for p in out])
 
-    def _teacher_fn(self, modules, device, X_raw, Xt):
-        """``x_tensor, rows -> (M, B, C)`` teacher member probabilities."""
-        if modules:
-            nets = [copy.deepcopy(m).to(device).eval().requires_grad_(False) for m in modules]
 
-            def forward(x):
-                with torch.no_grad():
-                    return torch.softmax(torch.stack([n(x) for n in nets]), dim=-1)
+class _EnsembleObjective(Objective):
+    """Teacher members' probabilities as per-batch targets, and the input perturbation.
 
-            if self.perturbation is None:
-                # Clean inputs never change: run the members once, not every batch of every
-                # epoch.
-                cached = torch.cat([forward(Xt[i:i + 4096].to(device))
-                                    for i in range(0, len(Xt), 4096)], dim=1)
-                return (lambda x, rows: cached[:, rows]), nets
-            return (lambda x, rows: forward(x)), nets
-        cached = torch.as_tensor(self._sample_proba(X_raw), dtype=torch.float32)
+    With torch member networks (``modules_``) the members run on each batch; their outputs on
+    clean rows are kept per row after the first epoch (clean inputs never change). Without
+    them, ``sample_proba`` is called on the whole training set once, and on perturbed
+    batches as they come.
+    """
 
-        def probs(x, rows):
-            if self.perturbation is None:
-                return cached[:, rows].to(device)
-            raw = x.detach().cpu().numpy().reshape((len(x),) + X_raw.shape[1:])
-            out = self._sample_proba(raw)
-            return torch.as_tensor(out, dtype=torch.float32, device=device)
+    member_aware = True
 
-        return probs, []
+    def __init__(self, distiller, loss, X, modules, device, clip):
+        super().__init__(loss, fields=("index", "y"))
+        self.distiller = distiller
+        self.perturbation = PERTURBATIONS.get(distiller.perturbation)
+        self.size = distiller.perturbation_size_
+        self.clip = clip
+        self.row_shape = X.shape[1:]
+        self.nets = [copy.deepcopy(m).to(device).eval().requires_grad_(False) for m in modules]
+        self.n_rows = X.shape[0]
+        self.cache = self.seen = None
+        if not self.nets:
+            self.cache = torch.as_tensor(distiller._sample_proba(X), dtype=torch.float32)
 
-    def _soft_loss(self, z, p):
-        """Teacher term for student logits ``z`` (Ms, B, C) and teacher probabilities ``p``
-        (Mt, B, C)."""
-        T = self.temperature
-        if self.method == "proxy-end2":
-            return torch.stack([proxy_end2_loss(zs, p) for zs in z]).mean()
-        if self.method == "kd":
-            return soft_cross_entropy(z, soften(p.mean(0), T), T) * T**2
-        targets = soften(p, T)
-        if self.method == "one-to-one":
-            return soft_cross_entropy(z, targets, T) * T**2
-        # ae-kd: one KD loss per teacher, weighted by the min-norm point of their gradients.
-        losses = torch.stack([soft_cross_entropy(z, t, T) * T**2 for t in targets])
-        grads = torch.stack([torch.autograd.grad(loss, z, retain_graph=True)[0].flatten()
-                             for loss in losses])
-        weights = ae_kd_weights(grads, cap=self.ae_kd_bound).to(losses.device)
-        return (weights * losses).sum()
+    def _members(self, X):
+        if self.nets:
+            with torch.no_grad():
+                return torch.softmax(torch.stack([n(X) for n in self.nets]), dim=-1)
+        raw = X.detach().cpu().numpy().reshape((len(X),) + tuple(self.row_shape))
+        return torch.as_tensor(self.distiller._sample_proba(raw), dtype=torch.float32,
+                               device=X.device)
 
-    def _train(self, student, module, Xs, y_enc, modules, X_raw, history):
-        device = torch.device(student.device)
-        Xt = torch.as_tensor(np.require(Xs, requirements="W"), dtype=torch.float32)
-        yt = torch.as_tensor(y_enc, dtype=torch.int64)
-        clip = (float(Xt.min()), float(Xt.max()))
-        teacher_probs, nets = self._teacher_fn(modules, device, X_raw, Xt)
-        perturb = PERTURBATIONS.get(self.perturbation)
-        optimizer = student._make_optimizer(module.parameters())
-        prior = getattr(student, "prior_strength", 0.0)
-        module.train()
-        n, bs = len(Xt), student.batch_size
-        for epoch in range(1, student.max_epochs + 1):
-            start, total = time.time(), 0.0
-            order = torch.randperm(n)
-            for batch, begin in enumerate(range(0, n, bs), 1):
-                rows = order[begin:begin + bs]
-                xb, yb = Xt[rows].to(device), yt[rows].to(device)
-                if perturb is not None:
-                    xb = perturb(xb, nets, module, self.perturbation_size_, clip)
-                p = teacher_probs(xb, rows)
-                z = module(xb)
-                z = z if z.dim() == 3 else z.unsqueeze(0)
-                loss = self.alpha * self._soft_loss(z, p) if self.alpha > 0 else 0.0
-                if self.alpha < 1:
-                    hard = F.cross_entropy(z.reshape(-1, z.shape[-1]), yb.repeat(z.shape[0]))
-                    loss = loss + (1 - self.alpha) * hard
-                if prior:
-                    loss = loss + prior * module.prior_penalty()
-                value = float(loss.detach())
-                if not np.isfinite(value):
-                    raise divergence_error(student, f"the loss became {value} at epoch "
-                                           f"{epoch}, batch {batch}", student.lr,
-                                           float(Xt.abs().max()))
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                total += value * len(rows)
-            history.new_epoch()
-            history.record("epoch", len(history))
-            history.record("train_loss", total / max(n, 1))
-            history.record("dur", time.time() - start)
-        problem = non_finite_problem(module, Xt[:bs])
-        if problem is not None:
-            raise divergence_error(student, problem, student.lr, float(Xt.abs().max()))
-        module.eval()
+    def _clean(self, X, index):
+        if self.cache is None:
+            self.seen = torch.zeros(self.n_rows, dtype=torch.bool)
+            self.cache = torch.empty(len(self.nets), self.n_rows, self.distiller.classes_.size,
+                                     device=X.device)
+        if self.seen is not None:
+            new = ~self.seen[index.cpu()]
+            if new.any():
+                rows = index[new.to(index.device)]
+                self.cache[:, rows] = self._members(X[new.to(X.device)])
+                self.seen[rows.cpu()] = True
+        return self.cache[:, index.to(self.cache.device)].to(X.device)
+
+    def batch_targets(self, X, rows, training):
+        perturbed = training and self.perturbation is not None
+        proba = self._members(X) if perturbed else self._clean(X, rows["index"])
+        return {"proba": proba, "y": rows["y"]}
+
+    def perturb(self, X, rows, module):
+        if self.perturbation is None:
+            return X
+        return self.perturbation(X, self.nets, module, self.size, self.clip)

@@ -1,21 +1,22 @@
 """GPEDDistiller: online distillation of Bayesian posterior expectations (Vadera et al., Algorithm 1)."""
-import math
+import inspect
 import numbers
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 from torch import nn
 
 from .._interrupt import fit_policy, warn_user
+from .._random import draw_seed
 from .._validation import check_float32_range, param_error
-from ..engine import divergence_error, non_finite_problem
+from ..engine import Objective
 from ..expectations import ESTIMATORS, EXPECTATIONS, output_size
 from ..losses import soft_cross_entropy
-from ..students._base import draw_seed, seeded
 from ._base import BaseDistiller
 
 #: ``thinning=None``: the paper's one student step every 10 SGLD iterations (its entropy
@@ -70,16 +71,26 @@ class GPEDDistiller(BaseDistiller):
 
     Parameters
     ----------
-    teacher : SGLDTeacher, default=None
-        Its SGLD settings (step size, prior, batch size, network) drive the chain.
+    teacher : SGLDTeacher or any teacher with ``iter_samples``, default=None
+        The teacher's ``iter_samples(X, y)`` stream of posterior samples (callables mapping a
+        batch to class probabilities, see ``doc/extending.md``) drives the student: one student
+        step per sample. A chain teacher (with ``n_iter`` and ``burn_in`` parameters, like
+        ``SGLDTeacher``, whose SGLD settings drive the chain) is run once and decides the number
+        of steps; any other teacher (e.g. a ``DeepEnsembleTeacher``: its members) is fitted once
+        and its samples are cycled for the student's ``max_epochs`` epochs.
         ``None`` means ``SGLDTeacher()``.
     student : MLPStudent or CNNStudent, default=None
         A student whose network has a trunk and a head (``features``, ``head``,
         ``n_hidden_out``); others (e.g. ``LatentBEStudent``) raise a ``TypeError``.
-        The architecture (trunk) and optimiser settings (``optimizer``, ``lr``,
-        ``weight_decay``, ``device``) of the student; its ``max_epochs`` and ``batch_size``
-        are not used (one step per posterior sample, ``distill_batch_size`` rows).
-        ``None`` means ``MLPStudent()``.
+        It is trained by the one engine, so its architecture, optimiser settings,
+        ``callbacks``, ``verbose`` and ``device`` apply; an epoch is one pass of minibatches
+        over ``D'`` (``len(D') // batch`` student steps). Two settings cannot apply and are
+        refused with a ``ValueError`` rather than ignored: ``validation_fraction`` (the
+        targets are running estimates over posterior samples, known only for the rows
+        visited, so there is no fixed target to validate against), and, with a chain teacher,
+        a ``max_epochs`` set to other than its default (the chain decides the number of
+        steps: set ``n_iter`` or ``thinning``). Its ``batch_size`` is the distillation
+        minibatch unless ``distill_batch_size`` is given. ``None`` means ``MLPStudent()``.
     target : {"predictive", "entropy", "variance"}, callable or list of these, \
 default="predictive"
         Posterior expectations to distil, one head each on a shared trunk, trained together:
@@ -94,7 +105,8 @@ default="predictive"
     estimator : {"online", "stochastic"}, default="online"
         U_o or U_s.
     n_iter, burn_in : int, default=None
-        SGLD iterations and burn-in; ``None`` takes the teacher's.
+        SGLD iterations and burn-in of a chain teacher; ``None`` takes the teacher's (and must
+        be ``None`` for a teacher without a chain).
     thinning : int, default=None
         One student step every ``thinning`` SGLD iterations after burn-in: the student takes
         ``(n_iter - burn_in) // thinning`` steps. ``None`` is the paper's 10, lowered (down to
@@ -104,13 +116,15 @@ default="predictive"
         student step raises a ``ValueError`` before the chain runs; one under 500 steps
         warns. The teacher's own ``thinning`` and ``max_samples`` still decide which samples
         it keeps for its ``predict_proba`` (the reference the student is compared to).
-    distill_batch_size : int, default=100
-        Rows of ``D'`` per student step.
+    distill_batch_size : int, default=None
+        Rows of ``D'`` per student step; ``None`` is the student's ``batch_size``. Giving both
+        (the student's ``batch_size`` set to other than its default) with different values
+        raises a ``ValueError``.
     input_noise : float, default=0.0
         Standard deviation of Gaussian noise added to the distillation minibatch (teacher and
         student see the same perturbed inputs); U_o then averages over the noise draws too.
     verbose : int, default=0
-        Progress bar of the chain when positive.
+        When positive: the chain's progress bar and the student's per-epoch table.
     random_state : int, RandomState instance or None, default=None
         Seeds the teacher (if it has no seed of its own), the student's initialisation and
         the distillation minibatches.
@@ -128,8 +142,11 @@ default="predictive"
     targets_ : list of str
         Head names, ``"predictive"`` first (a callable's head is named after the callable,
         made unique as described under ``target``).
-    thinning_ : int
-        SGLD iterations per student step: ``thinning``, or the value ``None`` resolved to.
+    thinning_ : int or None
+        SGLD iterations per student step: ``thinning``, or the value ``None`` resolved to
+        (None for a teacher without a chain).
+    history_ : skorch.History
+        The student's per-epoch history (an epoch: ``len(D') // batch`` steps).
     n_student_steps_ : int
     estimator_nbytes_ : int
         Memory held by the estimators' per-example state (0 for U_s).
@@ -170,13 +187,13 @@ default="predictive"
         "n_iter": [Interval(numbers.Integral, 0, None, closed="left"), None],
         "burn_in": [Interval(numbers.Integral, 0, None, closed="left"), None],
         "thinning": [Interval(numbers.Integral, 1, None, closed="left"), None],
-        "distill_batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "distill_batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "input_noise": [Interval(numbers.Real, 0, None, closed="left")],
         "verbose": ["verbose"],
     }
 
     def __init__(self, teacher=None, student=None, target="predictive", estimator="online",
-                 n_iter=None, burn_in=None, thinning=None, distill_batch_size=100,
+                 n_iter=None, burn_in=None, thinning=None, distill_batch_size=None,
                  input_noise=0.0, verbose=0, random_state=None):
         self.teacher = teacher
         self.student = student
@@ -228,95 +245,157 @@ default="predictive"
             return _Head(n_in, 1, "softplus")
         if name == "variance":
             return _Head(n_in, n_classes, "quarter_sigmoid")
+        return _Head(n_in, self._output_size(g, n_classes))
+
+    def _output_size(self, g, n_classes):
+        """Values per example of target ``g``; a callable that fails is named."""
         try:
-            k = output_size(g, n_classes)
+            return output_size(g, n_classes)
         except Exception as exc:
             raise param_error(self, "target", g, "a callable mapping a (n, C) torch tensor of "
                               f"probabilities to (n,) or (n, k); it raised {exc!r}",
                               TypeError) from None
-        return _Head(n_in, k)
-
-    @staticmethod
-    def _target_loss(name, out, target):
-        if name == "predictive":
-            return soft_cross_entropy(out, target)
-        return F.l1_loss(out, target.reshape(out.shape), reduction="sum") / len(out)
 
     # -- fitting --------------------------------------------------------------------------------
     @fit_policy
-    def fit(self, X, y, X_unlabeled=None):
-        """Run the teacher's SGLD chain and train the student online on its expectations.
+    def fit(self, X, y, X_unlabeled=None, sample_weight=None):
+        """Run the teacher's sample stream and train the student online on its expectations.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, ...)
+        X : array-like or sparse matrix of shape (n_samples, ...)
             Training inputs of the teacher.
         y : array-like of shape (n_samples,)
-        X_unlabeled : array-like of shape (n_unlabeled, ...), default=None
+        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, ...), default=None
             The distillation set ``D'``; ``None`` distils on ``X``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights of ``X``: passed to the teacher's ``iter_samples`` where it accepts
+            them (SGLD weights each row's log-likelihood) and, when ``D'`` is ``X``, weights
+            the student's loss.
 
         Returns
         -------
         self
         """
-        X, y, _ = self._check_fit_data(X, y)
+        X, y, _, sample_weight = self._check_fit_data(X, y, sample_weight)
         targets = self._targets()
         student = self._student()
         teacher = self._teacher()
         Xd = X if X_unlabeled is None else self._check_unlabeled(X_unlabeled)
-        self._fit(X, y, Xd, X_unlabeled, targets, student, teacher)
+        self._fit(X, y, Xd, X_unlabeled, sample_weight, targets, student, teacher)
         return self
 
-    def _fit(self, X, y, Xd, X_unlabeled, targets, student, teacher):
+    def _fit(self, X, y, Xd, X_unlabeled, sample_weight, targets, student, teacher):
         self.teacher_ = self._seeded_clone(teacher)
-        self.teacher_.set_params(**{k: v for k, v in (("n_iter", self.n_iter),
-                                                      ("burn_in", self.burn_in))
-                                    if v is not None})
-        if self.verbose:
+        chain = _is_chain(self.teacher_)
+        if chain and isinstance(self.teacher_, FrozenEstimator):
+            raise param_error(self, "teacher", teacher,
+                              "an unfitted chain teacher: GPED distils while the chain runs, and "
+                              "a frozen one cannot run again without changing it (a frozen "
+                              "teacher with a fixed set of samples, e.g. a DeepEnsembleTeacher, "
+                              "is cycled)", TypeError)
+        if chain:
+            self.teacher_.set_params(**{k: v for k, v in (("n_iter", self.n_iter),
+                                                          ("burn_in", self.burn_in))
+                                        if v is not None})
+        else:
+            for name in ("n_iter", "burn_in", "thinning"):
+                if getattr(self, name) is not None:
+                    raise param_error(self, name, getattr(self, name),
+                                      f"None for a teacher without a chain ("
+                                      f"{type(teacher).__name__} has no n_iter/burn_in): its "
+                                      "samples are cycled for the student's max_epochs")
+        if self.verbose and "verbose" in self.teacher_.get_params():
             self.teacher_.set_params(verbose=self.verbose)
-        self.student_ = self._seeded_clone(student, offset=1)
-        Xs, _ = self.student_._check_X_y(X, y)
-        if X_unlabeled is not None:
-            Xs = self.student_._check_X(Xd, reset=False)
-        seed = draw_seed(self.random_state)
-        n_classes = len(self.classes_)
-        device = torch.device(self.student_.device)
-        with seeded(seed, device):
-            base = self.student_._build_module(n_classes)
-            if not all(hasattr(base, a) for a in ("features", "head", "n_hidden_out")):
-                raise param_error(self, "student", student, "an MLPStudent or CNNStudent (a "
-                                  "network with a trunk and a head)", TypeError)
-            heads = {name: self._head(name, g, base.n_hidden_out, n_classes)
-                     for name, g in targets.items()}
-            self.module_ = MultiHeadNet(base.features, heads).to(device)
-        self._check_student_budget()
+        student = self._student_verbose(self._seeded_clone(student, offset=1))
+        batch = self._check_student(student, chain, Xd.shape[0])
         self.targets_ = list(targets)
         self._target_fns = targets
-        estimators = {name: ESTIMATORS[self.estimator](len(Xd), output_size(g, n_classes))
+        n_classes = len(self.classes_)
+        estimators = {name: ESTIMATORS[self.estimator](Xd.shape[0],
+                                                       self._output_size(g, n_classes))
                       for name, g in targets.items()}
         self.estimator_nbytes_ = sum(u.nbytes for u in estimators.values())
-        self._distil(X, y, Xd, Xs, targets, estimators, seed, device)
-        self._install_student()
+        steps_per_epoch = max(1, Xd.shape[0] // batch)
+        self.thinning_ = None
+        stream = _SampleStream(self.teacher_, X, y, sample_weight, cycle=not chain)
+        weight = sample_weight if X_unlabeled is None else None
+        objective = _GPEDObjective(self, targets, estimators, stream, batch, steps_per_epoch,
+                                   Xd.shape[1:], draw_seed(self.random_state), chain)
+        self.student_ = student
+        try:
+            student.fit_objective(Xd, self._labels_for(Xd, y, X_unlabeled), objective,
+                                  sample_weight=weight)
+        finally:
+            # the student stopped (done, EarlyStopping, Ctrl-C or an error): so does the
+            # chain, which stores the samples it drew (SGLDTeacher keeps them)
+            stream.close()
+            self._record_steps()
+        self.module_ = student.net_.module_
+        self._fitted_student(student)
 
-    def _install_student(self):
-        """The fitted student predicts with the trunk and the predictive head."""
-        self.module_.eval()
-        self.student_._set_trained(nn.Sequential(self.module_.trunk,
-                                                 self.module_.heads["predictive"]), None, None)
+    def _labels_for(self, Xd, y, X_unlabeled):
+        """Labels for the student's ``fit_objective`` on ``D'``: ``y``, or for unlabeled rows
+        any labels covering ``classes_`` (they define ``classes_``; the loss never uses them)."""
+        if X_unlabeled is None:
+            return y
+        return self.classes_[np.arange(Xd.shape[0]) % len(self.classes_)]
+
+    def _check_student(self, student, chain, n_rows):
+        """The student's training settings GPED can use; returns the distillation batch size.
+
+        ``validation_fraction`` is refused: the targets are running estimates that exist only
+        for rows the minibatches have visited, so there is nothing fixed to validate against.
+        With a chain teacher the chain decides the number of student steps, so a ``max_epochs``
+        set on the student (not its default) is refused rather than ignored.
+        """
+        if getattr(student, "validation_fraction", None) is not None:
+            raise param_error(self, "student", student,
+                              "a student with validation_fraction=None: GPED's targets are "
+                              "running posterior estimates, with no fixed targets for a "
+                              "validation split")
+        if chain and _set_explicitly(student, "max_epochs"):
+            raise param_error(self, "student", student,
+                              f"a student whose max_epochs is left at its default: with a chain "
+                              f"teacher the student takes (n_iter - burn_in) // thinning steps "
+                              f"(set n_iter or thinning instead of max_epochs="
+                              f"{student.max_epochs})")
+        if self.distill_batch_size is None:
+            batch = student.batch_size
+        else:
+            batch = self.distill_batch_size
+            if _set_explicitly(student, "batch_size") and student.batch_size != batch:
+                raise param_error(self, "distill_batch_size", batch,
+                                  f"None or the student's batch_size={student.batch_size} "
+                                  "(set one of the two)")
+        return min(batch, n_rows)
+
+    def _record_steps(self):
+        """``loss_curve_`` (one loss per student step) from the student's history."""
+        net = getattr(self.student_, "net_", None)
+        history = net.history if net is not None else []
+        curve = [b["train_loss"] for row in history for b in row["batches"]
+                 if "train_loss" in b]
+        self.loss_curve_ = curve
+        self.n_student_steps_ = len(curve)
 
     def _salvage(self):
-        """Ctrl-C policy: after at least one student step, the student so far is usable."""
-        if not getattr(self, "n_student_steps_", 0):
+        """Ctrl-C policy: once the student has a complete epoch, it is usable."""
+        kept = super()._salvage()
+        if kept is None:
             return None
-        self._install_student()
-        kept = len(getattr(self.teacher_, "samples_", ()))
-        teacher = (f"the teacher's {kept} samples of its first {self.teacher_.n_iter_} "
-                   "iterations" if kept else "a teacher with no posterior sample yet (its own "
-                   "predict_proba is unavailable)")
+        self.module_ = self.student_.net_.module_
+        n_kept = len(getattr(self.teacher_, "samples_", ()))
+        n_iter = getattr(self.teacher_, "n_iter_", None)
+        teacher = (f"the teacher's {n_kept} samples of its first {n_iter} iterations"
+                   if n_kept and n_iter is not None else "the teacher as it is")
         return f"the student after {self.n_student_steps_} steps, and {teacher}"
 
     def _check_student_budget(self):
-        """Resolve ``thinning_``; refuse a chain with no student step, warn under 500 steps."""
+        """Resolve ``thinning_``; refuse a chain with no student step, warn under 500 steps.
+
+        Returns the number of student steps.
+        """
         n_iter, burn_in = self.teacher_.n_iter, self.teacher_.burn_in
         if self.thinning is None:
             self.thinning_ = max(1, min(DEFAULT_THINNING,
@@ -340,77 +419,26 @@ default="predictive"
             warn_user(f"{type(self).__name__}: {budget} give the student only {steps} steps "
                       f"((n_iter - burn_in) // thinning); at least {MIN_STUDENT_STEPS} are "
                       f"advised: {fix}.")
+        return steps
 
     def _check_unlabeled(self, X_unlabeled):
         try:
-            X_unlabeled = validate_data(self, X_unlabeled, reset=False, allow_nd=True)
+            X_unlabeled = validate_data(self, X_unlabeled, reset=False, allow_nd=True,
+                                        accept_sparse="csr")
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"{type(self).__name__}: parameter X_unlabeled is invalid: "
                             f"{exc}") from None
         return check_float32_range(self, X_unlabeled, "X_unlabeled")
 
-    def _distil(self, X, y, Xd, Xs, targets, estimators, seed, device):
-        teacher_device = torch.device(self.teacher_.device)
-        Xd_t = torch.as_tensor(np.require(Xd, requirements="W"), dtype=torch.float32)
-        student_shape = Xs.shape[1:]
-        optimizer = self.student_._make_optimizer(self.module_.parameters())
-        n, batch = len(Xd_t), min(self.distill_batch_size, len(Xd_t))
-        gen = torch.Generator().manual_seed(seed)
-        order, pos = torch.randperm(n, generator=gen), 0
-        self.loss_curve_ = []
-        self.module_.train()
-        chain = self.teacher_._chain(X, y, keep=True, every=self.thinning_)
-        try:
-            for teacher_module in chain:
-                if pos + batch > n:
-                    order, pos = torch.randperm(n, generator=gen), 0
-                idx = order[pos:pos + batch]
-                pos += batch
-                xb = Xd_t[idx]
-                if self.input_noise:
-                    xb = xb + self.input_noise * torch.randn(xb.shape, generator=gen)
-                with torch.no_grad():
-                    proba = torch.softmax(teacher_module(xb.to(teacher_device)), 1).cpu()
-                out = self.module_(xb.reshape(len(idx), *student_shape).to(device))
-                loss = 0.0
-                for name, g in targets.items():
-                    values = torch.as_tensor(g(proba), dtype=torch.float32)
-                    values = values.reshape(len(idx), -1)
-                    estimate = estimators[name].update(idx, values)
-                    loss = loss + self._target_loss(name, out[name], estimate.to(device))
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise divergence_error(self.student_, f"the student's loss became {value} "
-                                           f"at step {len(self.loss_curve_) + 1}",
-                                           self.student_.lr, float(Xd_t.abs().max()))
-                optimizer.zero_grad()
-                loss.backward()
-                optimizer.step()
-                self.loss_curve_.append(value)
-        finally:
-            # Ctrl-C or an error: the chain stores the samples it drew (SGLDTeacher._run).
-            chain.close()
-            self.n_student_steps_ = len(self.loss_curve_)
-        problem = non_finite_problem(self.module_, Xd_t[:batch].reshape(-1, *student_shape)
-                                     .to(device))
-        if problem is not None:
-            raise divergence_error(self.student_, problem, self.student_.lr,
-                                   float(Xd_t.abs().max()))
-
     # -- prediction -----------------------------------------------------------------------------
-    def _outputs(self, X, batch_size=4096):
+    def _outputs(self, X):
         """All heads' outputs for ``X`` in one forward pass per batch, as float64 tensors."""
         check_is_fitted(self, "module_")
         X = self._check_predict_X(X)
-        Xs = self.student_._check_X(X, reset=False)
-        Xt = torch.as_tensor(np.require(Xs, requirements="W"), dtype=torch.float32)
-        device = next(self.module_.parameters()).device
-        parts = {name: [] for name in self.targets_}
-        with torch.inference_mode():
-            for i in range(0, len(Xt), batch_size):
-                for name, value in self.module_(Xt[i:i + batch_size].to(device)).items():
-                    parts[name].append(value.cpu().double())
-        return {name: (torch.cat(v) if v else torch.empty(0)) for name, v in parts.items()}
+        out = self.student_.forward(X, module=self.module_)
+        if not isinstance(out, dict):  # no rows
+            return {name: torch.empty(0, dtype=torch.float64) for name in self.targets_}
+        return {name: out[name].double() for name in self.targets_}
 
     def _head_name(self, target):
         """Head of ``target``: a head name, or a callable given to ``fit`` (by identity)."""
@@ -475,3 +503,162 @@ default="predictive"
         epistemic = entropy - aleatoric
         # rebuilt from its parts, so that the identity has no rounding error
         return Bunch(total=aleatoric + epistemic, aleatoric=aleatoric, epistemic=epistemic)
+
+
+def _is_chain(teacher):
+    """A teacher whose samples come from a chain of ``n_iter`` steps after ``burn_in``."""
+    teacher = teacher.estimator if isinstance(teacher, FrozenEstimator) else teacher
+    params = teacher.get_params(deep=False) if hasattr(teacher, "get_params") else {}
+    return "n_iter" in params and "burn_in" in params
+
+
+def _set_explicitly(estimator, name):
+    """Whether parameter ``name`` differs from its default in the estimator's signature."""
+    default = inspect.signature(type(estimator).__init__).parameters.get(name)
+    return default is not None and getattr(estimator, name) != default.default
+
+
+class GPEDLoss(nn.Module):
+    """Per-row GPED loss, summed over the heads: soft-target cross-entropy for the predictive
+    head, L1 (summed over a head's outputs) for every other expectation."""
+
+    def forward(self, outputs, targets):
+        total = 0.0
+        for name, target in targets.items():
+            out = outputs[name]
+            if name == "predictive":
+                total = total + soft_cross_entropy(out, target, reduction="none")
+            else:
+                total = total + F.l1_loss(out, target.reshape(out.shape),
+                                          reduction="none").reshape(len(out), -1).sum(1)
+        return total
+
+
+class _SampleStream:
+    """The teacher's posterior samples, one per student step, from its ``iter_samples``.
+
+    A chain (``cycle=False``) is run once, yielding every ``every`` iterations where the
+    teacher's ``iter_samples`` takes ``every``/``keep``; a fixed set of samples (an ensemble)
+    is cycled, ``iter_samples`` being called again on the fitted teacher.
+    """
+
+    def __init__(self, teacher, X, y, sample_weight, cycle):
+        self.teacher, self.X, self.y, self.cycle = teacher, X, y, cycle
+        self.params = params = inspect.signature(teacher.iter_samples).parameters
+        self.kwargs = {}
+        if sample_weight is not None:
+            if "sample_weight" in params:
+                self.kwargs["sample_weight"] = sample_weight
+            else:
+                warn_user(f"GPEDDistiller: the teacher {type(teacher).__name__}'s iter_samples "
+                          "takes no sample_weight; its samples ignore the weights.")
+        if "keep" in params:
+            self.kwargs["keep"] = True
+        self.generator = None
+        self.done = False
+
+    def next(self):
+        """The next sample, or None when the stream has ended."""
+        for attempt in range(2):
+            if self.done:
+                return None
+            if self.generator is None:
+                self.generator = iter(self.teacher.iter_samples(self.X, self.y, **self.kwargs))
+            try:
+                return next(self.generator)
+            except StopIteration:
+                self.generator = None
+                if not self.cycle or attempt:
+                    self.done = True
+                    return None
+        return None
+
+    def close(self):
+        if self.generator is not None and hasattr(self.generator, "close"):
+            self.generator.close()
+        self.generator = None
+
+
+class _StreamBatches:
+    """Training batches of one epoch, one per posterior sample: the engine's iterator."""
+
+    def __init__(self, objective, dataset):
+        self.objective, self.dataset = objective, dataset
+
+    def __iter__(self):
+        obj = self.objective
+        n = len(self.dataset)
+        for _ in range(obj.steps_per_epoch):
+            if obj.steps_done >= obj.n_steps:
+                return
+            sample = obj.stream.next()
+            if sample is None:
+                return
+            if obj.pos + obj.batch > n:
+                obj.order, obj.pos = torch.randperm(n, generator=obj.gen), 0
+            idx = obj.order[obj.pos:obj.pos + obj.batch]
+            obj.pos += obj.batch
+            obj.steps_done += 1
+            X, rows = self.dataset.rows(idx)
+            rows["sample"] = sample
+            yield X, rows
+
+
+class _GPEDObjective(Objective):
+    """GPED's plug-ins: heads on the student's trunk, targets from the current posterior
+    sample folded into the per-row estimators, input noise, batches from the sample stream."""
+
+    member_aware = True
+
+    def __init__(self, distiller, targets, estimators, stream, batch, steps_per_epoch,
+                 teacher_shape, seed, chain):
+        super().__init__(GPEDLoss(), fields=("index",))
+        self.distiller, self.targets_fns, self.estimators = distiller, targets, estimators
+        self.stream, self.n_steps, self.batch, self.chain = stream, 0, batch, chain
+        self.steps_per_epoch, self.teacher_shape = steps_per_epoch, tuple(teacher_shape)
+        self.gen = torch.Generator().manual_seed(seed)
+        self.order, self.pos, self.steps_done = None, 0, 0
+        self.noise = distiller.input_noise
+
+    def build(self, module):
+        d = self.distiller
+        if not all(hasattr(module, a) for a in ("features", "head", "n_hidden_out")):
+            raise param_error(d, "student", d.student, "an MLPStudent or CNNStudent (a "
+                              "network with a trunk and a head)", TypeError)
+        n_classes = len(d.classes_)
+        heads = {name: d._head(name, g, module.n_hidden_out, n_classes)
+                 for name, g in self.targets_fns.items()}
+        return MultiHeadNet(module.features, heads)
+
+    def deploy(self, module):
+        return nn.Sequential(module.trunk, module.heads["predictive"])
+
+    def batches(self, dataset, batch_size):
+        n = len(dataset)
+        self.order, self.pos = torch.randperm(n, generator=self.gen), 0
+        return _StreamBatches(self, dataset)
+
+    def n_epochs(self, dataset, batch_size, max_epochs):
+        """The chain's budget ((n_iter - burn_in) // thinning steps, checked here, after the
+        student's network), or ``max_epochs`` passes for a teacher without a chain."""
+        if self.chain:
+            self.n_steps = self.distiller._check_student_budget()
+            if "every" in self.stream.params:
+                self.stream.kwargs["every"] = self.distiller.thinning_
+        else:
+            self.n_steps = max_epochs * self.steps_per_epoch
+        return -(-self.n_steps // self.steps_per_epoch)
+
+    def perturb(self, X, rows, module):
+        if not self.noise:
+            return X
+        return X + self.noise * torch.randn(X.shape, generator=self.gen).to(X.device)
+
+    def batch_targets(self, X, rows, training):
+        index = rows["index"].cpu()
+        proba = rows["sample"](X.reshape((len(X),) + self.teacher_shape)).detach().cpu()
+        out = {}
+        for name, g in self.targets_fns.items():
+            values = torch.as_tensor(g(proba), dtype=torch.float32).reshape(len(index), -1)
+            out[name] = self.estimators[name].update(index, values).to(X.device)
+        return out

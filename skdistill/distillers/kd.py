@@ -5,6 +5,7 @@ import numpy as np
 from sklearn.utils._param_validation import Interval
 
 from .._interrupt import fit_policy
+from ..engine import Objective
 from ..losses import DistillationLoss, soften
 from ._base import BaseDistiller
 
@@ -31,6 +32,8 @@ class KnowledgeDistiller(BaseDistiller):
         Softening temperature ``T`` (> 0).
     alpha : float, default=1.0
         Weight of the teacher term; ``1`` trains on the teacher alone, ``0`` on labels alone.
+    verbose : int, default=0
+        When positive, the student prints its per-epoch table (as its own ``verbose``).
     random_state : int, RandomState instance or None, default=None
         Seeds a teacher or student whose own ``random_state`` is ``None``.
 
@@ -39,7 +42,10 @@ class KnowledgeDistiller(BaseDistiller):
     teacher_ : classifier
         The fitted teacher (the frozen one itself when frozen).
     student_ : student estimator
-        The fitted student; predictions are its own.
+        The fitted student; predictions are its own. Its ``callbacks``,
+        ``validation_fraction``, ``max_epochs``, ``batch_size`` and ``verbose`` all apply.
+    history_ : skorch.History
+        The student's per-epoch history.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
 
@@ -70,28 +76,39 @@ class KnowledgeDistiller(BaseDistiller):
         "alpha": [Interval(numbers.Real, 0, 1, closed="both")],
     }
 
-    def __init__(self, teacher=None, student=None, temperature=1.0, alpha=1.0,
+    def __init__(self, teacher=None, student=None, temperature=1.0, alpha=1.0, verbose=0,
                  random_state=None):
         self.teacher = teacher
         self.student = student
         self.temperature = temperature
         self.alpha = alpha
+        self.verbose = verbose
         self.random_state = random_state
 
     @fit_policy
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit the teacher on ``X, y``, then the student on the teacher's probabilities.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, ...)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights of the student's loss, also passed to the teacher's ``fit`` where it
+            accepts them (else the teacher is fitted unweighted, with a warning).
 
         Returns
         -------
         self
         """
-        X, y, y_enc = self._check_fit_data(X, y)
+        X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
         student = self._student()
-        self._check_student_rows(student, len(X))
-        self.teacher_ = self._fit_teacher(X, y)
+        self._check_student_rows(student, X.shape[0])
+        self.teacher_ = self._fit_teacher(X, y, sample_weight)
         soft = soften(self._teacher_proba(self.teacher_, X), self.temperature)
         targets = np.column_stack([y_enc, soft]).astype(np.float32)
-        self.student_ = self._seeded_clone(student, offset=1)
-        self.student_._fit_targets(X, y, targets, DistillationLoss(self.temperature, self.alpha))
-        return self
+        objective = Objective(DistillationLoss(self.temperature, self.alpha, reduction="none"),
+                              targets, fields=("target",))
+        self.student_ = self._student_verbose(self._seeded_clone(student, offset=1))
+        self.student_.fit_objective(X, y, objective, sample_weight=sample_weight)
+        return self._fitted_student(self.student_)

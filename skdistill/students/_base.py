@@ -1,20 +1,23 @@
 """Shared machinery of the skorch-backed student classifiers."""
 import copy
 import numbers
-from contextlib import contextmanager
 
 import numpy as np
 import torch
 from skorch.dataset import ValidSplit
+from skorch.history import History
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._interrupt import FitPolicyMixin, fit_policy
-from .._validation import (check_callbacks, check_device, check_soft_targets,
-                           check_validation_fraction, encode_labels, param_error)
-from ..engine import NonFiniteLossError, StudentNet, divergence_error, non_finite_problem
+from .._random import draw_seed, seeded
+from .._validation import (check_callbacks, check_device, check_sample_weight,
+                           check_soft_targets, check_validation_fraction, encode_labels,
+                           param_error)
+from ..engine import (BatchIterator, NonFiniteLossError, Objective, RowDataset, StudentNet,
+                      as_loss_module, dense_chunks, divergence_error, limit_threads, max_abs,
+                      non_finite_problem)
 from ..losses import SoftTargetCrossEntropy
 
 OPTIMIZERS = {
@@ -24,56 +27,6 @@ OPTIMIZERS = {
     "momentum": (torch.optim.SGD, {"momentum": 0.9}),
     "rmsprop": (torch.optim.RMSprop, {}),
 }
-
-
-class TensorBatchIterator:
-    """Yield ``(X, y)`` minibatches by slicing whole tensors.
-
-    A drop-in for skorch's ``iterator_train``/``iterator_valid``: skorch's default
-    ``DataLoader`` collates rows one at a time, which costs more than the forward pass of a
-    small network; slicing keeps the estimator within a few percent of a bare torch loop.
-    The permutation is drawn from torch's global generator, which the student seeds.
-    """
-
-    def __init__(self, dataset, batch_size=128, shuffle=False):
-        indices = None
-        if isinstance(dataset, torch.utils.data.Subset):
-            indices = torch.as_tensor(dataset.indices, dtype=torch.long)
-            dataset = dataset.dataset
-        X, y = dataset.X, dataset.y
-        if indices is not None:
-            X, y = X[indices], (None if y is None else y[indices])
-        self.X, self.y = X, y
-        self.batch_size = batch_size
-        self.shuffle = shuffle
-
-    def __len__(self):
-        return (len(self.X) + self.batch_size - 1) // self.batch_size
-
-    def __iter__(self):
-        n = len(self.X)
-        order = torch.randperm(n) if self.shuffle else None
-        for start in range(0, n, self.batch_size):
-            if order is None:
-                idx = slice(start, start + self.batch_size)
-            else:
-                idx = order[start:start + self.batch_size]
-            yield self.X[idx], (None if self.y is None else self.y[idx])
-
-
-@contextmanager
-def seeded(seed, device="cpu"):
-    """Run a block under a fixed torch seed without touching the caller's random state."""
-    dev = torch.device(device)
-    devices = [dev.index or 0] if dev.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
-        torch.manual_seed(seed)
-        yield
-
-
-def draw_seed(random_state):
-    """An int seed for torch from a scikit-learn ``random_state``."""
-    return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
 def resolve_optimizer(owner, optimizer):
@@ -89,11 +42,18 @@ def resolve_optimizer(owner, optimizer):
                       f"one of {sorted(OPTIMIZERS)} or a torch.optim.Optimizer class", TypeError)
 
 
-class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
-    """Base class: a torch classifier network trained by skorch behind the scikit-learn API.
+def _to_cpu(out):
+    return {k: v.cpu() for k, v in out.items()} if isinstance(out, dict) else out.cpu()
 
-    Subclasses define ``_build_module(n_outputs)`` and ``_check_X(X, reset)``. Distillers
-    train a student on their own targets and loss through :meth:`_fit_targets`.
+
+class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
+    """Base class: a torch classifier network trained by the engine behind the scikit-learn API.
+
+    Subclasses define ``_build_module(n_outputs)`` and ``_check_X(X, reset)`` (and, for
+    networks that need it, ``_row_shape()``). Every student trains through the one engine
+    (:class:`skdistill.engine.StudentNet`): :meth:`fit` on labels or soft targets, and
+    :meth:`fit_objective` on any :class:`~skdistill.engine.Objective`, which is how
+    distillers train a student on their own targets and loss.
     """
 
     _parameter_constraints = {
@@ -117,47 +77,103 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
     def _check_X(self, X, reset):
         raise NotImplementedError
 
+    def _row_shape(self):
+        """Shape of one densified row as the network takes it (None: as it is)."""
+        return None
+
+    def _training_loss(self, loss):
+        """The loss as applied to this student's outputs (LatentBE: per member)."""
+        return loss
+
+    def _regularizer(self):
+        """A picklable ``module -> scalar`` added to the training loss, or None."""
+        return None
+
     # -- fitting ----------------------------------------------------------------------------
     @fit_policy
-    def fit(self, X, y, soft_targets=None):
+    def fit(self, X, y, soft_targets=None, sample_weight=None):
         """Fit on labels ``y``, or on a teacher's class probabilities ``soft_targets``.
 
         Parameters
         ----------
-        X : array-like
+        X : array-like or sparse matrix
+            Sparse input is densified one minibatch at a time, never as a whole.
         y : array-like of shape (n_samples,)
             Labels; they define ``classes_`` also when ``soft_targets`` is given.
         soft_targets : array-like of shape (n_samples, n_classes), default=None
             Probabilities over ``classes_`` (sorted labels) per row. When given, the loss is
             the soft-target cross-entropy instead of the cross-entropy on ``y``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative row weights: each minibatch's loss is the weighted mean of its
+            rows' losses. ``None`` is exactly all ones; a row of weight 0 has no influence.
 
         Returns
         -------
         self
         """
-        X, y = self._check_X_y(X, y)
-        if soft_targets is None:
-            targets = self._y_encoded
-        else:
-            targets = check_soft_targets(self, soft_targets, len(y), len(self.classes_))
-        return self._fit_net(X, targets, SoftTargetCrossEntropy())
+        X, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
+        targets = None
+        if soft_targets is not None:
+            targets = check_soft_targets(self, soft_targets, len(y_enc), len(self.classes_))
+        objective = Objective(SoftTargetCrossEntropy(reduction="none"), targets,
+                              fields=("y",) if targets is None else ("target",))
+        return self._train(X, y_enc, objective, sample_weight)
 
     @fit_policy
-    def _fit_targets(self, X, y, targets, criterion, n_outputs=None):
-        """Fit on arbitrary per-row ``targets`` with a tensor loss ``criterion(logits, t)``.
+    def fit_objective(self, X, y, objective, sample_weight=None):
+        """Train on a method's own targets and loss: the extension point for distillers.
 
-        Used by distillers: ``y`` still defines ``classes_``; ``targets`` is a float array
-        (or the encoded labels) with one row per sample.
+        The student builds its network (``objective.build`` may wrap it), and the one engine
+        trains it with the student's optimiser settings, ``max_epochs``, ``batch_size``,
+        ``callbacks``, ``validation_fraction`` and ``verbose``; ``module_`` is then
+        ``objective.deploy(trained network)``, and ``net_``, ``history_`` are set as after
+        :meth:`fit`.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix
+        y : array-like of shape (n_samples,)
+            Labels: they define ``classes_`` (and the ``"y"`` field of every batch).
+        objective : skdistill.engine.Objective
+            Targets, per-row loss and optional hooks (see :mod:`skdistill.engine`).
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from skdistill import MLPStudent
+        >>> from skdistill.engine import Objective
+        >>> from skdistill.losses import SoftTargetCrossEntropy
+        >>> X, y = load_iris(return_X_y=True)
+        >>> uniform = np.full((len(X), 3), 1 / 3)  # a teacher that knows nothing
+        >>> clf = MLPStudent(max_epochs=5, random_state=0).fit_objective(
+        ...     X, y, Objective(SoftTargetCrossEntropy(reduction="none"), uniform))
+        >>> clf.predict_proba(X[:1]).round(1).tolist()
+        [[0.3, 0.3, 0.3]]
         """
-        X, y = self._check_X_y(X, y)
-        return self._fit_net(X, np.asarray(targets), criterion, n_outputs=n_outputs)
+        if not isinstance(objective, Objective):
+            raise param_error(self, "objective", objective,
+                              "a skdistill.engine.Objective", TypeError)
+        X, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
+        return self._train(X, y_enc, objective, sample_weight)
 
     def _validate_params(self):
         super()._validate_params()
         check_device(self, self.device)
         check_callbacks(self, self.callbacks)
 
-    def _check_X_y(self, X, y):
+    def _check_fit_data(self, X, y, sample_weight=None):
+        """Validate parameters, ``X``, ``y`` and ``sample_weight``; set ``classes_``.
+
+        Returns ``X`` (as the network takes it, or sparse), the encoded labels and the
+        weights (None when absent or all ones).
+        """
         self._validate_params()
         if y is None:
             raise ValueError(
@@ -165,11 +181,11 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
             )
         X = self._check_X(X, reset=True)
         classes, y_enc = encode_labels(self, y)
-        if len(y_enc) != len(X):
+        if len(y_enc) != X.shape[0]:
             raise param_error(self, "y", f"<{len(y_enc)} labels>",
-                              f"{len(X)} labels, one per row of X")
-        self.classes_, self._y_encoded = classes, y_enc
-        return X, np.asarray(y)
+                              f"{X.shape[0]} labels, one per row of X")
+        self.classes_ = classes
+        return X, y_enc, check_sample_weight(self, sample_weight, X.shape[0])
 
     def _optimizer_spec(self):
         """``(optimizer class, keyword arguments)`` from ``optimizer`` and ``weight_decay``.
@@ -183,11 +199,6 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
             kwargs["weight_decay"] = self.weight_decay
         return opt_cls, kwargs
 
-    def _make_optimizer(self, params):
-        """The optimizer ``fit`` would use, for distillers that run their own training loop."""
-        opt_cls, kwargs = self._optimizer_spec()
-        return opt_cls(params, lr=self.lr, **kwargs)
-
     def _valid_split(self, n_rows, seed):
         """skorch's train split for ``validation_fraction``, checked against the data size."""
         if self.validation_fraction is None:
@@ -195,19 +206,23 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         check_validation_fraction(self, self.validation_fraction, n_rows)
         return ValidSplit(self.validation_fraction, stratified=False, random_state=seed)
 
-    def _make_net(self, module, criterion, seed, train_split=None):
+    def _make_net(self, module, objective, seed, train_split=None):
         opt_cls, opt_kwargs = self._optimizer_spec()
         opt_kwargs = {f"optimizer__{k}": v for k, v in opt_kwargs.items()}
+        loss = as_loss_module(objective.loss)
+        loss = loss if objective.member_aware else self._training_loss(loss)
         return StudentNet(
             module=module,
-            criterion=criterion,
+            criterion=loss,
+            objective=objective,
+            regularizer=self._regularizer(),
             optimizer=opt_cls,
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
-            iterator_train=TensorBatchIterator,
+            iterator_train=BatchIterator,
             iterator_train__shuffle=True,
-            iterator_valid=TensorBatchIterator,
+            iterator_valid=BatchIterator,
             train_split=train_split,
             callbacks=copy.deepcopy(self.callbacks),
             device=self.device,
@@ -215,31 +230,41 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
             **opt_kwargs,
         )
 
-    def _fit_net(self, X, targets, criterion, n_outputs=None):
+    def _train(self, X, y_enc, objective, sample_weight):
+        """The engine run shared by :meth:`fit` and :meth:`fit_objective`."""
         seed = draw_seed(self.random_state)
-        n_outputs = len(self.classes_) if n_outputs is None else n_outputs
-        split = self._valid_split(len(X), seed)
-        Xt = torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32)
-        if np.issubdtype(targets.dtype, np.integer):
-            yt = torch.as_tensor(targets, dtype=torch.int64)
-        else:
-            yt = torch.as_tensor(targets, dtype=torch.float32)
-        with seeded(seed, self.device):
-            module = self._build_module(n_outputs)
-            net = self._fit_progress["net"] = self._make_net(module, criterion, seed, split)
+        n_outputs = objective.n_outputs or len(self.classes_)
+        split = self._valid_split(X.shape[0], seed)
+        targets = objective.targets
+        if targets is not None:
+            targets = np.asarray(targets)
+            targets = targets.astype(np.int64 if targets.dtype.kind in "iub" else np.float32)
+        data = RowDataset(X, {"y": y_enc.astype(np.int64), "target": targets,
+                              "weight": sample_weight}, row_shape=self._row_shape(),
+                          keep=objective.fields)
+        with seeded(seed, self.device), limit_threads():
+            module = objective.build(self._build_module(n_outputs))
+            net = self._make_net(module, objective, seed, split)
+            net.max_epochs = objective.n_epochs(data, self.batch_size, self.max_epochs)
+            self._fit_progress.update(net=net, objective=objective)
             try:
-                net.fit(Xt, yt)
+                net.fit(data, None)
             except NonFiniteLossError as exc:
                 raise divergence_error(self, f"the loss became {exc.value} at epoch "
                                        f"{exc.epoch}, batch {exc.batch}", self.lr,
-                                       float(Xt.abs().max())) from None
+                                       max_abs(X)) from None
         if net.interrupted_:
             # skorch swallows Ctrl-C and returns; the policy (fit_policy) needs to see it.
             raise KeyboardInterrupt
-        problem = non_finite_problem(net.module_, Xt[:self.batch_size])
+        problem = non_finite_problem(net.module_, data.dense(slice(0, self.batch_size)))
         if problem is not None:
-            raise divergence_error(self, problem, self.lr, float(Xt.abs().max()))
-        return self._set_trained(net.module_, net, net.history)
+            raise divergence_error(self, problem, self.lr, max_abs(X))
+        return self._install(net, objective)
+
+    def _install(self, net, objective):
+        """The trained network becomes the fitted state; the net keeps no per-fit hooks."""
+        net.objective = None  # may hold a teacher or a chain: not part of the fitted student
+        return self._set_trained(objective.deploy(net.module_), net, net.history)
 
     def _salvage(self):
         """Ctrl-C: the network is usable once at least one epoch is complete."""
@@ -247,8 +272,14 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         epochs = sum("train_loss" in row for row in net.history) if net is not None else 0
         if not epochs:
             return None
-        self._set_trained(net.module_, net, net.history)
-        return f"the network trained for {epochs} of {self.max_epochs} epochs"
+        self._install(net, self._fit_progress["objective"])
+        last, full = net.history[-1], net.history[0].get("train_batch_count")
+        done = sum("train_loss" in b for b in last["batches"])
+        if "train_loss" not in last and (full is None or done < full):
+            # history_ lists the epochs whose every batch was trained; net_.history also
+            # has the interrupted one
+            self.history_ = History(list(net.history)[:-1])
+        return f"the network trained for {epochs} of {net.max_epochs} epochs"
 
     def _set_trained(self, module, net, history):
         """Install a trained network (and its skorch wrapper and history) as the fitted state."""
@@ -261,21 +292,37 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
     def _run(self, module, X, batch_size=4096):
         """Validate ``X`` and run ``module`` on it in eval mode, chunk by chunk (CPU outputs)."""
         X = self._check_X(X, reset=False)
-        Xt = torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32)
         device = next(module.parameters()).device
         was_training = module.training
         module.eval()
         with torch.inference_mode():
-            out = [module(Xt[i:i + batch_size].to(device)).cpu()
-                   for i in range(0, len(Xt), batch_size)]
+            out = [_to_cpu(module(chunk.to(device)))
+                   for chunk in dense_chunks(X, batch_size, self._row_shape())]
         module.train(was_training)
         return out
 
+    def forward(self, X, module=None, batch_size=4096):
+        """Outputs of the trained network for ``X``, on the CPU, in eval mode.
+
+        ``X`` is validated and shaped as for :meth:`predict` (sparse rows densified chunk by
+        chunk). ``module`` runs another network that takes the same inputs instead, e.g. a
+        distiller's network with extra heads on this student's trunk; a network returning a
+        dict of tensors gives a dict.
+
+        Returns
+        -------
+        outputs : torch.Tensor or dict of torch.Tensor
+            Logits of shape ``(n, n_outputs)`` for the student's own network.
+        """
+        check_is_fitted(self, "module_")
+        out = self._run(self.module_ if module is None else module, X, batch_size)
+        if out and isinstance(out[0], dict):
+            return {k: torch.cat([o[k] for o in out]) for k in out[0]}
+        return torch.cat(out) if out else torch.empty(0, len(self.classes_))
+
     def _logits(self, X, batch_size=4096):
         """Raw network outputs for ``X`` as a float32 torch tensor on the CPU."""
-        check_is_fitted(self, "module_")
-        out = self._run(self.module_, X, batch_size)
-        return torch.cat(out) if out else torch.empty(0, len(self.classes_))
+        return self.forward(X, batch_size=batch_size)
 
     def predict_log_proba(self, X):
         """Log class probabilities, columns in ``classes_`` order."""
@@ -294,4 +341,6 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
+        tags.input_tags.sparse = True
         return tags
+

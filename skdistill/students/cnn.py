@@ -3,6 +3,7 @@ import math
 import numbers
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names, check_array
 
@@ -120,7 +121,7 @@ callbacks, validation_fraction, verbose, random_state
     def _check_X(self, X, reset):
         _check_feature_names(self, X, reset=reset)
         X = named_errors(self, check_array, X, allow_nd=True, dtype=("float32", "float64"),
-                         input_name="X", estimator=self)
+                         accept_sparse="csr", input_name="X", estimator=self)
         check_float32_range(self, X)
         if X.ndim > 4:
             raise param_error(self, "X", f"<array of shape {X.shape}>",
@@ -134,4 +135,9 @@ callbacks, validation_fraction, verbose, random_state
                 f"X has {n_features} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
+        if sp.issparse(X):  # flat rows, reshaped minibatch by minibatch (_row_shape)
+            return X
         return X.reshape((len(X),) + self.input_shape_)
+
+    def _row_shape(self):
+        return self.input_shape_

@@ -7,26 +7,21 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..nets.batch_ensemble import BatchEnsemble, merge_batch_ensemble
-from ._base import BaseStudent
 from .cnn import CNNStudent
 from .mlp import MLPStudent
 
 
 class MemberLoss(nn.Module):
-    """Apply a per-row ``criterion`` to each member's logits and add the factors' prior.
+    """Apply a per-row ``criterion`` to each member's logits; one loss per row, member mean.
 
     ``logits`` are ``(M, B, C)``. A target of shape ``(B, M, K)`` gives each member its own
-    target row (one-to-one distillation); any other shape is shared by all members. The
-    result is the mean of the member losses plus ``prior_strength * prior_penalty()``.
+    target row (one-to-one distillation); any other shape is shared by all members. Returns
+    ``(B,)``: each row's loss averaged over the members (the training engine's convention).
     """
 
-    def __init__(self, criterion, prior_penalty, prior_strength):
+    def __init__(self, criterion):
         super().__init__()
         self.criterion = criterion
-        # A bound method of the trained module, kept out of the registered submodules so
-        # skorch does not hand the module's parameters to the optimizer twice.
-        self.prior_penalty = prior_penalty
-        self.prior_strength = prior_strength
 
     def forward(self, logits, target):
         m, b = logits.shape[:2]
@@ -35,9 +30,17 @@ class MemberLoss(nn.Module):
         else:
             target = target.repeat(m, *([1] * (target.dim() - 1)))
         loss = self.criterion(logits.reshape(m * b, logits.shape[-1]), target)
-        if self.prior_strength:
-            loss = loss + self.prior_strength * self.prior_penalty()
-        return loss
+        return loss.reshape(m, b).mean(0) if loss.dim() else loss
+
+
+class PriorPenalty:
+    """``strength * module.prior_penalty()``: the factors' Gaussian prior (picklable)."""
+
+    def __init__(self, strength):
+        self.strength = strength
+
+    def __call__(self, module):
+        return self.strength * module.prior_penalty()
 
 
 class _LatentBEMixin:
@@ -49,11 +52,14 @@ class _LatentBEMixin:
     }
 
     def _build_module(self, n_outputs):
-        return BatchEnsemble(self._plain_module(n_outputs), self.n_members)
+        # the plain network of the student class this one extends (MLPStudent, CNNStudent)
+        return BatchEnsemble(super()._build_module(n_outputs), self.n_members)
 
-    def _make_net(self, module, criterion, seed, train_split=None):
-        loss = MemberLoss(criterion, module.prior_penalty, self.prior_strength)
-        return super()._make_net(module, loss, seed, train_split)
+    def _training_loss(self, loss):
+        return MemberLoss(loss)
+
+    def _regularizer(self):
+        return PriorPenalty(self.prior_strength) if self.prior_strength else None
 
     def _set_trained(self, module, net, history):
         """Install the trained BatchEnsemble and merge it into the network that predicts."""
@@ -92,7 +98,7 @@ _SHARED_DOC = """
 """
 
 
-class LatentBEStudent(_LatentBEMixin, BaseStudent):
+class LatentBEStudent(_LatentBEMixin, MLPStudent):
     __doc__ = """Fully connected LatentBE student: a BatchEnsemble MLP merged into one MLP.
 """ + _SHARED_DOC + """
     The merged network is an :class:`~skdistill.nets.MLP` with exactly the architecture of
@@ -114,7 +120,7 @@ callbacks, validation_fraction, verbose, random_state
     Attributes
     ----------
     classes_, n_features_in_, net_, history_
-        As in :class:`~skdistill.MLPStudent` (``net_`` is None when a distiller trained it).
+        As in :class:`~skdistill.MLPStudent`: set whoever trained it (the one engine).
     module_ : skdistill.nets.BatchEnsemble
         The trained BatchEnsemble (its ``forward`` returns ``(M, B, C)`` logits).
     merged_module_ : skdistill.nets.MLP
@@ -143,9 +149,6 @@ callbacks, validation_fraction, verbose, random_state
     _parameter_constraints = {**MLPStudent._parameter_constraints,
                               **_LatentBEMixin._be_constraints}
 
-    _hidden_sizes = MLPStudent._hidden_sizes
-    _check_X = MLPStudent._check_X
-
     def __init__(self, n_members=4, hidden_layer_sizes=(100,), width_multiplier=1.0,
                  prior_strength=1e-3, activation="relu", dropout=0.0, max_epochs=50,
                  batch_size=128, lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu",
@@ -167,11 +170,9 @@ callbacks, validation_fraction, verbose, random_state
         self.verbose = verbose
         self.random_state = random_state
 
-    def _plain_module(self, n_outputs):
-        return MLPStudent._build_module(self, n_outputs)
 
 
-class LatentBECNNStudent(_LatentBEMixin, BaseStudent):
+class LatentBECNNStudent(_LatentBEMixin, CNNStudent):
     __doc__ = """Convolutional LatentBE student: a BatchEnsemble CNN merged into one CNN.
 """ + _SHARED_DOC + """
     Convolutions get per-channel factors (BEConv2d). The merged network is a
@@ -213,10 +214,6 @@ callbacks, validation_fraction, verbose, random_state
     _parameter_constraints = {**CNNStudent._parameter_constraints,
                               **_LatentBEMixin._be_constraints}
 
-    _multipliers = CNNStudent._multipliers
-    _image_shape = CNNStudent._image_shape
-    _check_X = CNNStudent._check_X
-
     def __init__(self, n_members=4, architecture="mnist", width_multiplier=1.0,
                  input_shape=None, prior_strength=1e-3, activation="relu", dropout=0.0,
                  max_epochs=20, batch_size=128, lr=1e-3, optimizer="adam", weight_decay=0.0,
@@ -240,5 +237,3 @@ callbacks, validation_fraction, verbose, random_state
         self.verbose = verbose
         self.random_state = random_state
 
-    def _plain_module(self, n_outputs):
-        return CNNStudent._build_module(self, n_outputs)

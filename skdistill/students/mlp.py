@@ -53,8 +53,9 @@ class MLPStudent(BaseStudent):
         Only when ``X`` has string column names.
     module_ : torch.nn.Module
         The trained network (outputs logits).
-    net_ : skorch.NeuralNet
-        The skorch wrapper that trained it.
+    net_ : skdistill.engine.StudentNet
+        The skorch net (the one training engine) that trained it, whoever called it: the
+        student's own ``fit`` or a distiller through ``fit_objective``.
     history_ : skorch.History
         Per-epoch losses and timings.
 
@@ -119,4 +120,5 @@ class MLPStudent(BaseStudent):
                    self.dropout)
 
     def _check_X(self, X, reset):
-        return check_input(self, X, reset=reset, dtype=("float32", "float64"))
+        return check_input(self, X, reset=reset, dtype=("float32", "float64"),
+                           accept_sparse="csr")

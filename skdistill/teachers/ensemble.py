@@ -8,14 +8,32 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted
 
-from ..students._base import draw_seed
+import torch
+
 from .._interrupt import FitPolicyMixin, fit_policy
-from .._validation import (check_input, check_teacher_proba, check_validation_fraction,
-                           encode_labels, validate_params, warn_class_mismatch)
+from .._random import draw_seed
+from .._validation import (check_input, check_sample_weight, check_teacher_proba,
+                           check_validation_fraction, encode_labels, validate_params,
+                           warn_class_mismatch)
+from ..distillers._base import fit_with_weights, is_fitted, weights_for
 
 
-def _fit_member(estimator, X, y):
-    return estimator.fit(X, y)
+class MemberSample:
+    """One member of a fitted ensemble as a posterior sample: ``sample(X) -> probabilities``.
+
+    ``X`` is a float32 tensor batch of rows shaped as the ensemble's training ``X``; the result
+    is the member's ``predict_proba`` as a float32 ``(n, C)`` tensor, columns in the
+    ensemble's ``classes_`` order.
+    """
+
+    def __init__(self, ensemble, member):
+        self.ensemble, self.member = ensemble, member
+
+    def __call__(self, X):
+        proba = self.member.predict_proba(X.detach().cpu().numpy())
+        proba = check_teacher_proba(self.ensemble, proba, self.member.classes_,
+                                    self.ensemble.classes_, self.member)
+        return torch.as_tensor(proba, dtype=torch.float32)
 
 
 class DeepEnsembleTeacher(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -89,18 +107,29 @@ class DeepEnsembleTeacher(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, B
         return self.base_estimator
 
     @fit_policy
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Fit ``n_members`` clones of ``base_estimator`` with different seeds.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, ...)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Passed to every member's ``fit`` when it accepts them (else the members are
+            fitted unweighted, with a warning).
 
         Returns
         -------
         self
         """
         validate_params(self)
-        X, y = check_input(self, X, y, allow_nd=True)
+        X, y = check_input(self, X, y, allow_nd=True, accept_sparse="csr")
         self.classes_, _ = encode_labels(self, y)
+        sample_weight = weights_for(self, self._base(),
+                                    check_sample_weight(self, sample_weight, X.shape[0]),
+                                    "base_estimator")
         base = self._base()
-        check_validation_fraction(base, getattr(base, "validation_fraction", None), len(X))
+        check_validation_fraction(base, getattr(base, "validation_fraction", None), X.shape[0])
         rng = check_random_state(self.random_state)
         members = []
         for _ in range(self.n_members):
@@ -111,7 +140,7 @@ class DeepEnsembleTeacher(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, B
         fitted = self._fit_progress["members"] = []
         # A generator hands over each member as it finishes, so Ctrl-C keeps those.
         for member in Parallel(n_jobs=self.n_jobs, return_as="generator")(
-                delayed(_fit_member)(member, X, y) for member in members):
+                delayed(fit_with_weights)(member, X, y, sample_weight) for member in members):
             fitted.append(member)
         self._keep_members(fitted)
         return self
@@ -128,10 +157,25 @@ class DeepEnsembleTeacher(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, B
         self.modules_ = [m.module_.eval() for m in self.members_ if hasattr(m, "module_")]
         return f"the {len(fitted)} of {self.n_members} members fitted so far"
 
+    def iter_samples(self, X, y, sample_weight=None):
+        """The members as posterior samples, one :class:`MemberSample` each (teacher protocol).
+
+        Fits the ensemble on ``X, y`` first unless it is fitted already; a fitted ensemble
+        yields its members without refitting.
+
+        Yields
+        ------
+        sample : MemberSample
+        """
+        if not is_fitted(self):
+            self.fit(X, y, sample_weight=sample_weight)
+        for member in self.members_:
+            yield MemberSample(self, member)
+
     def sample_proba(self, X):
         """Every member's class probabilities: shape ``(n_members, n_samples, n_classes)``."""
         check_is_fitted(self, "members_")
-        X = check_input(self, X, reset=False, allow_nd=True)
+        X = check_input(self, X, reset=False, allow_nd=True, accept_sparse="csr")
         return np.stack([check_teacher_proba(self, m.predict_proba(X), m.classes_,
                                              self.classes_, m)
                          for m in self.members_])
@@ -148,4 +192,5 @@ class DeepEnsembleTeacher(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, B
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
+        tags.input_tags.sparse = True
         return tags

@@ -13,12 +13,30 @@ from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
 from .._interrupt import FitPolicyMixin, fit_policy
-from .._validation import (check_device, check_input, check_layer_sizes, encode_labels,
-                           param_error)
+from .._random import draw_seed, seeded
+from .._validation import (check_device, check_input, check_layer_sizes, check_sample_weight,
+                           encode_labels, param_error)
+from ..engine import RowDataset, limit_threads
 from ..expectations import EXPECTATIONS
 from ..nets import MLP
 from ..samplers import as_schedule, sgld_step_
-from ..students._base import draw_seed, seeded
+
+
+class PosteriorSample:
+    """One posterior sample of a network teacher: ``sample(X) -> class probabilities``.
+
+    ``X`` is a float32 tensor batch; the result is a ``(n, C)`` tensor on the network's
+    device. ``module`` is the network holding the sample (for a chain, only until the chain
+    moves on).
+    """
+
+    def __init__(self, module):
+        self.module = module
+
+    def __call__(self, X):
+        device = next(self.module.parameters()).device
+        with torch.no_grad():
+            return torch.softmax(self.module(X.to(device)), dim=-1)
 
 #: Memory for the kept samples when ``max_samples=None``, in bytes of float32 parameters.
 SAMPLE_BUDGET_BYTES = 256 * 10**6
@@ -190,14 +208,22 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
 
     # -- fitting ------------------------------------------------------------------------------
     @fit_policy
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Run ``n_iter`` SGLD iterations on ``X, y`` and keep the thinned posterior samples.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows' log-likelihood terms (``N/M sum_i w_i log p(y_i|x_i)``);
+            ``None`` is all ones, a row of weight 0 has no influence on the chain.
 
         Returns
         -------
         self
         """
-        for _ in self._chain(X, y, keep=True):
+        for _ in self._chain(X, y, sample_weight, keep=True):
             pass
         return self
 
@@ -211,26 +237,41 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         return (f"the {len(self.samples_)} posterior samples drawn before it was interrupted at "
                 f"iteration {self.n_iter_} (warm_start=True continues the chain)")
 
-    def iter_samples(self, X, y):
-        """Run the chain like ``fit`` but yield each thinned sample instead of storing it.
+    def iter_samples(self, X, y, sample_weight=None, *, every=None, keep=False):
+        """Run the chain like ``fit`` but yield each thinned sample (the teacher protocol).
 
-        Yields the network (``module_``) holding the current posterior sample; it is only valid
-        until the next item is requested (copy it to keep it). This is the online use GPED
-        needs: memory stays that of one network whatever the number of samples.
+        Each item is a :class:`PosteriorSample`: a callable mapping a float32 tensor batch to
+        class probabilities under the chain's current state. It is only valid until the next
+        item is requested (its ``module`` is ``module_``, which the chain moves on). This is the
+        online use GPED needs: memory stays that of one network whatever the number of samples.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As in :meth:`fit`.
+        every : int, default=None
+            Yield every ``every`` iterations after burn-in; ``None`` is ``thinning``.
+        keep : bool, default=False
+            Also store the states at multiples of ``thinning`` in ``samples_``, as ``fit``
+            does, so that the teacher predicts afterwards (GPED keeps them as its reference).
 
         Yields
         ------
-        module : torch.nn.Module
+        sample : PosteriorSample
         """
-        yield from self._chain(X, y, keep=False)
+        sample = None
+        for module in self._chain(X, y, sample_weight, keep=keep, every=every):
+            sample = sample or PosteriorSample(module)
+            yield sample
 
-    def _chain(self, X, y, keep, every=None):
+    def _chain(self, X, y, sample_weight=None, keep=True, every=None):
         """Run the chain, yielding ``module_`` every ``every`` iterations after burn-in.
 
         ``every`` defaults to ``thinning``; with ``keep`` the states at multiples of
         ``thinning`` are stored, whatever ``every`` is (GPED distils more often than it keeps).
         """
         X, y_enc = self._check_fit_data(X, y)
+        weight = check_sample_weight(self, sample_weight, X.shape[0])
         warm = self.warm_start and hasattr(self, "module_")
         # A continued chain must not replay the noise of its first run.
         seed = (draw_seed(self.random_state) + (self.n_iter_ if warm else 0)) % 2**31
@@ -242,10 +283,12 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
                 self.samples_ = torch.empty(0, self._n_params(), device=device)
                 self.step_sizes_ = []
             self._resolve_sample_grid(warm)
-            Xt = torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32,
-                                 device=device)
             yt = torch.as_tensor(y_enc, dtype=torch.int64, device=device)
-            yield from self._run(Xt, yt, keep, self.thinning if every is None else every)
+            wt = None if weight is None else torch.as_tensor(weight, dtype=torch.float32,
+                                                               device=device)
+            with limit_threads():
+                yield from self._run(_Rows(X, device), yt, wt, keep,
+                                     self.thinning if every is None else every)
 
     def _resolve_sample_grid(self, warm):
         """Set ``max_samples_`` and, for a new chain, its sampling grid (burn_in, thinning)."""
@@ -264,7 +307,7 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         self._sample_grid = (self.burn_in, self.thinning)
         self.sample_thinning_ = self.thinning
 
-    def _run(self, Xt, yt, keep, every):
+    def _run(self, Xt, yt, wt, keep, every):
         module, params = self.module_, [p for p in self.module_.parameters() if p.requires_grad]
         module.train()
         n, batch = len(Xt), min(self.batch_size, len(Xt))
@@ -274,21 +317,23 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         start = self.n_iter_
         kept, buffer = self._sample_buffer(start, keep)
         thinning = self.sample_thinning_
-        order, pos = torch.randperm(n, device=Xt.device), 0
+        order, pos = torch.randperm(n, device=yt.device), 0
         step, window, w = None, 0.0, 0
         bar = self._progress_bar()
         try:
             for t in range(start, start + self.n_iter):
                 if pos + batch > n:
-                    order, pos = torch.randperm(n, device=Xt.device), 0
+                    order, pos = torch.randperm(n, device=yt.device), 0
                 idx = order[pos:pos + batch]
                 pos += batch
                 step = self._step_at(schedule, t)
                 for p in params:
                     p.grad = None
-                loss = F.cross_entropy(module(Xt[idx]), yt[idx], reduction="sum")
+                nll_rows = F.cross_entropy(module(Xt[idx]), yt[idx], reduction="none")
+                loss = nll_rows.sum() if wt is None else (
+                    torch.where(wt[idx] > 0, nll_rows * wt[idx], 0.0).sum())
                 loss.backward()
-                nll = loss.item() / batch
+                nll = nll_rows.sum().item() / batch
                 if not math.isfinite(nll):
                     raise self._divergence_error(
                         t, step, n, f"minibatch negative log-likelihood is {nll}")
@@ -391,6 +436,7 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
     def _check_fit_data(self, X, y):
         self._validate_params()
         X, y = check_input(self, X, y, allow_nd=True, dtype=("float32", "float64"),
+                           accept_sparse="csr",
                            reset=not (self.warm_start and hasattr(self, "module_")))
         classes, y_enc = encode_labels(self, y)
         if self.warm_start and hasattr(self, "module_") and not np.array_equal(classes,
@@ -434,8 +480,9 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(f"{type(self).__name__}: the chain kept no posterior sample; "
                              f"raise n_iter (now {self.n_iter}) above burn_in ({self.burn_in}) "
                              f"+ thinning ({self.thinning}).")
-        X = check_input(self, X, reset=False, allow_nd=True, dtype=("float32", "float64"))
-        return torch.as_tensor(np.require(X, requirements="W"), dtype=torch.float32)
+        X = check_input(self, X, reset=False, allow_nd=True, dtype=("float32", "float64"),
+                        accept_sparse="csr")
+        return _Rows(X, "cpu")
 
     def _iter_sample_proba(self, Xt, batch_size=4096):
         """Yield ``(n, C)`` probability tensors, one per kept sample (chain state restored)."""
@@ -512,6 +559,7 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = False
+        tags.input_tags.sparse = True
         return tags
 
 
@@ -528,3 +576,23 @@ def _keep_every_other(buffer, count):
         j = min(i + block, half)
         buffer[i:j] = buffer[2 * i + 1:2 * j:2].clone()
     return half
+
+
+class _Rows:
+    """Rows of ``X`` as float32 tensors on ``device``: dense ``X`` is moved there once, sparse
+    ``X`` is densified batch by batch (``rows[index]``)."""
+
+    def __init__(self, X, device):
+        self.data = RowDataset(X)
+        self.sparse = not torch.is_tensor(self.data.X)
+        self.device = torch.device(device)
+        if not self.sparse:
+            self.data.X = self.data.X.to(self.device)
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        if self.sparse and torch.is_tensor(index):
+            index = index.cpu()
+        return self.data.dense(index).to(self.device)
