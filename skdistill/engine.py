@@ -208,6 +208,10 @@ class Objective:
         return max_epochs
 
 
+#: The objective of a net built without one: fixed targets (or labels), no perturbation.
+_PLAIN = Objective(None)
+
+
 class _FunctionLoss(torch.nn.Module):
     """A plain ``loss(outputs, targets)`` function as a module (skorch instantiates classes)."""
 
@@ -247,6 +251,7 @@ class StudentNet(NeuralNet):
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         self.interrupted_ = self._callback_stop = False
+        self._closure = self._closure_needed()
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
@@ -270,7 +275,7 @@ class StudentNet(NeuralNet):
         network these per-batch costs are a large part of the step, so they are paid only
         when the optimizer needs a closure or a callback listens to ``on_grad_computed``.
         """
-        if self._closure_needed():
+        if self._closure:
             return super().train_step(batch, **fit_params)
         self._zero_grad_optimizer()
         step = self.train_step_single(batch, **fit_params)
@@ -278,16 +283,13 @@ class StudentNet(NeuralNet):
         return step
 
     def _closure_needed(self):
-        cached = getattr(self, "_closure_cache", None)
-        key = (id(self.optimizer_), id(self.callbacks_))
-        if cached is None or cached[0] != key:
-            from skorch.callbacks import Callback
+        """Whether the optimizer re-evaluates the loss (LBFGS) or a callback listens to
+        ``on_grad_computed``; decided once per fit, when both are initialized."""
+        from skorch.callbacks import Callback
 
-            needed = isinstance(self.optimizer_, torch.optim.LBFGS) or any(
-                type(cb).on_grad_computed is not Callback.on_grad_computed
-                for _, cb in self.callbacks_)
-            self._closure_cache = cached = (key, needed)
-        return cached[1]
+        return isinstance(self.optimizer_, torch.optim.LBFGS) or any(
+            type(cb).on_grad_computed is not Callback.on_grad_computed
+            for _, cb in self.callbacks_)
 
     def get_iterator(self, dataset, training=False):
         if training and self.objective is not None:
@@ -302,7 +304,7 @@ class StudentNet(NeuralNet):
             X = X.to(self.device)
             rows = {k: (v.to(self.device) if torch.is_tensor(v) else v)
                     for k, v in rows.items()}
-        objective = self.objective or Objective(None)
+        objective = self.objective or _PLAIN
         if training:
             X = objective.perturb(X, rows, self.module_)
         return X, rows, objective.batch_targets(X, rows, training)

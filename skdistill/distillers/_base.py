@@ -3,53 +3,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
-from sklearn.exceptions import NotFittedError
 
-from sklearn.frozen import FrozenEstimator
-from sklearn.utils.validation import has_fit_parameter
-
-from .._interrupt import FitPolicyMixin, warn_user
+from .._interrupt import FitPolicyMixin
+from .._meta import fit_weighted, is_fitted
 from .._random import draw_seed
 from .._validation import (check_input, check_sample_weight, check_teacher_proba,
                            check_validation_fraction, encode_labels, param_error,
                            validate_params, warn_class_mismatch)
-
-
-def is_fitted(estimator):
-    """Whether ``estimator`` is fitted (scikit-learn's test, as a boolean)."""
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError:
-        return False
-    return True
-
-
-def weights_for(owner, estimator, sample_weight, what="teacher"):
-    """``sample_weight`` if ``estimator.fit`` accepts it; else None, with a warning.
-
-    A teacher whose ``fit`` has no ``sample_weight`` is fitted unweighted, with a warning
-    naming it (the student still trains on the weights); a frozen one is not refitted.
-    """
-    if sample_weight is None or isinstance(estimator, FrozenEstimator):
-        return None
-    if has_fit_parameter(estimator, "sample_weight"):
-        return sample_weight
-    warn_user(f"{type(owner).__name__}: the {what} {type(estimator).__name__}'s fit takes no "
-              "sample_weight; it is fitted unweighted (the student uses the weights).")
-    return None
-
-
-def fit_with_weights(estimator, X, y, sample_weight=None):
-    """``estimator.fit(X, y)``, passing ``sample_weight`` only when there is one."""
-    if sample_weight is None:
-        return estimator.fit(X, y)
-    return estimator.fit(X, y, sample_weight=sample_weight)
-
-
-def fit_weighted(owner, estimator, X, y, sample_weight=None, what="teacher"):
-    """Fit ``estimator`` with the weights its ``fit`` accepts (see :func:`weights_for`)."""
-    return fit_with_weights(estimator, X, y,
-                            weights_for(owner, estimator, sample_weight, what))
 
 
 class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -92,6 +52,16 @@ class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEst
         if getattr(self, "verbose", 0) and "verbose" in student.get_params():
             student.set_params(verbose=max(int(self.verbose), int(student.verbose)))
         return student
+
+    def _train_student(self, student, X, y, objective, sample_weight=None):
+        """Train ``student`` on ``objective`` through its public ``fit_objective``.
+
+        ``student_`` is set first, so that a Ctrl-C keeps what the student learnt (see
+        :meth:`_salvage`); ``history_`` is the student's once fitted.
+        """
+        self.student_ = student
+        student.fit_objective(X, y, objective, sample_weight=sample_weight)
+        return self._fitted_student(student)
 
     def _fitted_student(self, student):
         """Install the fitted student; ``history_`` is its per-epoch history."""

@@ -15,7 +15,8 @@ from .._validation import param_error, warn_class_mismatch
 from ..engine import Objective
 from ..losses import (SoftTargetCrossEntropy, SquaredErrorLogits,
                       SquaredErrorProba, corrected_targets, soften)
-from ._base import BaseDistiller, fit_weighted, fit_with_weights, weights_for
+from .._meta import fit_weighted, fit_with_weights, weights_for
+from ._base import BaseDistiller
 
 #: loss name -> (scale of the targets, per-row criterion factory taking the temperature)
 LOSSES = {
@@ -256,12 +257,10 @@ class CrossFitDistiller(BaseDistiller):
                 targets[:, 1] if len(self.classes_) == 2 else targets, sample_weight,
                 what="student"))
         else:
-            self.student_ = self._student_verbose(self._seeded_clone(student, offset=1))
-            self.student_.fit_objective(X, y, Objective(make_criterion(self.temperature),
-                                                        targets.astype(np.float32),
-                                                        fields=("target",)),
-                                        sample_weight=sample_weight)
-            self._fitted_student(self.student_)
+            self._train_student(self._student_verbose(self._seeded_clone(student, offset=1)),
+                                X, y, Objective(make_criterion(self.temperature),
+                                                targets.astype(np.float32), fields=("target",)),
+                                sample_weight)
 
     # -- prediction -----------------------------------------------------------------------------
     def _regressor_proba(self, X):

@@ -173,9 +173,7 @@ class EnsembleDistiller(BaseDistiller):
             raise param_error(self, "teacher", self.teacher_,
                               f"a teacher fitted on the classes of y {self.classes_.tolist()}")
         objective = self._objective(X, student)
-        self.student_ = student
-        student.fit_objective(X, y, objective, sample_weight=sample_weight)
-        return self._fitted_student(student)
+        return self._train_student(student, X, y, objective, sample_weight)
 
     def _objective(self, X, student):
         """Check the method against the teacher and student; the engine's objective."""
@@ -237,9 +235,12 @@ class _EnsembleObjective(Objective):
         self.clip = clip
         self.row_shape = X.shape[1:]
         self.nets = [copy.deepcopy(m).to(device).eval().requires_grad_(False) for m in modules]
-        self.n_rows = X.shape[0]
-        self.cache = self.seen = None
-        if not self.nets:
+        n_rows, n_classes = X.shape[0], distiller.classes_.size
+        if self.nets:  # filled as the first epoch meets each row
+            self.seen = torch.zeros(n_rows, dtype=torch.bool)
+            self.cache = torch.empty(len(self.nets), n_rows, n_classes, device=device)
+        else:
+            self.seen = None
             self.cache = torch.as_tensor(distiller._sample_proba(X), dtype=torch.float32)
 
     def _members(self, X):
@@ -251,10 +252,6 @@ class _EnsembleObjective(Objective):
                                device=X.device)
 
     def _clean(self, X, index):
-        if self.cache is None:
-            self.seen = torch.zeros(self.n_rows, dtype=torch.bool)
-            self.cache = torch.empty(len(self.nets), self.n_rows, self.distiller.classes_.size,
-                                     device=X.device)
         if self.seen is not None:
             new = ~self.seen[index.cpu()]
             if new.any():

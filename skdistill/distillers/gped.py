@@ -322,17 +322,15 @@ default="predictive"
         weight = sample_weight if X_unlabeled is None else None
         objective = _GPEDObjective(self, targets, estimators, stream, batch, steps_per_epoch,
                                    Xd.shape[1:], draw_seed(self.random_state), chain)
-        self.student_ = student
         try:
-            student.fit_objective(Xd, self._labels_for(Xd, y, X_unlabeled), objective,
-                                  sample_weight=weight)
+            self._train_student(student, Xd, self._labels_for(Xd, y, X_unlabeled), objective,
+                                weight)
         finally:
             # the student stopped (done, EarlyStopping, Ctrl-C or an error): so does the
             # chain, which stores the samples it drew (SGLDTeacher keeps them)
             stream.close()
             self._record_steps()
         self.module_ = student.net_.module_
-        self._fitted_student(student)
 
     def _labels_for(self, Xd, y, X_unlabeled):
         """Labels for the student's ``fit_objective`` on ``D'``: ``y``, or for unlabeled rows
@@ -558,20 +556,19 @@ class _SampleStream:
         self.done = False
 
     def next(self):
-        """The next sample, or None when the stream has ended."""
-        for attempt in range(2):
-            if self.done:
-                return None
-            if self.generator is None:
-                self.generator = iter(self.teacher.iter_samples(self.X, self.y, **self.kwargs))
-            try:
-                return next(self.generator)
-            except StopIteration:
-                self.generator = None
-                if not self.cycle or attempt:
-                    self.done = True
-                    return None
-        return None
+        """The next sample, or None when the stream has ended (samples are never None)."""
+        if self.done:
+            return None
+        if self.generator is not None:
+            sample = next(self.generator, None)
+            if sample is not None or not self.cycle:
+                self.done = sample is None
+                return sample
+        # the first pass, or the next one over a fixed set: an empty pass ends the stream
+        self.generator = iter(self.teacher.iter_samples(self.X, self.y, **self.kwargs))
+        sample = next(self.generator, None)
+        self.done = sample is None
+        return sample
 
     def close(self):
         if self.generator is not None and hasattr(self.generator, "close"):
@@ -580,25 +577,28 @@ class _SampleStream:
 
 
 class _StreamBatches:
-    """Training batches of one epoch, one per posterior sample: the engine's iterator."""
+    """The engine's training iterator for GPED: each epoch ``steps_per_epoch`` minibatches of
+    ``batch`` rows (reshuffled when a pass over ``D'`` is used up), each carrying the next
+    posterior sample, until ``n_steps`` steps or the end of the stream."""
 
-    def __init__(self, objective, dataset):
-        self.objective, self.dataset = objective, dataset
+    def __init__(self, dataset, stream, batch, steps_per_epoch, n_steps, gen):
+        self.dataset, self.stream, self.batch = dataset, stream, batch
+        self.steps_per_epoch, self.n_steps, self.gen = steps_per_epoch, n_steps, gen
+        self.order, self.pos, self.steps_done = torch.randperm(len(dataset), generator=gen), 0, 0
 
     def __iter__(self):
-        obj = self.objective
         n = len(self.dataset)
-        for _ in range(obj.steps_per_epoch):
-            if obj.steps_done >= obj.n_steps:
+        for _ in range(self.steps_per_epoch):
+            if self.steps_done >= self.n_steps:
                 return
-            sample = obj.stream.next()
+            sample = self.stream.next()
             if sample is None:
                 return
-            if obj.pos + obj.batch > n:
-                obj.order, obj.pos = torch.randperm(n, generator=obj.gen), 0
-            idx = obj.order[obj.pos:obj.pos + obj.batch]
-            obj.pos += obj.batch
-            obj.steps_done += 1
+            if self.pos + self.batch > n:
+                self.order, self.pos = torch.randperm(n, generator=self.gen), 0
+            idx = self.order[self.pos:self.pos + self.batch]
+            self.pos += self.batch
+            self.steps_done += 1
             X, rows = self.dataset.rows(idx)
             rows["sample"] = sample
             yield X, rows
@@ -616,8 +616,7 @@ class _GPEDObjective(Objective):
         self.distiller, self.targets_fns, self.estimators = distiller, targets, estimators
         self.stream, self.n_steps, self.batch, self.chain = stream, 0, batch, chain
         self.steps_per_epoch, self.teacher_shape = steps_per_epoch, tuple(teacher_shape)
-        self.gen = torch.Generator().manual_seed(seed)
-        self.order, self.pos, self.steps_done = None, 0, 0
+        self.gen = torch.Generator().manual_seed(seed)  # minibatch order and input noise
         self.noise = distiller.input_noise
 
     def build(self, module):
@@ -634,9 +633,8 @@ class _GPEDObjective(Objective):
         return nn.Sequential(module.trunk, module.heads["predictive"])
 
     def batches(self, dataset, batch_size):
-        n = len(dataset)
-        self.order, self.pos = torch.randperm(n, generator=self.gen), 0
-        return _StreamBatches(self, dataset)
+        return _StreamBatches(dataset, self.stream, self.batch, self.steps_per_epoch,
+                              self.n_steps, self.gen)
 
     def n_epochs(self, dataset, batch_size, max_epochs):
         """The chain's budget ((n_iter - burn_in) // thinning steps, checked here, after the

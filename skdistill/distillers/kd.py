@@ -109,6 +109,6 @@ class KnowledgeDistiller(BaseDistiller):
         targets = np.column_stack([y_enc, soft]).astype(np.float32)
         objective = Objective(DistillationLoss(self.temperature, self.alpha, reduction="none"),
                               targets, fields=("target",))
-        self.student_ = self._student_verbose(self._seeded_clone(student, offset=1))
-        self.student_.fit_objective(X, y, objective, sample_weight=sample_weight)
-        return self._fitted_student(self.student_)
+        return self._train_student(
+            self._student_verbose(self._seeded_clone(student, offset=1)), X, y, objective,
+            sample_weight)

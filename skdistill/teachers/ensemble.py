@@ -15,7 +15,7 @@ from .._random import draw_seed
 from .._validation import (check_input, check_sample_weight, check_teacher_proba,
                            check_validation_fraction, encode_labels, validate_params,
                            warn_class_mismatch)
-from ..distillers._base import fit_with_weights, is_fitted, weights_for
+from .._meta import fit_with_weights, is_fitted, weights_for
 
 
 class MemberSample:
