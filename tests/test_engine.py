@@ -591,3 +591,52 @@ def test_a_fit_on_a_dask_worker_runs_with_its_threads(monkeypatch):
         assert seen == [1] and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+# -- fixes from the review of the engine ---------------------------------------------------------
+
+class ShortChain(LinearEnsemble):
+    """A chain teacher (n_iter, burn_in) whose stream ends before the student's budget."""
+
+    def __init__(self, n_iter=300, burn_in=100, n_members=2, n_steps=20, lr=0.5,
+                 random_state=None):
+        super().__init__(n_members, n_steps, lr, random_state)
+        self.n_iter = n_iter
+        self.burn_in = burn_in
+
+    def iter_samples(self, X, y):
+        self.calls_ = getattr(self, "calls_", 0) + 1
+        yield from super().iter_samples(X, y)
+
+
+def test_a_chain_that_runs_out_is_not_restarted(easy):
+    X, y, _, _ = easy
+    student = MLPStudent(hidden_layer_sizes=(8,), lr=1e-2, random_state=0)
+    with pytest.warns(UserWarning, match="only 200 steps"):
+        model = GPEDDistiller(ShortChain(), student, thinning=1, random_state=0).fit(X, y)
+    # a budget of (300 - 100) // 1 = 200 steps, but the chain yields 2 samples: 2 steps
+    assert model.teacher_.calls_ == 1
+    assert model.n_student_steps_ == 2
+
+
+def test_gped_refuses_a_frozen_chain_teacher_and_leaves_it_as_it_was():
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = _tabular()
+    teacher = sgld().fit(X, y)
+    before = teacher.samples_.clone()
+    with pytest.raises(TypeError, match=r"(?s)GPEDDistiller: parameter teacher=.*a frozen one cannot run"):
+        gped(teacher=FrozenEstimator(teacher)).fit(X, y)
+    torch.testing.assert_close(teacher.samples_, before, rtol=0, atol=0)
+
+
+def test_a_plain_function_is_a_loss():
+    X, y = _tabular()
+
+    def per_row_ce(logits, target):
+        return nn.functional.cross_entropy(logits, target, reduction="none")
+
+    by_function = mlp().fit_objective(X, y, Objective(per_row_ce))
+    by_module = mlp().fit_objective(X, y, Objective(SoftTargetCrossEntropy(reduction="none")))
+    np.testing.assert_allclose(by_function.predict_proba(X), by_module.predict_proba(X),
+                               atol=1e-6)
