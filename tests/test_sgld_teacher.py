@@ -309,3 +309,19 @@ def test_short_chain_that_diverges_is_judged_at_its_end():
         teacher.fit(X, y)
     with pytest.raises(NotFittedError):
         teacher.predict_proba(X)
+
+
+def test_zero_weight_rows_do_not_count_in_the_divergence_check():
+    """Rows of weight 0 take no part in the chain's NLL monitor: a chain that rightly gives the
+    kept class probability ~1 is not reported as diverged because the dropped class's rows
+    (same inputs region, no influence) have a huge NLL. Before the fix this raised at
+    iteration 199 (seen as a flaky check_classifiers_one_label_sample_weights under GPED)."""
+    rnd = np.random.RandomState(0)
+    X, y = rnd.uniform(size=(10, 10)), np.arange(10) % 2
+    teacher = small_teacher(step_size=2e-2, prior_precision=1e-3, n_iter=1000, burn_in=100)
+    teacher.fit(X, y, sample_weight=y.astype(float))
+    np.testing.assert_array_equal(teacher.predict(X), np.ones(10))
+    # an all-ones weight is still judged as before: a truly diverging chain raises
+    with pytest.raises(ValueError, match="SGLDTeacher: the chain diverged"):
+        small_teacher(step_size=50.0, n_iter=300, burn_in=100).fit(
+            X, y, sample_weight=np.ones(10))

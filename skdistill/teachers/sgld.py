@@ -330,14 +330,20 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
                 for p in params:
                     p.grad = None
                 nll_rows = F.cross_entropy(module(Xt[idx]), yt[idx], reduction="none")
-                loss = nll_rows.sum() if wt is None else (
-                    torch.where(wt[idx] > 0, nll_rows * wt[idx], 0.0).sum())
+                if wt is None:
+                    loss = nll_rows.sum()
+                    nll = loss.item() / batch
+                else:
+                    # a zero-weight row takes no part: neither in the gradient nor in the
+                    # divergence check (the chain may rightly give it a huge NLL)
+                    loss = torch.where(wt[idx] > 0, nll_rows * wt[idx], 0.0).sum()
+                    mass = wt[idx].sum().item()
+                    nll = loss.item() / mass if mass > 0 else None
                 loss.backward()
-                nll = nll_rows.sum().item() / batch
-                if not math.isfinite(nll):
+                if nll is not None and not math.isfinite(nll):
                     raise self._divergence_error(
                         t, step, n, f"minibatch negative log-likelihood is {nll}")
-                if t >= _WINDOW:  # the chain's first iterations start from the initialisation
+                if nll is not None and t >= _WINDOW:  # the chain's first iterations start from the initialisation
                     window, w = window + nll, w + 1
                     if w == _WINDOW:
                         self._judge_window(window, w, t, step, n, chance)
@@ -346,7 +352,8 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
                 self.n_iter_ = t + 1
                 if bar is not None and (t + 1 - start) % 100 == 0:
                     bar.update(100)
-                    bar.set_postfix(nll=f"{nll:.4f}", refresh=False)
+                    if nll is not None:
+                        bar.set_postfix(nll=f"{nll:.4f}", refresh=False)
                 if t + 1 > self.burn_in:
                     k = t + 1 - self.burn_in
                     if keep and k % thinning == 0:
