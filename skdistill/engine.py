@@ -22,6 +22,7 @@ LRScheduler, Checkpoint), ``validation_fraction``, ``verbose``, ``max_epochs`` a
 optimizer applies it (:class:`NonFiniteLossError`), and a Ctrl-C is recorded for the owner's
 fit policy (:mod:`skdistill._interrupt`), here and nowhere else.
 """
+import math
 import sys
 from contextlib import contextmanager
 
@@ -252,6 +253,8 @@ class StudentNet(NeuralNet):
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         self.interrupted_ = self._callback_stop = False
         self._closure = self._closure_needed()
+        self._listeners = self._batch_listeners()
+        self._device = torch.device(self.device)
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
@@ -259,13 +262,44 @@ class StudentNet(NeuralNet):
             # KeyboardInterrupt, a Ctrl-C above all, interrupts the owner's fit
             self.interrupted_ = not self._callback_stop
             raise
+        finally:
+            self._listeners = None
+
+    def _batch_listeners(self):
+        """For each per-batch event, the bound methods that do something with it.
+
+        skorch calls every callback twice per batch although the default ones (EpochTimer,
+        PrintLog, PassthroughScoring) act per epoch; for a small network those empty calls
+        are a measurable part of a step. The net's own method (it opens the batch's history
+        row) is always called. Decided once per fit, like the closure.
+        """
+        from skorch.callbacks import Callback
+
+        return {event: [getattr(self, event)] + [
+                    getattr(cb, event) for _, cb in self.callbacks_
+                    if getattr(type(cb), event, None) is not getattr(Callback, event)]
+                for event in ("on_batch_begin", "on_batch_end")}
 
     def notify(self, method_name, **cb_kwargs):
         try:
-            super().notify(method_name, **cb_kwargs)
+            listeners = getattr(self, "_listeners", None)
+            if listeners is not None and method_name in listeners:
+                for method in listeners[method_name]:
+                    method(self, **cb_kwargs)
+            else:
+                super().notify(method_name, **cb_kwargs)
         except KeyboardInterrupt:
             self._callback_stop = not user_interrupted()
             raise
+
+    def _set_training(self, training=True):
+        # skorch sets the mode of every module at every batch (a walk over all submodules);
+        # it changes only between the training and the validation pass.
+        if all(getattr(self, name + "_").training == training
+               for name in self._modules + self._criteria
+               if isinstance(getattr(self, name + "_", None), torch.nn.Module)):
+            return
+        super()._set_training(training)
 
     def train_step(self, batch, **fit_params):
         """One optimiser step; skorch's closure path only where it is needed.
@@ -300,7 +334,7 @@ class StudentNet(NeuralNet):
 
     def _prepare(self, batch, training):
         X, rows = batch
-        if X.device != torch.device(self.device):
+        if X.device != getattr(self, "_device", None):
             X = X.to(self.device)
             rows = {k: (v.to(self.device) if torch.is_tensor(v) else v)
                     for k, v in rows.items()}
@@ -314,8 +348,9 @@ class StudentNet(NeuralNet):
         X, rows, target = self._prepare(batch, training=True)
         y_pred = self.infer(X, **fit_params)
         loss = self.get_loss(y_pred, target, X=rows, training=True)
-        if not torch.isfinite(loss).all():
-            raise NonFiniteLossError(float(loss.detach()), len(self.history),
+        value = loss.item()  # skorch reads it after the step anyway: no extra device sync
+        if not math.isfinite(value):
+            raise NonFiniteLossError(value, len(self.history),
                                      len(self.history[-1]["batches"]))
         loss.backward()
         return {"loss": loss, "y_pred": y_pred}

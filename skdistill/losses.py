@@ -29,7 +29,7 @@ def soft_cross_entropy(logits, target, temperature=1.0, reduction="mean"):
     >>> round(soft_cross_entropy(z, torch.tensor([[0.3, 0.7]])).item(), 4)  # log 2
     0.6931
     """
-    log_p = F.log_softmax(logits / temperature, dim=-1)
+    log_p = F.log_softmax(logits if temperature == 1 else logits / temperature, dim=-1)
     if target.dtype in (torch.int64, torch.int32):
         return F.nll_loss(log_p, target.long(), reduction=reduction)
     return _reduce(-(target * log_p).sum(dim=-1), reduction)

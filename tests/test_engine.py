@@ -17,7 +17,7 @@ from sklearn.datasets import load_digits, make_classification
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from torch import nn
 
 from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
@@ -465,6 +465,40 @@ def test_distiller_verbose_prints_the_student_epoch_table(make, capsys):
     assert "epoch" in out and "train_loss" in out and "dur" in out
     lines = [line for line in out.splitlines() if line.strip()[:1].isdigit()]
     assert len(lines) >= 2
+
+
+class _BatchSpy(Callback):
+    """Records, at each training batch, the mode the network is in and the learning rate."""
+
+    def initialize(self):
+        self.begin, self.modes, self.lrs = 0, [], []  # modes: (training pass, module mode)
+        return self
+
+    def on_batch_begin(self, net, training=None, **kwargs):
+        self.begin += 1
+
+    def on_batch_end(self, net, training=None, **kwargs):
+        self.modes.append((training, net.module_.training))
+        if training:
+            self.lrs.append(net.optimizer_.param_groups[0]["lr"])
+
+
+def test_per_batch_callbacks_are_called_and_training_mode_follows_the_pass():
+    """The engine calls only the callbacks that act per batch: those must see every batch
+    (train and valid), an LRScheduler stepping per batch must act, and each training batch runs
+    in train mode and each validation batch in eval mode."""
+    X, y = TABULAR
+    spy = _BatchSpy()
+    sched = LRScheduler(torch.optim.lr_scheduler.StepLR, step_size=1, gamma=0.5,
+                        step_every="batch")
+    student = mlp(max_epochs=2, batch_size=50, validation_fraction=0.25,
+                  callbacks=[("spy", spy), ("sched", sched)]).fit(X, y)
+    spy = dict(student.net_.callbacks_)["spy"]
+    n_train, n_valid = math.ceil(N * 0.75 / 50), math.ceil(N * 0.25 / 50)
+    assert spy.begin == 2 * (n_train + n_valid)
+    assert spy.modes == ([(True, True)] * n_train + [(False, False)] * n_valid) * 2
+    assert spy.lrs == [1e-2 * 0.5 ** k for k in range(2 * n_train)]
+    assert not student.net_.module_.training  # left in eval mode after the last validation
 
 
 def test_gped_student_is_fitted_with_net_and_history():
