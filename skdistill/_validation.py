@@ -314,5 +314,6 @@ def align_proba(proba, source_classes, target_classes):
 
 __all__ = ["param_error", "named_errors", "check_soft_targets", "check_two_classes",
            "check_layer_sizes", "align_proba", "check_float32_range", "encode_labels",
-           "check_device", "check_callbacks", "check_input", "check_labels_present", "check_validation_fraction", "validate_params", "check_teacher_proba",
-           "warn_class_mismatch"]
+           "check_device", "check_callbacks", "check_input", "check_labels_present",
+           "check_validation_fraction", "validate_params", "check_teacher_proba",
+           "warn_class_mismatch", "check_sample_weight"]

@@ -233,6 +233,24 @@ def as_loss_module(loss):
     return loss
 
 
+def _acts_on(callback, event):
+    """Whether ``callback`` overrides skorch's no-op ``Callback.<event>``."""
+    from skorch.callbacks import Callback
+
+    return getattr(type(callback), event, None) is not getattr(Callback, event)
+
+
+def weighted_rows(per_row, weight):
+    """``per_row * weight``, exactly 0 for rows of weight 0 even where their loss is not
+    finite: a zero-weight row has no influence (scikit-learn's convention)."""
+    return torch.where(weight > 0, per_row * weight, torch.zeros_like(per_row))
+
+
+def completed_epochs(history):
+    """Epochs of a skorch ``History`` that finished (have a ``train_loss``); 0 for None."""
+    return 0 if history is None else sum("train_loss" in row for row in history)
+
+
 class StudentNet(NeuralNet):
     """The engine: a skorch ``NeuralNet`` driven by an :class:`Objective`.
 
@@ -273,11 +291,8 @@ class StudentNet(NeuralNet):
         are a measurable part of a step. The net's own method (it opens the batch's history
         row) is always called. Decided once per fit, like the closure.
         """
-        from skorch.callbacks import Callback
-
-        return {event: [getattr(self, event)] + [
-                    getattr(cb, event) for _, cb in self.callbacks_
-                    if getattr(type(cb), event, None) is not getattr(Callback, event)]
+        return {event: [getattr(self, event)] + [getattr(cb, event) for _, cb in self.callbacks_
+                                                 if _acts_on(cb, event)]
                 for event in ("on_batch_begin", "on_batch_end")}
 
     def notify(self, method_name, **cb_kwargs):
@@ -319,11 +334,8 @@ class StudentNet(NeuralNet):
     def _closure_needed(self):
         """Whether the optimizer re-evaluates the loss (LBFGS) or a callback listens to
         ``on_grad_computed``; decided once per fit, when both are initialized."""
-        from skorch.callbacks import Callback
-
         return isinstance(self.optimizer_, torch.optim.LBFGS) or any(
-            type(cb).on_grad_computed is not Callback.on_grad_computed
-            for _, cb in self.callbacks_)
+            _acts_on(cb, "on_grad_computed") for _, cb in self.callbacks_)
 
     def get_iterator(self, dataset, training=False):
         if training and self.objective is not None:
@@ -376,9 +388,8 @@ class StudentNet(NeuralNet):
         elif weight is None:
             loss = per_row.mean()
         else:
-            # rows of zero weight have no influence, even where their loss is not finite
-            weighted = torch.where(weight > 0, per_row * weight, torch.zeros_like(per_row))
-            loss = weighted.sum() / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny)
+            loss = (weighted_rows(per_row, weight).sum()
+                    / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny))
         if training and self.regularizer is not None:
             loss = loss + self.regularizer(self.module_)
         return loss
@@ -481,6 +492,6 @@ def limit_threads():
         torch.set_num_threads(before)
 
 
-__all__ = ["StudentNet", "Objective", "as_loss_module", "RowDataset", "BatchIterator", "NonFiniteLossError",
-           "divergence_error", "non_finite_problem", "limit_threads", "dense_chunks",
-           "max_abs", "worker_threads"]
+__all__ = ["StudentNet", "Objective", "as_loss_module", "RowDataset", "BatchIterator",
+           "NonFiniteLossError", "divergence_error", "non_finite_problem", "limit_threads",
+           "dense_chunks", "max_abs", "worker_threads"]

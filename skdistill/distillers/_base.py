@@ -5,6 +5,7 @@ from sklearn.utils._param_validation import HasMethods
 from sklearn.utils.validation import check_is_fitted
 
 from .._interrupt import FitPolicyMixin
+from ..engine import completed_epochs
 from .._meta import fit_weighted, is_fitted
 from .._random import draw_seed
 from .._validation import (check_input, check_sample_weight, check_teacher_proba,
@@ -84,7 +85,7 @@ class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEst
         if student is None or not is_fitted(student):
             return None
         self.history_ = history = getattr(student, "history_", None)
-        epochs = sum("train_loss" in row for row in history) if history is not None else 0
+        epochs = completed_epochs(history)
         if epochs and getattr(student, "net_", None) is not None:
             return (f"the student trained for {epochs} of {student.net_.max_epochs} epochs "
                     f"({type(student).__name__})")

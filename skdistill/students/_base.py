@@ -16,8 +16,8 @@ from .._validation import (check_callbacks, check_device, check_sample_weight,
                            check_soft_targets, check_validation_fraction, encode_labels,
                            param_error)
 from ..engine import (BatchIterator, NonFiniteLossError, Objective, RowDataset, StudentNet,
-                      as_loss_module, dense_chunks, divergence_error, limit_threads, max_abs,
-                      non_finite_problem)
+                      as_loss_module, completed_epochs, dense_chunks, divergence_error,
+                      limit_threads, max_abs, non_finite_problem)
 from ..losses import SoftTargetCrossEntropy
 
 OPTIMIZERS = {
@@ -270,7 +270,7 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
     def _salvage(self):
         """Ctrl-C: the network is usable once at least one epoch is complete."""
         net = self._fit_progress.get("net")
-        epochs = sum("train_loss" in row for row in net.history) if net is not None else 0
+        epochs = completed_epochs(net.history if net is not None else None)
         if not epochs:
             return None
         self._install(net, self._fit_progress["objective"])
@@ -322,7 +322,8 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         return torch.cat(out) if out else torch.empty(0, len(self.classes_))
 
     def _logits(self, X, batch_size=4096):
-        """Raw network outputs for ``X`` as a float32 torch tensor on the CPU."""
+        """Logits that ``predict_proba`` turns into probabilities (CPU, float32); a student
+        that predicts with another network than ``module_`` (merged LatentBE) overrides it."""
         return self.forward(X, batch_size=batch_size)
 
     def predict_log_proba(self, X):

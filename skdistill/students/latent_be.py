@@ -70,8 +70,7 @@ class _LatentBEMixin:
     def _logits(self, X, batch_size=4096):
         """Logits of the merged network (the one deployed)."""
         check_is_fitted(self, "merged_module_")
-        out = self._run(self.merged_module_, X, batch_size)
-        return torch.cat(out) if out else torch.empty(0, len(self.classes_))
+        return self.forward(X, module=self.merged_module_, batch_size=batch_size)
 
     def ensemble_proba(self, X):
         """Class probabilities of each unmerged member: shape ``(n_members, n, n_classes)``.

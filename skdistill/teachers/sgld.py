@@ -16,7 +16,7 @@ from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed, seeded
 from .._validation import (check_device, check_input, check_layer_sizes, check_sample_weight,
                            encode_labels, param_error)
-from ..engine import RowDataset, limit_threads
+from ..engine import RowDataset, limit_threads, weighted_rows
 from ..expectations import EXPECTATIONS
 from ..nets import MLP
 from ..samplers import as_schedule, sgld_step_
@@ -331,23 +331,23 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
                     p.grad = None
                 nll_rows = F.cross_entropy(module(Xt[idx]), yt[idx], reduction="none")
                 if wt is None:
-                    loss = nll_rows.sum()
-                    nll = loss.item() / batch
+                    loss, mass = nll_rows.sum(), batch
                 else:
                     # a zero-weight row takes no part: neither in the gradient nor in the
                     # divergence check (the chain may rightly give it a huge NLL)
-                    loss = torch.where(wt[idx] > 0, nll_rows * wt[idx], 0.0).sum()
-                    mass = wt[idx].sum().item()
-                    nll = loss.item() / mass if mass > 0 else None
+                    w_batch = wt[idx]
+                    loss, mass = weighted_rows(nll_rows, w_batch).sum(), w_batch.sum().item()
                 loss.backward()
-                if nll is not None and not math.isfinite(nll):
-                    raise self._divergence_error(
-                        t, step, n, f"minibatch negative log-likelihood is {nll}")
-                if nll is not None and t >= _WINDOW:  # the chain's first iterations start from the initialisation
-                    window, w = window + nll, w + 1
-                    if w == _WINDOW:
-                        self._judge_window(window, w, t, step, n, chance)
-                        window, w = 0.0, 0
+                nll = loss.item() / mass if mass > 0 else None  # None: no row counts here
+                if nll is not None:
+                    if not math.isfinite(nll):
+                        raise self._divergence_error(
+                            t, step, n, f"minibatch negative log-likelihood is {nll}")
+                    if t >= _WINDOW:  # the chain's first iterations start from the initialisation
+                        window, w = window + nll, w + 1
+                        if w == _WINDOW:
+                            self._judge_window(window, w, t, step, n, chance)
+                            window, w = 0.0, 0
                 sgld_step_(params, step, self.prior_precision, scale)
                 self.n_iter_ = t + 1
                 if bar is not None and (t + 1 - start) % 100 == 0:
