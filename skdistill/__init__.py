@@ -26,7 +26,8 @@ __all__ = [
 # Public submodules, imported on first attribute access (PEP 562).
 _SUBMODULES = [
     "benchmarks", "calibration", "complexity", "datasets", "distillers", "expectations",
-    "losses", "metrics", "nets", "perturbations", "samplers", "students", "teachers",
+    "losses", "metrics", "model_selection", "nets", "perturbations", "pruning", "samplers",
+    "students", "teachers",
 ]
 
 

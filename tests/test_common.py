@@ -12,6 +12,8 @@ from skdistill import CNNStudent, CrossFitDistiller, KnowledgeDistiller, MLPStud
 FAST_MLP = dict(hidden_layer_sizes=(32,), max_epochs=40, lr=1e-2)
 ESTIMATORS = [
     MLPStudent(**FAST_MLP),
+    # a student pruned by group lasso (issue 10): a smaller network after every fit
+    MLPStudent(**FAST_MLP, group_lasso=3e-3, fine_tune_epochs=10),
     CNNStudent(max_epochs=20, lr=1e-2, width_multiplier=0.5),
     KnowledgeDistiller(student=MLPStudent(**FAST_MLP)),
     CrossFitDistiller(RandomForestClassifier(n_estimators=10), MLPStudent(**FAST_MLP), n_folds=3),

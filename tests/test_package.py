@@ -12,11 +12,12 @@ import skdistill
 
 SUBMODULES = [
     "datasets", "metrics", "complexity", "calibration", "losses", "samplers", "expectations",
-    "perturbations", "nets", "teachers", "students", "distillers", "benchmarks",
+    "perturbations", "nets", "teachers", "students", "distillers", "benchmarks", "pruning",
+    "model_selection",
 ]
 # Not needed by the estimators, so ``import skdistill`` alone must not import them.
 NOT_IMPORTED_BY_THE_ESTIMATORS = ["datasets", "metrics", "complexity", "calibration",
-                                  "benchmarks"]
+                                  "benchmarks", "model_selection"]
 
 
 def _in_a_fresh_interpreter(code):

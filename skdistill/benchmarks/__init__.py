@@ -11,6 +11,7 @@ BENCHMARKS = {
     "dao_tabular": "dao_tabular",
     "gped_mnist": "gped_mnist",
     "latentbe": "latentbe",
+    "pruning": "pruning",
 }
 
 

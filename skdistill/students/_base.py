@@ -19,6 +19,8 @@ from ..engine import (BatchIterator, NonFiniteLossError, Objective, RowDataset, 
                       as_loss_module, completed_epochs, dense_chunks, divergence_error,
                       limit_threads, max_abs, non_finite_problem)
 from ..losses import SoftTargetCrossEntropy
+from ..pruning import (GroupLassoPenalty, PruneCallback, SumRegularizer, group_plan,
+                       layer_widths)
 
 OPTIMIZERS = {
     "adam": (torch.optim.Adam, {}),
@@ -68,6 +70,10 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
+        "group_lasso": [Interval(numbers.Real, 0, None, closed="left")],
+        "prune_threshold": [Interval(numbers.Real, 0, None, closed="left")],
+        "fine_tune_epochs": [Interval(numbers.Integral, 0, None, closed="left"), None],
+        "fine_tune_lr": [Interval(numbers.Real, 0, None, closed="neither"), None],
     }
 
     # -- to be provided by subclasses -------------------------------------------------------
@@ -88,6 +94,13 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
     def _regularizer(self):
         """A picklable ``module -> scalar`` added to the training loss, or None."""
         return None
+
+    def _check_prunable(self):
+        """Raise when this student cannot be pruned (``group_lasso > 0``)."""
+
+    def _record_architecture(self, module):
+        """Set the attributes describing the deployed network (``hidden_layer_sizes_``...)."""
+        self.hidden_layer_sizes_ = layer_widths(module)[1]
 
     # -- fitting ----------------------------------------------------------------------------
     @fit_policy
@@ -207,16 +220,40 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         check_validation_fraction(self, self.validation_fraction, n_rows)
         return ValidSplit(self.validation_fraction, stratified=False, random_state=seed)
 
-    def _make_net(self, module, objective, seed, train_split=None):
+    def _pruner(self, module, data):
+        """The pruning callback for ``module`` (``group_lasso > 0``), else None.
+
+        The groups are derived from the network trained (a distiller's heads included) on a
+        batch of the training data, before training, so that a network that cannot be pruned
+        is refused before any work is done.
+        """
+        if not self.group_lasso:
+            return None
+        self._check_prunable()
+        try:
+            plan = group_plan(module, data.dense(slice(0, 2)))
+        except ValueError as exc:
+            raise param_error(self, "group_lasso", self.group_lasso,
+                              f"0 for this network: {exc}") from None
+        return PruneCallback(plan, self.prune_threshold, self.fine_tune_epochs,
+                             self.lr if self.fine_tune_lr is None else self.fine_tune_lr,
+                             self._regularizer(), owner=type(self).__name__)
+
+    def _make_net(self, module, objective, seed, train_split=None, pruner=None):
         opt_cls, opt_kwargs = self._optimizer_spec()
         opt_kwargs = {f"optimizer__{k}": v for k, v in opt_kwargs.items()}
         loss = as_loss_module(objective.loss)
         loss = loss if objective.member_aware else self._training_loss(loss)
+        regularizer, callbacks = self._regularizer(), copy.deepcopy(self.callbacks)
+        if pruner is not None:
+            regularizer = SumRegularizer(regularizer,
+                                         GroupLassoPenalty(self.group_lasso, pruner.plan))
+            callbacks = (callbacks or []) + [("prune", pruner)]
         return StudentNet(
             module=module,
             criterion=loss,
             objective=objective,
-            regularizer=self._regularizer(),
+            regularizer=regularizer,
             optimizer=opt_cls,
             lr=self.lr,
             max_epochs=self.max_epochs,
@@ -225,7 +262,7 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
             iterator_train__shuffle=True,
             iterator_valid=BatchIterator,
             train_split=train_split,
-            callbacks=copy.deepcopy(self.callbacks),
+            callbacks=callbacks,
             device=self.device,
             verbose=int(self.verbose),
             **opt_kwargs,
@@ -245,8 +282,15 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
                           keep=objective.fields)
         with seeded(seed, self.device), limit_threads():
             module = objective.build(self._build_module(n_outputs))
-            net = self._make_net(module, objective, seed, split)
+            pruner = self._pruner(module, data)
+            net = self._make_net(module, objective, seed, split, pruner)
             net.max_epochs = objective.n_epochs(data, self.batch_size, self.max_epochs)
+            if pruner is not None and pruner.fine_tune_epochs_for(net.max_epochs) >= max(
+                    net.max_epochs, 1):
+                raise param_error(self, "fine_tune_epochs", self.fine_tune_epochs,
+                                  f"fewer than the {net.max_epochs} training epochs (the "
+                                  "network is pruned after max_epochs - fine_tune_epochs "
+                                  "epochs with the group-lasso penalty)")
             self._fit_progress.update(net=net, objective=objective)
             try:
                 net.fit(data, None)
@@ -265,7 +309,11 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
     def _install(self, net, objective):
         """The trained network becomes the fitted state; the net keeps no per-fit hooks."""
         net.objective = None  # may hold a teacher or a chain: not part of the fitted student
-        return self._set_trained(objective.deploy(net.module_), net, net.history)
+        self._set_trained(objective.deploy(net.module_), net, net.history)
+        pruner = dict(net.callbacks_).get("prune")
+        self.n_pruned_units_ = pruner.n_pruned_units_ if pruner is not None else 0
+        self._record_architecture(getattr(self, "merged_module_", self.module_))
+        return self
 
     def _salvage(self):
         """Ctrl-C: the network is usable once at least one epoch is complete."""

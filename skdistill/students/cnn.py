@@ -10,6 +10,7 @@ from sklearn.utils.validation import _check_feature_names, check_array
 from .._validation import check_float32_range, named_errors, param_error
 from ..nets import CNN, CNN_ARCHITECTURES
 from ..nets.mlp import ACTIVATIONS
+from ..pruning import layer_widths
 from ._base import BaseStudent
 
 
@@ -35,6 +36,10 @@ class CNNStudent(BaseStudent):
     activation, dropout, max_epochs, batch_size, lr, optimizer, weight_decay, device, \
 callbacks, validation_fraction, verbose, random_state
         As in :class:`MLPStudent`.
+    group_lasso, prune_threshold, fine_tune_epochs, fine_tune_lr
+        As in :class:`MLPStudent`: a group is the filter of one conv output channel, or the
+        incoming weights of one fully connected unit; a removed channel takes the matching
+        input channels of the next conv (or inputs of the fully connected layer) with it.
 
     Attributes
     ----------
@@ -42,7 +47,12 @@ callbacks, validation_fraction, verbose, random_state
         As in :class:`MLPStudent`.
     input_shape_ : tuple of int
         ``(C, H, W)`` of one image as seen by the network.
-
+    channels_ : tuple of int
+        Output channels of the conv layers of the trained network (after pruning).
+    hidden_layer_sizes_ : tuple of int
+        Widths of its hidden fully connected layers (after pruning).
+    n_pruned_units_ : int
+        Channels and units removed by pruning.
     References
     ----------
     Vadera, Jalaian, Marlin. Generalized Bayesian Posterior Expectation Distillation for Deep
@@ -71,7 +81,9 @@ callbacks, validation_fraction, verbose, random_state
     def __init__(self, architecture="mnist", width_multiplier=1.0, input_shape=None,
                  activation="relu", dropout=0.0, max_epochs=20, batch_size=128, lr=1e-3,
                  optimizer="adam", weight_decay=0.0, device="cpu", callbacks=None,
-                 validation_fraction=None, verbose=0, random_state=None):
+                 validation_fraction=None, verbose=0, random_state=None,
+                 group_lasso=0.0, prune_threshold=1e-3, fine_tune_epochs=None,
+                 fine_tune_lr=None):
         self.architecture = architecture
         self.width_multiplier = width_multiplier
         self.input_shape = input_shape
@@ -87,6 +99,10 @@ callbacks, validation_fraction, verbose, random_state
         self.validation_fraction = validation_fraction
         self.verbose = verbose
         self.random_state = random_state
+        self.group_lasso = group_lasso
+        self.prune_threshold = prune_threshold
+        self.fine_tune_epochs = fine_tune_epochs
+        self.fine_tune_lr = fine_tune_lr
 
     def _multipliers(self):
         m = self.width_multiplier
@@ -100,6 +116,9 @@ callbacks, validation_fraction, verbose, random_state
         k1, k2 = self._multipliers()
         return CNN.from_architecture(self.architecture, self.input_shape_, n_outputs, k1, k2,
                                      activation=self.activation, dropout=self.dropout)
+
+    def _record_architecture(self, module):
+        self.channels_, self.hidden_layer_sizes_ = layer_widths(module)
 
     def _image_shape(self, X):
         if X.ndim == 4:

@@ -7,6 +7,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..nets.batch_ensemble import BatchEnsemble, merge_batch_ensemble
+from .._validation import param_error
 from .cnn import CNNStudent
 from .mlp import MLPStudent
 
@@ -60,6 +61,13 @@ class _LatentBEMixin:
 
     def _regularizer(self):
         return PriorPenalty(self.prior_strength) if self.prior_strength else None
+
+    def _check_prunable(self):
+        raise param_error(self, "group_lasso", self.group_lasso,
+                          "0: LatentBE students are not pruned (group-lasso pruning of "
+                          "BatchEnsemble layers, one weight shared by members with their own "
+                          "rank-one factors, is not implemented); prune an MLPStudent or "
+                          "CNNStudent instead, e.g. as the EnsembleDistiller's student")
 
     def _set_trained(self, module, net, history):
         """Install the trained BatchEnsemble and merge it into the network that predicts."""
@@ -115,6 +123,11 @@ class LatentBEStudent(_LatentBEMixin, MLPStudent):
     activation, dropout, max_epochs, batch_size, lr, optimizer, weight_decay, device, \
 callbacks, validation_fraction, verbose, random_state
         As in :class:`~skdistill.MLPStudent`.
+    group_lasso, prune_threshold, fine_tune_epochs, fine_tune_lr
+        Accepted so that one search covers every student, but LatentBE students are not
+        pruned: ``group_lasso > 0`` raises a ``ValueError`` (pruning layers whose
+        weight is shared by members with their own rank-one factors is not
+        implemented). Prune a plain student instead.
 
     Attributes
     ----------
@@ -151,7 +164,9 @@ callbacks, validation_fraction, verbose, random_state
     def __init__(self, n_members=4, hidden_layer_sizes=(100,), width_multiplier=1.0,
                  prior_strength=1e-3, activation="relu", dropout=0.0, max_epochs=50,
                  batch_size=128, lr=1e-3, optimizer="adam", weight_decay=0.0, device="cpu",
-                 callbacks=None, validation_fraction=None, verbose=0, random_state=None):
+                 callbacks=None, validation_fraction=None, verbose=0, random_state=None,
+                 group_lasso=0.0, prune_threshold=1e-3, fine_tune_epochs=None,
+                 fine_tune_lr=None):
         self.n_members = n_members
         self.hidden_layer_sizes = hidden_layer_sizes
         self.width_multiplier = width_multiplier
@@ -168,6 +183,10 @@ callbacks, validation_fraction, verbose, random_state
         self.validation_fraction = validation_fraction
         self.verbose = verbose
         self.random_state = random_state
+        self.group_lasso = group_lasso
+        self.prune_threshold = prune_threshold
+        self.fine_tune_epochs = fine_tune_epochs
+        self.fine_tune_lr = fine_tune_lr
 
 
 
@@ -187,6 +206,11 @@ class LatentBECNNStudent(_LatentBEMixin, CNNStudent):
     activation, dropout, max_epochs, batch_size, lr, optimizer, weight_decay, device, \
 callbacks, validation_fraction, verbose, random_state
         As in :class:`~skdistill.CNNStudent`.
+    group_lasso, prune_threshold, fine_tune_epochs, fine_tune_lr
+        Accepted so that one search covers every student, but LatentBE students are not
+        pruned: ``group_lasso > 0`` raises a ``ValueError`` (pruning layers whose
+        weight is shared by members with their own rank-one factors is not
+        implemented). Prune a plain student instead.
 
     Attributes
     ----------
@@ -217,7 +241,8 @@ callbacks, validation_fraction, verbose, random_state
                  input_shape=None, prior_strength=1e-3, activation="relu", dropout=0.0,
                  max_epochs=20, batch_size=128, lr=1e-3, optimizer="adam", weight_decay=0.0,
                  device="cpu", callbacks=None, validation_fraction=None, verbose=0,
-                 random_state=None):
+                 random_state=None, group_lasso=0.0, prune_threshold=1e-3,
+                 fine_tune_epochs=None, fine_tune_lr=None):
         self.n_members = n_members
         self.architecture = architecture
         self.width_multiplier = width_multiplier
@@ -235,4 +260,8 @@ callbacks, validation_fraction, verbose, random_state
         self.validation_fraction = validation_fraction
         self.verbose = verbose
         self.random_state = random_state
+        self.group_lasso = group_lasso
+        self.prune_threshold = prune_threshold
+        self.fine_tune_epochs = fine_tune_epochs
+        self.fine_tune_lr = fine_tune_lr
 

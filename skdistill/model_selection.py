@@ -1,0 +1,256 @@
+"""Choosing a student: cost scorers for a search, its Pareto frontier, and a plot of it.
+
+A student is chosen on two axes, how good it is and what it costs. :func:`cost_scorers` gives
+scikit-learn scorers for the cost of a fitted estimator (forward-pass FLOPs per row, parameter
+count, measured ``predict_proba`` time per row), to put next to a quality metric in a
+multi-metric search::
+
+    search = GridSearchCV(student, grid, refit="neg_log_loss",
+                          scoring={"neg_log_loss": "neg_log_loss", **cost_scorers()})
+
+Following scikit-learn, a scorer is "greater is better", so a cost is reported negated
+(``neg_flops``...). :func:`pareto_front` keeps the searched settings that no other setting
+beats on both axes (lower cost and higher score), and :func:`plot_pareto` draws the score
+against the cost with that frontier, as Figure 2 of Vadera et al. (2020).
+"""
+import numbers
+import time
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from ._validation import param_error
+from .complexity import count_flops, count_parameters
+
+COSTS = ("flops", "parameters", "latency")
+
+
+def _final_step(estimator, X):
+    """The last step of a pipeline and ``X`` as that step receives it (first rows only)."""
+    if isinstance(estimator, Pipeline):
+        head = X[:1]
+        for _, step in estimator.steps[:-1]:
+            if step is not None and step != "passthrough":
+                head = step.transform(head)
+        return estimator.steps[-1][1], head
+    return estimator, X[:1]
+
+
+class _CostScorer:
+    """``scorer(estimator, X, y) = -cost`` (picklable, so parallel searches can send it)."""
+
+    def __init__(self, cost, n_repeats=3):
+        self.cost, self.n_repeats = cost, n_repeats
+
+    def __call__(self, estimator, X, y=None):
+        if self.cost == "parameters":
+            return -float(count_parameters(_final_step(estimator, X)[0]))
+        if self.cost == "flops":
+            final, row = _final_step(estimator, X)
+            row = np.asarray(row.toarray() if hasattr(row, "toarray") else row)
+            return -float(count_flops(final, (1,) + row.shape[1:]))
+        estimator.predict_proba(X[:1])  # warm-up
+        times = []
+        for _ in range(self.n_repeats):
+            start = time.perf_counter()
+            estimator.predict_proba(X)
+            times.append(time.perf_counter() - start)
+        return -float(np.median(times)) / max(1, X.shape[0])
+
+    def __repr__(self):
+        return f"make_cost_scorer({self.cost!r})"
+
+
+def make_cost_scorer(cost, *, n_repeats=3):
+    """A scorer returning minus the cost of a fitted estimator (greater is better).
+
+    Parameters
+    ----------
+    cost : {"flops", "parameters", "latency"}
+        ``"flops"``: FLOPs of one forward pass on one row (:func:`~skdistill.complexity.
+        count_flops`; a network student or distiller, also as the last step of a pipeline);
+        ``"parameters"``: :func:`~skdistill.complexity.count_parameters` (tree ensembles:
+        their node count); ``"latency"``: median seconds per row of ``predict_proba`` on the
+        scored rows, measured (so it varies from run to run, and with the machine's load).
+    n_repeats : int, default=3
+        Timed calls for ``"latency"``.
+
+    Returns
+    -------
+    scorer : callable ``(estimator, X, y) -> float``
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from skdistill import MLPStudent
+    >>> from skdistill.model_selection import make_cost_scorer
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPStudent(hidden_layer_sizes=(8,), max_epochs=2, random_state=0).fit(X, y)
+    >>> make_cost_scorer("flops")(clf, X, y)  # 2 * (4 * 8 + 8 * 3)
+    -112.0
+    """
+    if cost not in COSTS:
+        raise param_error("make_cost_scorer", "cost", cost, f"one of {list(COSTS)}")
+    if (isinstance(n_repeats, bool) or not isinstance(n_repeats, numbers.Integral)
+            or n_repeats < 1):
+        raise param_error("make_cost_scorer", "n_repeats", n_repeats, "an integer >= 1")
+    return _CostScorer(cost, int(n_repeats))
+
+
+def cost_scorers(costs=COSTS, *, n_repeats=3):
+    """``{"neg_<cost>": scorer}`` for a multi-metric search's ``scoring``.
+
+    Examples
+    --------
+    >>> from skdistill.model_selection import cost_scorers
+    >>> sorted(cost_scorers())
+    ['neg_flops', 'neg_latency', 'neg_parameters']
+    """
+    if isinstance(costs, str):
+        costs = (costs,)
+    return {f"neg_{c}": make_cost_scorer(c, n_repeats=n_repeats) for c in costs}
+
+
+def _column(func, frame, name, what):
+    """``(values, label)`` of column ``name`` (or ``mean_test_<name>``); a ``neg_`` column
+    is negated when it is the cost."""
+    if not isinstance(name, str):
+        raise param_error(func, what, name, "a column name", TypeError)
+    for column in (name, f"mean_test_{name}"):
+        if column in frame.columns:
+            values = pd.to_numeric(frame[column], errors="coerce").astype(float)
+            bare = column[len("mean_test_"):] if column.startswith("mean_test_") else column
+            if what == "cost" and bare.startswith("neg_"):
+                return -values, bare[len("neg_"):]
+            return values, bare
+    raise param_error(func, what, name, "a column of the results (or, for a search's "
+                      f"cv_results_, a scorer name); the columns are {list(frame.columns)}")
+
+
+def _as_frame(func, results):
+    if isinstance(results, pd.DataFrame):
+        return results
+    if isinstance(results, dict):
+        try:
+            return pd.DataFrame(results)
+        except ValueError as exc:
+            raise param_error(func, "results", "<dict>", f"a search's cv_results_ ({exc})")
+    raise param_error(func, "results", results, "a DataFrame or a search's cv_results_ dict",
+                      TypeError)
+
+
+def pareto_front(results, cost, score):
+    """The rows that no other row beats on both cost (lower) and score (higher).
+
+    Parameters
+    ----------
+    results : pandas.DataFrame or dict
+        One row per model, e.g. ``search.cv_results_`` of a multi-metric search.
+    cost : str
+        The cost column, or a scorer name of a search (``"neg_flops"`` reads
+        ``mean_test_neg_flops``). A column named ``neg_...`` holds minus the cost
+        (scikit-learn's greater-is-better convention) and is negated back.
+    score : str
+        The quality column (higher is better), or a scorer name (``"neg_log_loss"``).
+
+    Returns
+    -------
+    front : pandas.DataFrame
+        The non-dominated rows of ``results``, its index and columns kept, sorted by
+        increasing cost. Rows with a missing cost or score (a failed fit) are left out; two
+        rows with equal cost and score are both kept.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skdistill.model_selection import pareto_front
+    >>> runs = pd.DataFrame({"flops": [10, 20, 30, 25], "accuracy": [.8, .9, .95, .85]},
+    ...                     index=list("abcd"))
+    >>> list(pareto_front(runs, cost="flops", score="accuracy").index)  # d: b is cheaper and better
+    ['a', 'b', 'c']
+    """
+    func = "pareto_front"
+    frame = _as_frame(func, results)
+    c, _ = _column(func, frame, cost, "cost")
+    s, _ = _column(func, frame, score, "score")
+    ok = np.isfinite(c.to_numpy()) & np.isfinite(s.to_numpy())
+    position = np.flatnonzero(ok)
+    cv, sv = c.to_numpy()[ok], s.to_numpy()[ok]
+    # sort by cost, then by score (best first); a row is on the front when its score beats
+    # every cheaper row's (ties in both: kept together)
+    order = np.lexsort((-sv, cv))
+    keep, best, last = [], -np.inf, None
+    for i in order:
+        if sv[i] > best or (last is not None and cv[i] == cv[last] and sv[i] == sv[last]):
+            keep.append(i)
+            if sv[i] > best:
+                best, last = sv[i], i
+    return frame.iloc[position[keep]]
+
+
+def plot_pareto(results, cost, score, *, ax=None, label=None, color=None, annotate=None,
+                logx=True):
+    """Draw score against cost: every row as a point, the Pareto frontier as a line.
+
+    Call it once per method on the same ``ax`` to compare searches, e.g. width search
+    against pruning (Figure 2 of Vadera et al.).
+
+    Parameters
+    ----------
+    results, cost, score
+        As in :func:`pareto_front`.
+    ax : matplotlib Axes, default=None
+        ``None`` draws on a new figure.
+    label : str, default=None
+        Legend entry of this method.
+    color : matplotlib colour, default=None
+    annotate : str, default=None
+        A column whose value is written next to each frontier point (e.g. a parameter).
+    logx : bool, default=True
+        Logarithmic cost axis.
+
+    Returns
+    -------
+    ax : matplotlib Axes
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import pandas as pd
+    >>> from skdistill.model_selection import plot_pareto
+    >>> runs = pd.DataFrame({"flops": [10, 20, 30, 25], "accuracy": [.8, .9, .95, .85]})
+    >>> ax = plot_pareto(runs, "flops", "accuracy", label="width search")
+    >>> len(ax.lines)  # the frontier
+    1
+    """
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError:  # pragma: no cover - the plot extra is not installed
+        raise ImportError("plot_pareto needs matplotlib: pip install skdistill[plot]") from None
+    func = "plot_pareto"
+    frame = _as_frame(func, results)
+    c, cost_name = _column(func, frame, cost, "cost")
+    s, score_name = _column(func, frame, score, "score")
+    front = pareto_front(frame, cost, score)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    points = ax.scatter(c, s, s=18, alpha=0.35, color=color)
+    color = points.get_facecolor()[0][:3]
+    fc, fs = c.loc[front.index], s.loc[front.index]
+    ax.plot(fc, fs, "o-", drawstyle="steps-post", color=color, label=label, markersize=5)
+    if annotate is not None:
+        for i in front.index:
+            ax.annotate(str(frame.loc[i, annotate]), (fc[i], fs[i]), fontsize=7,
+                        textcoords="offset points", xytext=(3, 3))
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(cost_name)
+    ax.set_ylabel(score_name)
+    if label is not None:
+        ax.legend()
+    return ax
+
+
+__all__ = ["make_cost_scorer", "cost_scorers", "pareto_front", "plot_pareto", "COSTS"]

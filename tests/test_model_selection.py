@@ -1,0 +1,110 @@
+"""Cost scorers, the Pareto frontier and its plot (skdistill.model_selection)."""
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.ensemble import RandomForestClassifier  # noqa: E402
+from sklearn.model_selection import GridSearchCV  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+from skdistill import MLPStudent  # noqa: E402
+from skdistill.complexity import count_flops, count_parameters  # noqa: E402
+from skdistill.model_selection import (cost_scorers, make_cost_scorer, pareto_front,  # noqa: E402
+                                       plot_pareto)
+
+
+def _brute_force(cost, score):
+    keep = []
+    for i in range(len(cost)):
+        if not (np.isfinite(cost[i]) and np.isfinite(score[i])):
+            continue
+        dominated = any(
+            np.isfinite(cost[j]) and np.isfinite(score[j]) and cost[j] <= cost[i]
+            and score[j] >= score[i] and (cost[j] < cost[i] or score[j] > score[i])
+            for j in range(len(cost)))
+        if not dominated:
+            keep.append(i)
+    return keep
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_pareto_front_agrees_with_a_brute_force_dominance_check(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    cost = rng.integers(0, 8, n).astype(float)  # few values: ties in cost and in score
+    score = rng.integers(0, 8, n).astype(float)
+    cost[rng.random(n) < 0.1] = np.nan  # failed fits
+    frame = pd.DataFrame({"flops": cost, "acc": score}, index=rng.permutation(n) + 100)
+    front = pareto_front(frame, cost="flops", score="acc")
+    expected = frame.index[_brute_force(cost, score)]
+    assert sorted(front.index) == sorted(expected)
+    assert list(front.columns) == ["flops", "acc"]
+    assert front["flops"].is_monotonic_increasing
+
+
+def test_neg_cost_columns_are_negated_and_score_columns_are_not():
+    results = {"mean_test_neg_flops": [-10.0, -20.0, -5.0],
+               "mean_test_neg_log_loss": [-0.3, -0.2, -0.5], "param_k": [1, 2, 3]}
+    front = pareto_front(results, cost="neg_flops", score="neg_log_loss")
+    assert list(front.index) == [2, 0, 1]  # 5 FLOPs / .5, 10 / .3, 20 / .2: all on the front
+    front = pareto_front(results, cost="mean_test_neg_flops", score="mean_test_neg_log_loss")
+    assert list(front["param_k"]) == [3, 1, 2]
+
+
+def test_pareto_front_errors_name_the_function_and_the_argument():
+    with pytest.raises(ValueError, match=r"pareto_front: parameter cost='speed' is invalid; "
+                                         r"expected a column"):
+        pareto_front(pd.DataFrame({"flops": [1], "acc": [1]}), cost="speed", score="acc")
+    with pytest.raises(TypeError, match="pareto_front: parameter results="):
+        pareto_front([1, 2], cost="flops", score="acc")
+    with pytest.raises(ValueError, match="make_cost_scorer: parameter cost='time'"):
+        make_cost_scorer("time")
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X.astype(np.float32), y
+
+
+def test_cost_scorers_in_a_multi_metric_grid_search(digits):
+    X, y = digits
+    pipe = make_pipeline(StandardScaler(), MLPStudent(max_epochs=3, random_state=0))
+    search = GridSearchCV(
+        pipe, {"mlpstudent__hidden_layer_sizes": [(8,), (32,), (64,)]}, cv=2,
+        scoring={"neg_log_loss": "neg_log_loss", **cost_scorers()}, refit="neg_log_loss")
+    search.fit(X[:600], y[:600])
+    res = search.cv_results_
+    # FLOPs per row of the network behind the pipeline: 2 * (64 * h + h * 10)
+    np.testing.assert_array_equal(res["mean_test_neg_flops"], [-2 * 74 * h for h in (8, 32, 64)])
+    np.testing.assert_array_equal(res["mean_test_neg_parameters"],
+                                  [-(65 * h + (h + 1) * 10) for h in (8, 32, 64)])
+    assert (res["mean_test_neg_latency"] < 0).all()
+    front = pareto_front(res, cost="neg_flops", score="neg_log_loss")
+    assert set(front.index) <= {0, 1, 2} and 0 in front.index  # the cheapest is always on it
+    best = search.best_estimator_[-1]
+    assert -make_cost_scorer("flops")(search.best_estimator_, X, y) == count_flops(best, (1, 64))
+
+
+def test_parameter_cost_of_a_forest_is_its_node_count(digits):
+    X, y = digits
+    forest = RandomForestClassifier(5, max_depth=3, random_state=0).fit(X, y)
+    assert make_cost_scorer("parameters")(forest, X, y) == -count_parameters(forest)
+
+
+def test_plot_pareto_draws_the_frontier_of_each_method():
+    runs = pd.DataFrame({"flops": [10, 20, 30, 25, 12], "nll": [.5, .4, .3, .45, .6],
+                         "method": ["a"] * 5})
+    ax = plot_pareto(runs.assign(score=-runs["nll"]), "flops", "score", label="width")
+    ax = plot_pareto(runs.assign(score=-runs["nll"] + 0.1), "flops", "score", ax=ax,
+                     label="pruning", annotate="flops")
+    assert len(ax.lines) == 2 and len(ax.collections) == 2
+    front = ax.lines[0].get_xdata()
+    assert list(front) == [10, 20, 30]  # 25 and 12 are dominated
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["width", "pruning"]
+    assert ax.get_xscale() == "log" and ax.get_xlabel() == "flops"
