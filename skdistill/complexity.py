@@ -7,6 +7,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch.utils.flop_counter import FlopCounterMode
 
 from ._validation import param_error
+from .nets.utils import eval_mode
 
 _ACCEPTED = ("a torch nn.Module, a fitted estimator with merged_module_, module_ or student_, "
              "a fitted scikit-learn tree or tree ensemble, MLP or linear model")
@@ -136,13 +137,8 @@ def count_flops(estimator_or_module, input_shape):
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
     device = first.device if first is not None else "cpu"
     x = torch.zeros(shape, dtype=dtype, device=device)
-    was_training = module.training
-    module.eval()
-    try:
-        with torch.no_grad(), FlopCounterMode(display=False) as counter:
-            module(x)
-    finally:
-        module.train(was_training)
+    with eval_mode(module), torch.no_grad(), FlopCounterMode(display=False) as counter:
+        module(x)
     return int(counter.get_total_flops())
 
 

@@ -32,6 +32,7 @@ import torch
 from skorch import NeuralNet
 
 from ._interrupt import user_interrupted
+from .nets.utils import eval_mode
 
 
 class NonFiniteLossError(ArithmeticError):
@@ -408,11 +409,8 @@ def non_finite_problem(module, X_sample):
         if not torch.isfinite(param).all():
             return f"parameter {name} is NaN or inf after training"
     device = next(module.parameters()).device
-    was_training = module.training
-    module.eval()
-    with torch.no_grad():
+    with eval_mode(module), torch.no_grad():
         out = module(X_sample.to(device))
-    module.train(was_training)
     outputs = out.values() if isinstance(out, dict) else [out]
     if not all(torch.isfinite(o).all() for o in outputs):
         return "the trained network outputs NaN or inf on the training data"

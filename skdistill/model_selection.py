@@ -14,27 +14,37 @@ beats on both axes (lower cost and higher score), and :func:`plot_pareto` draws 
 against the cost with that frontier, as Figure 2 of Vadera et al. (2020).
 """
 import numbers
-import time
 
 import numpy as np
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
 from ._validation import param_error
-from .complexity import count_flops, count_parameters
+from .complexity import count_flops, count_parameters, inference_time
 
 COSTS = ("flops", "parameters", "latency")
 
 
-def _final_step(estimator, X):
-    """The last step of a pipeline and ``X`` as that step receives it (first rows only)."""
+def deployed_network(estimator, X):
+    """``(estimator, input shape)``: what ``predict_proba`` runs, and the shape of one row.
+
+    The last step of a pipeline (``X`` transformed by the steps before it), and of a
+    distiller its student (the network behind ``predict_proba``; a GPED distiller's other
+    heads are not counted). The shape is the student's ``input_shape_`` when it has one (a
+    CNN fed flat rows), else that of one transformed row, batch dimension included.
+    """
+    head = X[:1]
     if isinstance(estimator, Pipeline):
-        head = X[:1]
         for _, step in estimator.steps[:-1]:
             if step is not None and step != "passthrough":
                 head = step.transform(head)
-        return estimator.steps[-1][1], head
-    return estimator, X[:1]
+        estimator = estimator.steps[-1][1]
+    while getattr(estimator, "student_", None) is not None:
+        estimator = estimator.student_
+    shape = getattr(estimator, "input_shape_", None)
+    if shape is None:
+        shape = np.asarray(head.toarray() if hasattr(head, "toarray") else head).shape[1:]
+    return estimator, (1,) + tuple(int(s) for s in shape)
 
 
 class _CostScorer:
@@ -44,19 +54,12 @@ class _CostScorer:
         self.cost, self.n_repeats = cost, n_repeats
 
     def __call__(self, estimator, X, y=None):
+        if self.cost == "latency":
+            return -inference_time(estimator, X, n_repeats=self.n_repeats, per=1)
+        network, shape = deployed_network(estimator, X)
         if self.cost == "parameters":
-            return -float(count_parameters(_final_step(estimator, X)[0]))
-        if self.cost == "flops":
-            final, row = _final_step(estimator, X)
-            row = np.asarray(row.toarray() if hasattr(row, "toarray") else row)
-            return -float(count_flops(final, (1,) + row.shape[1:]))
-        estimator.predict_proba(X[:1])  # warm-up
-        times = []
-        for _ in range(self.n_repeats):
-            start = time.perf_counter()
-            estimator.predict_proba(X)
-            times.append(time.perf_counter() - start)
-        return -float(np.median(times)) / max(1, X.shape[0])
+            return -float(count_parameters(network))
+        return -float(count_flops(network, shape))
 
     def __repr__(self):
         return f"make_cost_scorer({self.cost!r})"
@@ -69,10 +72,12 @@ def make_cost_scorer(cost, *, n_repeats=3):
     ----------
     cost : {"flops", "parameters", "latency"}
         ``"flops"``: FLOPs of one forward pass on one row (:func:`~skdistill.complexity.
-        count_flops`; a network student or distiller, also as the last step of a pipeline);
-        ``"parameters"``: :func:`~skdistill.complexity.count_parameters` (tree ensembles:
-        their node count); ``"latency"``: median seconds per row of ``predict_proba`` on the
-        scored rows, measured (so it varies from run to run, and with the machine's load).
+        count_flops`); ``"parameters"``: :func:`~skdistill.complexity.count_parameters`
+        (tree ensembles: their node count); both of the network behind ``predict_proba``
+        (:func:`deployed_network`: the last step of a pipeline, a distiller's student).
+        ``"latency"``: median seconds per row of ``predict_proba`` on the scored rows
+        (:func:`~skdistill.complexity.inference_time`), measured, so it varies from run to
+        run and with the machine's load.
     n_repeats : int, default=3
         Timed calls for ``"latency"``.
 
@@ -120,6 +125,8 @@ def _column(func, frame, name, what):
     for column in (name, f"mean_test_{name}"):
         if column in frame.columns:
             values = pd.to_numeric(frame[column], errors="coerce").astype(float)
+            if values.isna().all() and frame[column].notna().any():
+                raise param_error(func, what, name, "a numeric column")
             bare = column[len("mean_test_"):] if column.startswith("mean_test_") else column
             if what == "cost" and bare.startswith("neg_"):
                 return -values, bare[len("neg_"):]
@@ -238,12 +245,14 @@ def plot_pareto(results, cost, score, *, ax=None, label=None, color=None, annota
         _, ax = plt.subplots(figsize=(5, 3.5))
     points = ax.scatter(c, s, s=18, alpha=0.35, color=color)
     color = points.get_facecolor()[0][:3]
-    fc, fs = c.loc[front.index], s.loc[front.index]
-    ax.plot(fc, fs, "o-", drawstyle="steps-post", color=color, label=label, markersize=5)
+    fc, _ = _column(func, front, cost, "cost")
+    fs, _ = _column(func, front, score, "score")
+    ax.plot(fc.to_numpy(), fs.to_numpy(), "o-", drawstyle="steps-post", color=color,
+            label=label, markersize=5)
     if annotate is not None:
-        for i in front.index:
-            ax.annotate(str(frame.loc[i, annotate]), (fc[i], fs[i]), fontsize=7,
-                        textcoords="offset points", xytext=(3, 3))
+        for text, x, y in zip(front[annotate], fc, fs):
+            ax.annotate(str(text), (x, y), fontsize=7, textcoords="offset points",
+                        xytext=(3, 3))
     if logx:
         ax.set_xscale("log")
     ax.set_xlabel(cost_name)
@@ -253,4 +262,5 @@ def plot_pareto(results, cost, score, *, ax=None, label=None, color=None, annota
     return ax
 
 
-__all__ = ["make_cost_scorer", "cost_scorers", "pareto_front", "plot_pareto", "COSTS"]
+__all__ = ["make_cost_scorer", "cost_scorers", "pareto_front", "plot_pareto",
+           "deployed_network", "COSTS"]

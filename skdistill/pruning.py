@@ -11,8 +11,9 @@ The groups are derived from the network itself (:func:`group_plan`): one forward
 hooks records which layer feeds which. A layer can be pruned when its output reaches only other
 ``Linear``/``Conv2d`` layers, through element-wise activations, dropout, pooling and
 ``Flatten``; an output layer, or one whose output is used by something else (a residual sum, a
-functional op), keeps all its units. The plan is checked on a probe before it is used: removing
-a unit must give exactly the network with that unit's incoming weights set to zero.
+functional op), keeps all its units. Each prunable layer is checked on a probe before it is
+used: removing some of its units must give exactly the network with their incoming weights set
+to zero (otherwise the layer is left whole).
 
 Removing a unit is exact: with its incoming weights zero, the unit outputs a constant (its
 activated bias), which is folded into the next layer's bias. So :func:`prune_network` returns a
@@ -29,10 +30,11 @@ import copy
 from dataclasses import dataclass, field
 
 import torch
-from skorch.callbacks import Callback, LRScheduler
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from torch import nn
 
 from ._interrupt import warn_user
+from .nets.utils import eval_mode
 
 #: Modules that act on each unit or channel on its own (so a constant unit stays constant).
 ELEMENTWISE = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.SELU, nn.CELU, nn.GELU, nn.SiLU,
@@ -137,15 +139,12 @@ def _trace(module, example):
 
     for name, m in _leaf_modules(module):
         hooks.append(m.register_forward_hook(hook(name)))
-    was_training = module.training
-    module.eval()
     try:
-        with torch.no_grad():
+        with eval_mode(module), torch.no_grad():
             out = module(example)
     finally:
         for h in hooks:
             h.remove()
-        module.train(was_training)
     # ``calls`` keeps every output alive, so the ids above cannot be reused
     return calls, {id(t) for t in _tensors(out)}
 
@@ -166,10 +165,11 @@ def group_plan(module, example):
     Raises
     ------
     ValueError
-        When no layer can be pruned (the reasons are listed), or when removing a unit does not
-        give the network with that unit's incoming weights set to zero (its layers are not
-        connected as the forward pass suggests, e.g. an output is also used by a functional
-        operation).
+        When no layer can be pruned; the reasons are listed. A layer is left whole (and in
+        ``plan.skipped``) when its output reaches something other than ``Linear``/``Conv2d``
+        layers through activations, dropout, pooling or ``Flatten`` modules, when its weights
+        are tied to another layer's, or when removing units on a probe does not give the
+        network with their incoming weights set to zero (a functional sum or slice).
 
     Examples
     --------
@@ -191,6 +191,7 @@ def group_plan(module, example):
     seen, layers, skipped = {}, [], {}
     for name, m, _, _, _ in calls:
         seen[name] = seen.get(name, 0) + 1
+    shared = _shared_parameters(module)
     for i, (name, m, _, _, out) in enumerate(calls):
         if not _is_group_layer(m) or name in skipped:
             continue
@@ -199,15 +200,19 @@ def group_plan(module, example):
             continue
         found, why = _follow(calls, consumers, outputs, i, m, out)
         if why is None:
+            tied = [n for n in [name] + [c[0] for c in found] if n in shared]
+            if tied:
+                why = (f"the weights of {tied[0]} are shared with another layer (tied "
+                       "weights would be untied by pruning)")
+        if why is None:
             layers.append(PrunableLayer(name, found, tuple(out.shape[2:])))
         else:
             skipped[name] = why
     for layer in list(layers):
-        if not _probe(module, layer, example):
+        why = _probe(module, layer, example)
+        if why is not None:
             layers.remove(layer)
-            skipped[layer.name] = ("removing one of its units changed the network's outputs "
-                                   "(its output is also used by an operation that is not a "
-                                   "module)")
+            skipped[layer.name] = why
     if not layers:
         reasons = "; ".join(f"{k}: {v}" for k, v in skipped.items()) or "it has no Linear or " \
             "Conv2d layer"
@@ -216,6 +221,15 @@ def group_plan(module, example):
                          "Linear/Conv2d layers through activations, dropout, pooling or "
                          "Flatten modules")
     return GroupPlan(layers, skipped)
+
+
+def _shared_parameters(module):
+    """Names of the modules holding a parameter that another module holds too."""
+    owners = {}
+    for name, m in module.named_modules(remove_duplicate=False):
+        for p in m.parameters(recurse=False):
+            owners.setdefault(id(p), set()).add(name)
+    return {name for names in owners.values() if len(names) > 1 for name in names}
 
 
 def _follow(calls, consumers, outputs, i, layer, out):
@@ -258,24 +272,41 @@ def _follow(calls, consumers, outputs, i, layer, out):
 
 
 def _probe(module, layer, example):
-    """Whether removing one unit of ``layer`` equals zeroing its incoming weights (a
-    connection the hooks cannot see, e.g. a residual sum, breaks the equality)."""
+    """Why removing units of ``layer`` does not give the network with their incoming weights
+    set to zero (None when it does). A connection the hooks cannot see (a residual sum, a
+    slice ``h[:, -1:]``) breaks the equality. The first and last units and a random half of
+    the others are removed together, each with its own non-zero bias (a constant that must be
+    folded exactly)."""
+    gen = torch.Generator().manual_seed(0)
     probe = copy.deepcopy(module).double().eval()
     m = probe.get_submodule(layer.name)
-    with torch.no_grad():
-        m.weight[0].zero_()
-        if m.bias is not None:
-            m.bias[0] = 0.5  # a non-zero constant, which must be folded exactly
-        x = example.double().normal_(generator=torch.Generator().manual_seed(0))
-        expected = _tensors(probe(x))
-        try:
-            pruned, _ = _prune(probe, GroupPlan([layer], {}), 0.0, exact_zero=True)
+    n = m.weight.shape[0]
+    drop = torch.rand(n, generator=gen) < 0.5
+    drop[0] = drop[-1] = True
+    if n > 1:
+        drop[1] = False  # keep a unit: a layer is never emptied
+    try:
+        with torch.no_grad():
+            # the units kept get non-zero weights whatever the network holds now
+            m.weight[~drop] = torch.randn(m.weight[~drop].shape, generator=gen,
+                                          dtype=torch.double)
+            m.weight[drop] = 0
+            if m.bias is not None:
+                m.bias[drop] = torch.linspace(0.3, 0.9, int(drop.sum()), dtype=torch.double)
+            x = torch.randn(example.shape, generator=gen, dtype=torch.double)
+            expected = _tensors(probe(x))
+            pruned, sizes = _prune(probe, GroupPlan([layer], {}), 0.0, exact_zero=True)
             got = _tensors(pruned(x))
-        except (RuntimeError, ValueError, IndexError):
-            return False
-    return len(got) == len(expected) and all(
-        a.shape == b.shape and torch.allclose(a, b, rtol=1e-9, atol=1e-9)
-        for a, b in zip(expected, got))
+    except Exception as exc:  # noqa: BLE001 - a user's forward may raise anything
+        return f"removing units made the forward pass fail ({type(exc).__name__}: {exc})"
+    if sizes[layer.name] != (n, n - int(drop.sum())):
+        return "its units could not be removed"
+    if len(got) != len(expected) or not all(
+            a.shape == b.shape and torch.allclose(a, b, rtol=1e-9, atol=1e-9)
+            for a, b in zip(expected, got)):
+        return ("removing some of its units changed the network's outputs (its output is also "
+                "used by an operation that is not a module, e.g. a sum or a slice)")
+    return None
 
 
 def group_norms(module, plan):
@@ -381,11 +412,8 @@ def _prune(module, plan, threshold, exact_zero=False, owner=None):
 
 
 def _eval_call(m, x):
-    was_training = m.training
-    try:
-        return m.eval()(x.clone())
-    finally:
-        m.train(was_training)
+    with eval_mode(m):
+        return m(x.clone())
 
 
 def _remove_units(module, layer, m, keep):
@@ -441,9 +469,12 @@ class PruneCallback(Callback):
     end of the last of them the network is pruned (:func:`prune_network`) and replaced, the
     penalty is dropped, and the optimiser restarts at ``fine_tune_lr`` (a fresh optimiser
     state; ``LRScheduler`` callbacks restart with it) for the remaining epochs. The epoch of
-    pruning records ``n_pruned_units`` in the history. When training stops earlier
-    (``EarlyStopping``), the network is pruned at the end without fine-tuning; after a Ctrl-C
-    it is left unpruned.
+    pruning records ``n_pruned_units`` in the history. ``EarlyStopping`` callbacks start again
+    with the fine-tuning (the best weights they held are the unpruned network's). When
+    training stops earlier (``EarlyStopping``), the network is pruned at the end without
+    fine-tuning; after a Ctrl-C it is left unpruned.
+    A scheduler that sets its own learning rates (``CyclicLR``, ``OneCycleLR``) overrides
+    ``fine_tune_lr``.
 
     Parameters
     ----------
@@ -480,26 +511,28 @@ class PruneCallback(Callback):
 
     def on_train_end(self, net, **kwargs):
         if self.sizes_ is None and not getattr(net, "interrupted_", False):
-            if len(net.history) >= self.prune_at_:  # max_epochs=0: nothing was trained
-                return self.prune(net, fine_tune=False)
+            if not net.history:  # max_epochs=0: nothing was trained, nothing to prune
+                return
             warn_user(f"{_name(self.owner)}: training stopped after {len(net.history)} epochs, "
                       f"before the {self.prune_at_} with the group-lasso penalty; the network "
                       "is pruned now, without fine-tuning.")
-            self.prune(net, fine_tune=False)
+            self.prune(net)
 
-    def prune(self, net, fine_tune=True):
+    def prune(self, net):
+        """Replace the network by its pruned copy, with a fresh optimiser at ``fine_tune_lr``;
+        ``LRScheduler`` and ``EarlyStopping`` callbacks start again on the pruned network."""
         module, self.sizes_ = prune_network(net.module_, self.plan, self.threshold,
                                             owner=self.owner)
         net.module_ = module.train(net.module_.training)
         net.regularizer = self.regularizer
-        removed = sum(before - after for before, after in self.sizes_.values())
-        net.history.record("n_pruned_units", removed)
-        if fine_tune:
-            net.lr = self.fine_tune_lr
-            net.initialize_optimizer()
-            for _, cb in net.callbacks_:
-                if isinstance(cb, LRScheduler):  # a fresh schedule on the new optimizer
-                    cb.lr_scheduler_ = cb.policy_(net.optimizer_, **cb.kwargs)
+        net.history.record("n_pruned_units", self.n_pruned_units_)
+        net.lr = self.fine_tune_lr
+        net.initialize_optimizer()
+        for _, cb in net.callbacks_:
+            if isinstance(cb, LRScheduler):  # a fresh schedule on the new optimizer
+                cb.lr_scheduler_ = cb.policy_(net.optimizer_, **cb.kwargs)
+            elif isinstance(cb, EarlyStopping):  # its best weights are the unpruned network's
+                cb.on_train_begin(net)
 
     @property
     def n_pruned_units_(self):

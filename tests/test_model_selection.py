@@ -12,7 +12,8 @@ from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
-from skdistill import MLPStudent  # noqa: E402
+from skdistill import (CNNStudent, DeepEnsembleTeacher, GPEDDistiller,  # noqa: E402
+                       MLPStudent)
 from skdistill.complexity import count_flops, count_parameters  # noqa: E402
 from skdistill.model_selection import (cost_scorers, make_cost_scorer, pareto_front,  # noqa: E402
                                        plot_pareto)
@@ -86,9 +87,23 @@ def test_cost_scorers_in_a_multi_metric_grid_search(digits):
                                   [-(65 * h + (h + 1) * 10) for h in (8, 32, 64)])
     assert (res["mean_test_neg_latency"] < 0).all()
     front = pareto_front(res, cost="neg_flops", score="neg_log_loss")
-    assert set(front.index) <= {0, 1, 2} and 0 in front.index  # the cheapest is always on it
+    assert sorted(front.index) == _brute_force(-res["mean_test_neg_flops"],
+                                               res["mean_test_neg_log_loss"])
     best = search.best_estimator_[-1]
     assert -make_cost_scorer("flops")(search.best_estimator_, X, y) == count_flops(best, (1, 64))
+
+
+def test_cost_of_a_distiller_is_its_students_network(digits):
+    X, y = digits
+    X = X / 16
+    teacher = DeepEnsembleTeacher(MLPStudent((8,), max_epochs=2), n_members=2, random_state=0)
+    model = GPEDDistiller(teacher, CNNStudent(max_epochs=1, width_multiplier=0.5),
+                          target=["predictive", "entropy"], random_state=0).fit(X[:200], y[:200])
+    student = model.student_
+    # the trunk of a GPED CNN student takes images: the shape comes from input_shape_
+    assert -make_cost_scorer("flops")(model, X, y) == count_flops(student, (1, 1, 8, 8))
+    assert -make_cost_scorer("parameters")(model, X, y) == count_parameters(student)
+    assert count_parameters(student) < count_parameters(model.module_)  # + entropy head
 
 
 def test_parameter_cost_of_a_forest_is_its_node_count(digits):
@@ -108,3 +123,10 @@ def test_plot_pareto_draws_the_frontier_of_each_method():
     assert list(front) == [10, 20, 30]  # 25 and 12 are dominated
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["width", "pruning"]
     assert ax.get_xscale() == "log" and ax.get_xlabel() == "flops"
+    # two searches concatenated: a repeated index still draws each frontier point once
+    both = pd.concat([runs, runs.assign(flops=runs["flops"] + 5)]).assign(score=-runs["nll"])
+    ax = plot_pareto(both, "flops", "score")
+    assert list(ax.lines[0].get_xdata()) == list(pareto_front(both, "flops", "score")["flops"])
+    with pytest.raises(ValueError, match="pareto_front: parameter cost='method' is invalid; "
+                                         "expected a numeric column"):
+        pareto_front(runs, cost="method", score="nll")

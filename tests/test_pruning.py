@@ -128,12 +128,41 @@ class _TwoPaths(_Residual):
         return self.out(self.act(self.b(h))) + h[:, :2]
 
 
+class _Sliced(_Residual):
+    def forward(self, x):
+        h = self.a(x)
+        return self.out(self.act(self.b(self.act(h)))) + h[:, -1:]  # the last unit, read apart
+
+
+class _Tied(_Residual):
+    def __init__(self):
+        super().__init__()
+        self.b.weight = self.a.weight
+
+    def forward(self, x):
+        return self.out(self.act(self.b(self.act(self.a(x)))))
+
+
+def test_a_slice_or_tied_weights_leave_the_layer_whole():
+    plan = group_plan(_Sliced(), torch.zeros(2, 4))
+    assert plan.names == ["b"] and "changed the network's outputs" in plan.skipped["a"]
+    with pytest.raises(ValueError, match="a: the weights of a are shared with another layer"):
+        group_plan(_Tied(), torch.zeros(2, 4))
+    example = torch.zeros(2, 4, dtype=torch.double)
+    group_plan(MLP(4, 2, (3,)).double(), example)
+    assert (example == 0).all()  # the probe does not write into the caller's tensor
+
+
 def test_a_network_whose_layers_cannot_be_grouped_is_refused_or_partly_pruned():
     with pytest.raises(ValueError, match="no layer of _Residual can be pruned.*changed the "
                                          "network's outputs"):
         group_plan(_Residual(), torch.zeros(2, 4))
     plan = group_plan(_TwoPaths(), torch.zeros(2, 4))
     assert plan.names == ["b"] and "changed the network's outputs" in plan.skipped["a"]
+    with pytest.raises(ValueError, match=r"no layer of Sequential can be pruned \(0.0: "
+                                         "it reaches 0.1, a BatchNorm1d"):
+        group_plan(nn.Sequential(nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4)),
+                                 nn.Linear(4, 2)), torch.zeros(2, 3))
     with pytest.raises(ValueError, match="no layer of Sequential can be pruned"):
         group_plan(nn.Sequential(nn.Linear(3, 2)), torch.zeros(1, 3))
 
@@ -285,7 +314,39 @@ def test_early_stop_before_pruning_prunes_at_the_end_with_a_warning(digits):
     X, y = digits
     stop = EarlyStopping(monitor="train_loss", patience=1, threshold=10.0)  # stops at once
     clf = MLPStudent(**FAST, group_lasso=2e-2, callbacks=[stop])
-    with pytest.warns(UserWarning, match="MLPStudent: training stopped after 2 epochs, before "
-                                         "the 20 with the group-lasso penalty"):
+    with pytest.warns(UserWarning, match=r"MLPStudent \(group_lasso=0.02\): training stopped "
+                                         "after 2 epochs, before the 20 with the group-lasso"):
         clf.fit(X[:300], y[:300])
     assert "n_pruned_units" in clf.history_[-1]
+    # the optimizer holds the pruned network's parameters, not the old ones
+    assert {id(p) for g in clf.net_.optimizer_.param_groups for p in g["params"]} == {
+        id(p) for p in clf.net_.module_.parameters()}
+
+
+def test_early_stopping_with_load_best_restarts_with_the_fine_tuning(digits):
+    X, y = digits
+    stop = EarlyStopping(patience=100, load_best=True)  # restores its best weights at the end
+    clf = MLPStudent(**{**FAST, "max_epochs": 10}, batch_size=32, group_lasso=2e-2,
+                     validation_fraction=0.2, callbacks=[stop]).fit(X[:500], y[:500])
+    assert clf.n_pruned_units_ > 0
+    assert clf.module_.features[1].weight.shape[0] == clf.hidden_layer_sizes_[0] < 48
+    best = dict(clf.net_.callbacks_)["EarlyStopping"]
+    assert best.best_epoch_ > 8  # a fine-tuning epoch: the unpruned ones were forgotten
+
+
+def test_checkpoint_with_load_best_is_refused_before_training(digits, tmp_path):
+    X, y = digits
+    from skorch.callbacks import Checkpoint
+
+    clf = MLPStudent(max_epochs=3, group_lasso=1e-3, callbacks=[
+        Checkpoint(dirname=str(tmp_path), load_best=True)])
+    with pytest.raises(ValueError, match=r"MLPStudent: parameter callbacks=.* is invalid; "
+                                         "expected no Checkpoint with load_best=True"):
+        clf.fit(X[:50], y[:50])
+    assert not list(tmp_path.iterdir())
+
+
+def test_zero_epochs_with_a_penalty_trains_and_prunes_nothing(digits):
+    X, y = digits
+    clf = MLPStudent(hidden_layer_sizes=(8,), max_epochs=0, group_lasso=1e-2).fit(X[:50], y[:50])
+    assert clf.n_pruned_units_ == 0 and clf.hidden_layer_sizes_ == (8,)

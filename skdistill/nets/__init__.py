@@ -7,6 +7,7 @@ distiller can put several heads on one trunk.
 from .mlp import MLP, make_activation, scaled_widths
 from .cnn import CNN, CNN_ARCHITECTURES
 from .batch_ensemble import BatchEnsemble, BEConv2d, BELinear, merge_batch_ensemble
+from .utils import eval_mode
 
 __all__ = ["MLP", "CNN", "CNN_ARCHITECTURES", "make_activation", "scaled_widths",
-           "BatchEnsemble", "BELinear", "BEConv2d", "merge_batch_ensemble"]
+           "BatchEnsemble", "BELinear", "BEConv2d", "merge_batch_ensemble", "eval_mode"]

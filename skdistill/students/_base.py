@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 import torch
+from skorch.callbacks import Checkpoint
 from skorch.dataset import ValidSplit
 from skorch.history import History
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -19,6 +20,7 @@ from ..engine import (BatchIterator, NonFiniteLossError, Objective, RowDataset, 
                       as_loss_module, completed_epochs, dense_chunks, divergence_error,
                       limit_threads, max_abs, non_finite_problem)
 from ..losses import SoftTargetCrossEntropy
+from ..nets.utils import eval_mode
 from ..pruning import (GroupLassoPenalty, PruneCallback, SumRegularizer, group_plan,
                        layer_widths)
 
@@ -230,6 +232,14 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         if not self.group_lasso:
             return None
         self._check_prunable()
+        for item in self.callbacks or []:
+            cb = item[1] if isinstance(item, tuple) else item
+            if isinstance(cb, Checkpoint) and cb.load_best:
+                raise param_error(self, "callbacks", self.callbacks,
+                                  "no Checkpoint with load_best=True when group_lasso > 0 (the "
+                                  "weights it saved before pruning do not fit the pruned "
+                                  "network); use load_best=False, or EarlyStopping("
+                                  "load_best=True), which restarts with the fine-tuning")
         try:
             plan = group_plan(module, data.dense(slice(0, 2)))
         except ValueError as exc:
@@ -237,7 +247,8 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
                               f"0 for this network: {exc}") from None
         return PruneCallback(plan, self.prune_threshold, self.fine_tune_epochs,
                              self.lr if self.fine_tune_lr is None else self.fine_tune_lr,
-                             self._regularizer(), owner=type(self).__name__)
+                             self._regularizer(),
+                             owner=f"{type(self).__name__} (group_lasso={self.group_lasso:g})")
 
     def _make_net(self, module, objective, seed, train_split=None, pruner=None):
         opt_cls, opt_kwargs = self._optimizer_spec()
@@ -342,13 +353,9 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         """Validate ``X`` and run ``module`` on it in eval mode, chunk by chunk (CPU outputs)."""
         X = self._check_X(X, reset=False)
         device = next(module.parameters()).device
-        was_training = module.training
-        module.eval()
-        with torch.inference_mode():
-            out = [_to_cpu(module(chunk.to(device)))
-                   for chunk in dense_chunks(X, batch_size, self._row_shape())]
-        module.train(was_training)
-        return out
+        with eval_mode(module), torch.inference_mode():
+            return [_to_cpu(module(chunk.to(device)))
+                    for chunk in dense_chunks(X, batch_size, self._row_shape())]
 
     def forward(self, X, module=None, batch_size=4096):
         """Outputs of the trained network for ``X``, on the CPU, in eval mode.

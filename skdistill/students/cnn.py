@@ -53,6 +53,7 @@ callbacks, validation_fraction, verbose, random_state
         Widths of its hidden fully connected layers (after pruning).
     n_pruned_units_ : int
         Channels and units removed by pruning.
+
     References
     ----------
     Vadera, Jalaian, Marlin. Generalized Bayesian Posterior Expectation Distillation for Deep

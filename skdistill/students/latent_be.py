@@ -137,6 +137,10 @@ callbacks, validation_fraction, verbose, random_state
         The trained BatchEnsemble (its ``forward`` returns ``(M, B, C)`` logits).
     merged_module_ : skdistill.nets.MLP
         The merged network used for prediction.
+    hidden_layer_sizes_ : tuple of int
+        Hidden widths of the merged network.
+    n_pruned_units_ : int
+        Always 0 (LatentBE students are not pruned).
 
     References
     ----------
@@ -218,6 +222,8 @@ callbacks, validation_fraction, verbose, random_state
         As in :class:`~skdistill.CNNStudent`.
     module_ : skdistill.nets.BatchEnsemble
     merged_module_ : skdistill.nets.CNN
+    channels_, hidden_layer_sizes_, n_pruned_units_
+        As in :class:`~skdistill.CNNStudent`, of the merged network (never pruned).
 
     References
     ----------

@@ -1,0 +1,23 @@
+"""Helpers over plain torch modules."""
+from contextlib import contextmanager
+
+
+@contextmanager
+def eval_mode(module):
+    """Run ``module`` in eval mode, then give every submodule back its own train/eval mode.
+
+    >>> import torch
+    >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
+    >>> with eval_mode(net):
+    ...     net[1].training
+    False
+    >>> net[1].training
+    True
+    """
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
