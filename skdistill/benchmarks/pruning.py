@@ -1,7 +1,9 @@
 """Student search against group-lasso pruning under GPED (Vadera et al. §3.3, Figure 2).
 
 ``python -m skdistill.benchmarks pruning [--models fcnn cnn] [--masks 0 15] [--speed]
-[--tabular] [--epochs 30] [--json FILE] [--plot FILE]``
+[--tabular] [--epochs 30] [--json FILE] [--plot FILE] [--save-students FILE]``, and
+``python -m skdistill.benchmarks pruning --speed-only FILE`` to time saved students alone (on an
+idle machine, after the long quality run).
 
 Data: the MNIST test split (``$SKDISTILL_DATA``), 8,000 images for the teacher and the
 distillation set and 2,000 held out, as in ``gped_mnist``; ``--masks 15`` occludes one random
@@ -225,9 +227,15 @@ def plot(rows, path):
             if len(sub):
                 plot_pareto(sub, "flops", "neg_nll", ax=ax, label=f"{method} (ours)",
                             color=color)
+        width = -part.loc[part["method"] == "width", "nll"]
+        if len(width):  # the width grid's range; the most pruned students fall below it
+            span = width.max() - width.min()
+            ax.set_ylim(width.min() - 0.8 * span, width.max() + 0.15 * span)
         if model == "cnn" and mask == 15:  # the paper gives the baseline point and a level
             ax.scatter([0.48e6], [-0.469], marker="x", color="k", label="paper: baseline")
             ax.axhline(-0.30, color="k", lw=0.8, ls=":", label="paper: ~.30 reached")
+            bottom, top = ax.get_ylim()
+            ax.set_ylim(bottom, max(top, -0.27))
             ax.legend(fontsize=7)
         ax.set_title(f"{model.upper()}, mask {mask}", fontsize=9)
         ax.set_xlabel("FLOPs per image")
@@ -235,6 +243,12 @@ def plot(rows, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"plot: {path}")
+
+
+def replot(json_path, png_path):
+    """Redraw the frontier plot from a ``--json`` file."""
+    with open(json_path) as fh:
+        plot(json.load(fh)["rows"], png_path)
 
 
 def main(argv=()):
