@@ -186,13 +186,19 @@ def check_device(owner, device, name="device"):
                       f"'cpu' or 'cuda' ('{dev.type}' is not available on this machine)")
 
 
+def callback_objects(callbacks):
+    """``(item, callback)`` for each entry of a skorch ``callbacks`` list: the callback of a
+    ``(name, callback)`` pair, any other entry as it is."""
+    for item in callbacks or []:
+        named = isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str)
+        yield item, item[1] if named else item
+
+
 def check_callbacks(owner, callbacks, name="callbacks"):
     """skorch callbacks: ``Callback`` instances or ``(name, Callback)`` pairs."""
     from skorch.callbacks import Callback
 
-    for item in callbacks or []:
-        cb = item[1] if isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str) \
-            else item
+    for item, cb in callback_objects(callbacks):
         if not (isinstance(cb, Callback) or (isinstance(cb, type) and issubclass(cb, Callback))):
             raise param_error(owner, name, callbacks,
                               "a list of skorch callbacks (skorch.callbacks.Callback instances "

@@ -398,9 +398,9 @@ def _prune(module, plan, threshold, exact_zero=False, owner=None):
             keep = rows.abs().amax(1) > 0 if exact_zero else ~(rows.abs() < threshold).all(1)
             if not keep.any():
                 keep[rows.norm(dim=1).argmax()] = True
-                warn_user(f"{_name(owner)}: every unit of layer {layer.name!r} has incoming weights "
-                          f"below {threshold:g}; its largest unit is kept. The penalty is too "
-                          "strong for this network (lower group_lasso).")
+                warn_user(f"{_name(owner)}: every unit of layer {layer.name!r} has incoming "
+                          f"weights below {threshold:g}; its largest unit is kept. The penalty "
+                          "is too strong for this network (lower group_lasso).")
             sizes[layer.name] = (len(keep), int(keep.sum()))
             if keep.all():
                 continue

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed, seeded
-from .._validation import (check_callbacks, check_device, check_sample_weight,
+from .._validation import (callback_objects, check_callbacks, check_device, check_sample_weight,
                            check_soft_targets, check_validation_fraction, encode_labels,
                            param_error)
 from ..engine import (BatchIterator, NonFiniteLossError, Objective, RowDataset, StudentNet,
@@ -232,8 +232,7 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         if not self.group_lasso:
             return None
         self._check_prunable()
-        for item in self.callbacks or []:
-            cb = item[1] if isinstance(item, tuple) else item
+        for _, cb in callback_objects(self.callbacks):
             if isinstance(cb, Checkpoint) and cb.load_best:
                 raise param_error(self, "callbacks", self.callbacks,
                                   "no Checkpoint with load_best=True when group_lasso > 0 (the "
@@ -257,7 +256,8 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         loss = loss if objective.member_aware else self._training_loss(loss)
         regularizer, callbacks = self._regularizer(), copy.deepcopy(self.callbacks)
         if pruner is not None:
-            regularizer = SumRegularizer(regularizer,
+            # the student's own term (which stays after pruning) plus the penalty
+            regularizer = SumRegularizer(pruner.regularizer,
                                          GroupLassoPenalty(self.group_lasso, pruner.plan))
             callbacks = (callbacks or []) + [("prune", pruner)]
         return StudentNet(
