@@ -1,7 +1,10 @@
-"""Temperature scaling: one scalar T fitted by NLL on held-out data, applied as softmax(log p / T)."""
+"""Probability calibration maps fitted on held-out data: temperature scaling and isotonic."""
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
+from sklearn.base import BaseEstimator
+from sklearn.isotonic import IsotonicRegression
+from sklearn.utils.validation import check_is_fitted
 
 from ._validation import check_labels_present, param_error
 
@@ -63,7 +66,7 @@ def _encode(func, y, labels, n_classes, name="y"):
     return order[pos]
 
 
-def fit_temperature(proba_or_logits, y, labels=None):
+def fit_temperature(proba_or_logits, y, labels=None, sample_weight=None):
     """Fit the temperature T that minimises the NLL of ``softmax(log p / T)`` on ``y``.
 
     Parameters
@@ -111,13 +114,33 @@ def fit_temperature(proba_or_logits, y, labels=None):
                           f"a 1-d array of {len(L)} labels, one per row of proba_or_logits")
     idx = _encode(func, y, labels, L.shape[1])
     rows = np.arange(len(L))
+    weight = _check_weights(func, sample_weight, len(L))
 
     def nll(log_t):
-        return -log_softmax(L * np.exp(-log_t), axis=1)[rows, idx].mean()
+        log_p = log_softmax(L * np.exp(-log_t), axis=1)[rows, idx]
+        return -log_p.mean() if weight is None else -(weight * log_p).sum() / weight.sum()
 
     result = minimize_scalar(nll, bounds=_LOG_T_BOUNDS, method="bounded",
                              options={"xatol": 1e-10})
     return float(np.exp(result.x))
+
+
+def _check_weights(func, sample_weight, n_rows):
+    """Row weights as a float64 vector of ``n_rows`` (non-negative, positive sum), or None."""
+    if sample_weight is None:
+        return None
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise param_error(func, "sample_weight", sample_weight, "a numeric array",
+                          TypeError) from None
+    if w.shape != (n_rows,):
+        raise param_error(func, "sample_weight", f"<array of shape {w.shape}>",
+                          f"a 1-d array of {n_rows} weights, one per row")
+    if not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
+        raise param_error(func, "sample_weight", "<array with NaN, inf, negative values or "
+                          "sum 0>", "finite non-negative weights with a positive sum")
+    return w
 
 
 def apply_temperature(proba, temperature):
@@ -151,4 +174,181 @@ def apply_temperature(proba, temperature):
     return scaled[:, 1] if np.ndim(proba) == 1 else scaled
 
 
-__all__ = ["fit_temperature", "apply_temperature"]
+def _as_proba(owner, name, values):
+    """Validated (n, C) probabilities; a 1-d input is the positive class of a binary problem."""
+    _as_logits(owner, name, values, allow_logits=False)
+    P = np.asarray(values, dtype=np.float64)
+    return np.column_stack([1.0 - P, P]) if P.ndim == 1 else P
+
+
+class _ProbaCalibrator(BaseEstimator):
+    """A monotone map from held-out probabilities to calibrated ones: ``fit``, ``transform``."""
+
+    def _check_fit(self, proba, y, labels, sample_weight):
+        P = _as_proba(self, "proba", proba)
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != len(P):
+            raise param_error(self, "y", f"<array of shape {y.shape}>",
+                              f"a 1-d array of {len(P)} labels, one per row of proba")
+        self.n_classes_ = P.shape[1]
+        return P, _encode(self, y, labels, P.shape[1]), _check_weights(self, sample_weight,
+                                                                        len(P))
+
+    def _check_transform(self, proba):
+        check_is_fitted(self, "n_classes_")
+        P = _as_proba(self, "proba", proba)
+        if P.shape[1] != self.n_classes_:
+            raise param_error(self, "proba", f"<array with {P.shape[1]} columns>",
+                              f"{self.n_classes_} columns, as in fit")
+        return P
+
+
+class TemperatureCalibrator(_ProbaCalibrator):
+    """Temperature scaling as a fitted map: ``softmax(log p / temperature_)``.
+
+    One scalar, fitted by :func:`fit_temperature` (weighted NLL) on held-out probabilities;
+    the map keeps every row's ranking of the classes, so accuracy is unchanged.
+
+    Attributes
+    ----------
+    temperature_ : float
+        The fitted temperature: above 1 softens over-confident probabilities, below 1
+        sharpens under-confident ones.
+    n_classes_ : int
+
+    References
+    ----------
+    Guo, Pleiss, Sun, Weinberger. On Calibration of Modern Neural Networks. ICML 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdistill.calibration import TemperatureCalibrator
+    >>> proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.9, 0.1], [0.1, 0.9]])
+    >>> cal = TemperatureCalibrator().fit(proba, [0, 0, 1, 1])
+    >>> round(cal.temperature_, 3), cal.transform([[0.9, 0.1]]).round(3).tolist()
+    (2.0, [[0.75, 0.25]])
+    """
+
+    def fit(self, proba, y, *, labels=None, sample_weight=None):
+        """Fit the temperature on held-out probabilities ``proba`` and their labels ``y``.
+
+        Parameters
+        ----------
+        proba : array-like of shape (n_samples, n_classes) or (n_samples,)
+            Held-out probabilities (a 1-d input is the positive class of a binary problem).
+        y : array-like of shape (n_samples,)
+            True labels.
+        labels : array-like of shape (n_classes,), default=None
+            The label of each column (default: the sorted unique values of ``y``).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights of the NLL.
+
+        Returns
+        -------
+        self
+        """
+        P, idx, weight = self._check_fit(proba, y, labels, sample_weight)
+        self.temperature_ = fit_temperature(P, idx, labels=np.arange(P.shape[1]),
+                                            sample_weight=weight)
+        return self
+
+    def transform(self, proba):
+        """Calibrated probabilities ``softmax(log p / temperature_)``, the shape of ``proba``."""
+        self._check_transform(proba)
+        return apply_temperature(proba, self.temperature_)
+
+
+#: Default smallest probability an isotonic map hands on (see IsotonicCalibrator).
+ISOTONIC_FLOOR = 1e-3
+
+
+class IsotonicCalibrator(_ProbaCalibrator):
+    """One-vs-rest isotonic regression of the labels on each class probability, renormalised.
+
+    As in :class:`sklearn.calibration.CalibratedClassifierCV` (``method="isotonic"``): for
+    two classes one increasing step function maps the positive-class probability and the
+    other class gets the rest; for more, class ``k``'s probability is mapped by its own
+    step function (fitted on ``1[y = k]``) and each row is renormalised (a row mapped to all
+    zeros becomes uniform). Isotonic fits put exact zeros (and ones) at the ends of the
+    range, which would tell a student that a class is impossible, so every probability is
+    then raised to at least ``floor`` and the row renormalised again.
+
+    Parameters
+    ----------
+    floor : float, default=1e-3
+        Smallest probability before the final renormalisation; in ``[0, 1 / n_classes)``.
+
+    Attributes
+    ----------
+    isotonic_ : list of sklearn.isotonic.IsotonicRegression
+        One fitted map per class, or one (for the second class) for a binary problem.
+    n_classes_ : int
+
+    References
+    ----------
+    Zadrozny, Elkan. Transforming Classifier Scores into Accurate Multiclass Probability
+    Estimates. KDD 2002.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdistill.calibration import IsotonicCalibrator
+    >>> p1 = np.array([0.1, 0.2, 0.3, 0.6, 0.7, 0.8])
+    >>> cal = IsotonicCalibrator(floor=0.01).fit(p1, [0, 0, 1, 0, 1, 1])
+    >>> cal.transform(p1).round(3).tolist()  # fractions of positives in increasing blocks
+    [0.01, 0.01, 0.5, 0.5, 0.99, 0.99]
+    """
+
+    def __init__(self, floor=ISOTONIC_FLOOR):
+        self.floor = floor
+
+    def fit(self, proba, y, *, labels=None, sample_weight=None):
+        """Fit one isotonic map per class on held-out probabilities ``proba`` and labels ``y``.
+
+        Parameters
+        ----------
+        proba : array-like of shape (n_samples, n_classes) or (n_samples,)
+            Held-out probabilities (a 1-d input is the positive class of a binary problem).
+        y : array-like of shape (n_samples,)
+            True labels.
+        labels : array-like of shape (n_classes,), default=None
+            The label of each column (default: the sorted unique values of ``y``).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Row weights of the isotonic fits.
+
+        Returns
+        -------
+        self
+        """
+        P, idx, weight = self._check_fit(proba, y, labels, sample_weight)
+        n_classes = P.shape[1]
+        if (isinstance(self.floor, bool) or not isinstance(self.floor, (int, float, np.number))
+                or not 0 <= self.floor < 1 / n_classes):
+            raise param_error(self, "floor", self.floor,
+                              f"a number in [0, 1/{n_classes}) for {n_classes} classes")
+        columns = [1] if n_classes == 2 else range(n_classes)
+        self.isotonic_ = [
+            IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+                P[:, k], (idx == k).astype(np.float64), sample_weight=weight)
+            for k in columns]
+        return self
+
+    def transform(self, proba):
+        """Calibrated probabilities, floored at ``floor``, the shape of ``proba``."""
+        P = self._check_transform(proba)
+        if self.n_classes_ == 2:
+            q = self.isotonic_[0].predict(P[:, 1])
+            Q = np.column_stack([1.0 - q, q])
+        else:
+            Q = np.column_stack([iso.predict(P[:, k]) for k, iso in enumerate(self.isotonic_)])
+            sums = Q.sum(axis=1, keepdims=True)
+            Q = np.divide(Q, sums, out=np.full_like(Q, 1.0 / self.n_classes_),
+                          where=sums > 0)
+        Q = np.maximum(Q, self.floor)
+        Q /= Q.sum(axis=1, keepdims=True)
+        return Q[:, 1] if np.ndim(proba) == 1 else Q
+
+
+__all__ = ["fit_temperature", "apply_temperature", "TemperatureCalibrator",
+           "IsotonicCalibrator"]

@@ -1,7 +1,8 @@
 """What every distiller shares: teacher fitting, label handling, delegation to the student."""
+import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.ensemble import RandomForestClassifier
-from sklearn.utils._param_validation import HasMethods
+from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._interrupt import FitPolicyMixin
@@ -11,6 +12,10 @@ from .._random import draw_seed
 from .._validation import (check_input, check_sample_weight, check_teacher_proba,
                            check_validation_fraction, encode_labels, param_error,
                            validate_params, warn_class_mismatch)
+
+
+#: Constraint of the ``teacher_calibration`` parameter of the distillers that take it.
+TEACHER_CALIBRATION = [StrOptions({"temperature", "isotonic"}), None]
 
 
 class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
@@ -117,6 +122,22 @@ class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEst
         warn_class_mismatch(self, [teacher], self.classes_,
                             f"teacher {type(teacher).__name__}")
         return teacher
+
+    def _calibrate_teacher(self, held_out, y_enc, sample_weight, proba):
+        """Fit ``teacher_calibrator_`` on held-out teacher probabilities; apply it to ``proba``.
+
+        ``teacher_calibration`` names the map (:class:`~skdistill.calibration.TemperatureCalibrator`
+        or :class:`~skdistill.calibration.IsotonicCalibrator`); it is fitted on ``held_out``
+        (rows the teacher did not see) against the labels, with the rows' weights.
+        """
+        from ..calibration import IsotonicCalibrator, TemperatureCalibrator
+
+        calibrator = (TemperatureCalibrator() if self.teacher_calibration == "temperature"
+                      else IsotonicCalibrator())
+        self.teacher_calibrator_ = calibrator.fit(held_out, y_enc,
+                                                  labels=np.arange(len(self.classes_)),
+                                                  sample_weight=sample_weight)
+        return calibrator.transform(proba)
 
     def _teacher_proba(self, teacher, X):
         """Teacher probabilities, validated, with columns in ``classes_`` order."""

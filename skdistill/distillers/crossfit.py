@@ -16,7 +16,7 @@ from ..engine import Objective
 from ..losses import (SoftTargetCrossEntropy, SquaredErrorLogits,
                       SquaredErrorProba, corrected_targets, soften)
 from .._meta import fit_weighted, fit_with_weights, weights_for
-from ._base import BaseDistiller
+from ._base import TEACHER_CALIBRATION, BaseDistiller
 
 #: loss name -> (scale of the targets, per-row criterion factory taking the temperature)
 LOSSES = {
@@ -48,6 +48,15 @@ class CrossFitDistiller(BaseDistiller):
     ``np.inf`` the Neyman-orthogonal loss (``gamma = g0``); values in between trade the
     teacher's bias against the variance of the labels.
 
+    With ``teacher_calibration`` set, a calibration map is first fitted on the out-of-fold
+    probabilities against the labels (they are held out, so no extra teacher fit is needed)
+    and applied to them: the student learns from calibrated probabilities (Menon et al. 2021:
+    a teacher stands in for the Bayes class probabilities, and its calibration matters more
+    than its accuracy). The order is calibration, then softening by ``temperature``, then the
+    gamma correction. The map is fitted and applied on the same rows; it is low-capacity (one
+    temperature, or monotone step functions) and the floor of the isotonic map keeps any
+    target from being exactly 0, but on small data prefer ``"temperature"``.
+
     The student is either a skdistill student, trained on the targets with the chosen loss, or
     any scikit-learn regressor fitted to them (one column, the second class, for binary
     problems; one column per class otherwise), whose outputs are mapped back to probabilities:
@@ -78,6 +87,11 @@ class CrossFitDistiller(BaseDistiller):
         unsoftened probabilities. A scikit-learn regressor student has no such loss to undo the
         softening, so it ignores ``temperature``: it is fitted to the corrected targets of the
         unsoftened ``oof_proba_`` and ``predict_proba`` returns them, for any ``T``.
+    teacher_calibration : {None, "temperature", "isotonic"}, default=None
+        Recalibrate the out-of-fold probabilities before the correction: ``"temperature"``
+        (:class:`~skdistill.calibration.TemperatureCalibrator`, one scalar, keeps the
+        predicted classes) or ``"isotonic"`` (:class:`~skdistill.calibration.IsotonicCalibrator`,
+        one-vs-rest, more flexible, wants more rows). ``None`` distils them as they are.
     stratify : bool, default=True
         Stratify the folds by class.
     refit_teacher : bool, default=True
@@ -94,7 +108,12 @@ class CrossFitDistiller(BaseDistiller):
     Attributes
     ----------
     oof_proba_ : ndarray of shape (n_samples, n_classes)
-        Out-of-fold teacher probabilities, columns in ``classes_`` order.
+        Out-of-fold teacher probabilities, columns in ``classes_`` order (as predicted,
+        before any calibration).
+    teacher_calibrator_ : TemperatureCalibrator, IsotonicCalibrator or None
+        The calibration map fitted on ``oof_proba_`` (``temperature_``, or ``isotonic_``);
+        ``teacher_calibrator_.transform(oof_proba_)`` are the probabilities the targets are
+        built from. None without ``teacher_calibration``.
     fold_teachers_ : list of classifiers
         ``fold_teachers_[k]`` was fitted on all folds but fold ``k``.
     teacher_ : classifier
@@ -115,6 +134,8 @@ class CrossFitDistiller(BaseDistiller):
     ICLR 2021.
 
     Ba, Caruana. Do Deep Nets Really Need to be Deep? NeurIPS 2014.
+
+    Menon, Rawat, Reddi, Kim, Kumar. A Statistical Perspective on Distillation. ICML 2021.
 
     Examples
     --------
@@ -139,6 +160,7 @@ class CrossFitDistiller(BaseDistiller):
                         Options(numbers.Real, {np.inf})],
         "loss": [StrOptions(set(LOSSES))],
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
+        "teacher_calibration": TEACHER_CALIBRATION,
         "stratify": ["boolean"],
         "refit_teacher": ["boolean"],
         "n_jobs": [Interval(numbers.Integral, None, -1, closed="right"),
@@ -146,14 +168,15 @@ class CrossFitDistiller(BaseDistiller):
     }
 
     def __init__(self, teacher=None, student=None, n_folds=5, gamma_alpha=0.0, loss="ce",
-                 temperature=1.0, stratify=True, refit_teacher=True, n_jobs=None, verbose=0,
-                 random_state=None):
+                 temperature=1.0, teacher_calibration=None, stratify=True, refit_teacher=True,
+                 n_jobs=None, verbose=0, random_state=None):
         self.teacher = teacher
         self.student = student
         self.n_folds = n_folds
         self.gamma_alpha = gamma_alpha
         self.loss = loss
         self.temperature = temperature
+        self.teacher_calibration = teacher_calibration
         self.stratify = stratify
         self.refit_teacher = refit_teacher
         self.n_jobs = n_jobs
@@ -203,7 +226,7 @@ class CrossFitDistiller(BaseDistiller):
         sample_weight : array-like of shape (n_samples,), default=None
             Row weights: each fold teacher gets those of its training rows (where its ``fit``
             accepts them, else it is fitted unweighted with a warning), and the student's
-            loss is weighted by them.
+            loss and the calibration map are weighted by them.
 
         Returns
         -------
@@ -238,6 +261,9 @@ class CrossFitDistiller(BaseDistiller):
         for fold_teacher, (_, test) in zip(self.fold_teachers_, folds):
             oof[test] = self._teacher_proba(fold_teacher, X[test])
         self.oof_proba_ = oof
+        self.teacher_calibrator_ = None
+        if self.teacher_calibration is not None:
+            oof = self._calibrate_teacher(oof, y_enc, sample_weight, oof)
 
         scale, make_criterion = LOSSES[self.loss]
         # Temperature is part of the soft-target cross-entropy of a network student (targets

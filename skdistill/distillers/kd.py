@@ -2,12 +2,18 @@
 import numbers
 
 import numpy as np
+from sklearn.frozen import FrozenEstimator
+from sklearn.model_selection import StratifiedKFold
 from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import has_fit_parameter
 
 from .._interrupt import fit_policy
+from .._meta import fit_with_weights
+from .._random import draw_seed
+from .._validation import param_error
 from ..engine import Objective
 from ..losses import DistillationLoss, soften
-from ._base import BaseDistiller
+from ._base import TEACHER_CALIBRATION, BaseDistiller
 
 
 class KnowledgeDistiller(BaseDistiller):
@@ -22,6 +28,17 @@ class KnowledgeDistiller(BaseDistiller):
     where ``p`` are the teacher's probabilities, ``z`` the student's logits and ``T`` the
     ``temperature``.
 
+    With ``teacher_calibration`` set, ``p`` is first recalibrated (Menon et al. 2021: the
+    teacher stands in for the Bayes class probabilities, so its calibration matters more than
+    its accuracy). The map cannot be fitted on the teacher's probabilities for its own
+    training rows, which are over-confident, so it is cross-fitted as in
+    ``CalibratedClassifierCV(ensemble=False)``: ``teacher_calibration_cv`` clones of the
+    teacher are fitted on all folds but one, the map is fitted on their out-of-fold
+    probabilities against the labels, and it is applied to the probabilities of ``teacher_``
+    (fitted on all the data) on ``X``. A frozen teacher is not refitted: the map is fitted on
+    its own probabilities on ``X``, which are held out if it was fitted on other data. The
+    calibrated ``p`` then goes through the temperature and ``alpha`` above, unchanged.
+
     Parameters
     ----------
     teacher : classifier with predict_proba, default=None
@@ -32,6 +49,16 @@ class KnowledgeDistiller(BaseDistiller):
         Softening temperature ``T`` (> 0).
     alpha : float, default=1.0
         Weight of the teacher term; ``1`` trains on the teacher alone, ``0`` on labels alone.
+    teacher_calibration : {None, "temperature", "isotonic"}, default=None
+        Recalibrate the teacher's probabilities before distilling them: ``"temperature"``
+        fits one temperature (:class:`~skdistill.calibration.TemperatureCalibrator`, which
+        keeps the teacher's predicted classes), ``"isotonic"`` one-vs-rest isotonic maps
+        (:class:`~skdistill.calibration.IsotonicCalibrator`, more flexible, wants more
+        rows). ``None`` distils the teacher as it is.
+    teacher_calibration_cv : int, default=5
+        Number of cross-fitting folds for the calibration map (>= 2, at most the size of the
+        smallest class): that many extra teacher fits. Unused without ``teacher_calibration``
+        or with a frozen teacher.
     verbose : int, default=0
         When positive, the student prints its per-epoch table (as its own ``verbose``).
     random_state : int, RandomState instance or None, default=None
@@ -46,12 +73,19 @@ class KnowledgeDistiller(BaseDistiller):
         ``validation_fraction``, ``max_epochs``, ``batch_size`` and ``verbose`` all apply.
     history_ : skorch.History
         The student's per-epoch history.
+    teacher_calibrator_ : TemperatureCalibrator, IsotonicCalibrator or None
+        The fitted calibration map (``temperature_``, or ``isotonic_``);
+        ``teacher_calibrator_.transform(teacher_.predict_proba(X))`` are the probabilities
+        the student learnt from (before the temperature ``T``). None without
+        ``teacher_calibration``.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
 
     References
     ----------
     Hinton, Vinyals, Dean. Distilling the Knowledge in a Neural Network. 2015.
+
+    Menon, Rawat, Reddi, Kim, Kumar. A Statistical Perspective on Distillation. ICML 2021.
 
     Examples
     --------
@@ -74,14 +108,19 @@ class KnowledgeDistiller(BaseDistiller):
         **BaseDistiller._parameter_constraints,
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
         "alpha": [Interval(numbers.Real, 0, 1, closed="both")],
+        "teacher_calibration": TEACHER_CALIBRATION,
+        "teacher_calibration_cv": [Interval(numbers.Integral, 2, None, closed="left")],
     }
 
-    def __init__(self, teacher=None, student=None, temperature=1.0, alpha=1.0, verbose=0,
+    def __init__(self, teacher=None, student=None, temperature=1.0, alpha=1.0,
+                 teacher_calibration=None, teacher_calibration_cv=5, verbose=0,
                  random_state=None):
         self.teacher = teacher
         self.student = student
         self.temperature = temperature
         self.alpha = alpha
+        self.teacher_calibration = teacher_calibration
+        self.teacher_calibration_cv = teacher_calibration_cv
         self.verbose = verbose
         self.random_state = random_state
 
@@ -95,7 +134,8 @@ class KnowledgeDistiller(BaseDistiller):
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
             Row weights of the student's loss, also passed to the teacher's ``fit`` where it
-            accepts them (else the teacher is fitted unweighted, with a warning).
+            accepts them (else the teacher is fitted unweighted, with a warning), and to the
+            calibration map's fit.
 
         Returns
         -------
@@ -104,11 +144,49 @@ class KnowledgeDistiller(BaseDistiller):
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
         student = self._student()
         self._check_student_rows(student, X.shape[0])
+        cross_fit = (self.teacher_calibration is not None
+                     and not isinstance(self._teacher(), FrozenEstimator))
+        if cross_fit:
+            self._check_calibration_cv(y_enc)
         self.teacher_ = self._fit_teacher(X, y, sample_weight)
-        soft = soften(self._teacher_proba(self.teacher_, X), self.temperature)
+        proba = self._teacher_proba(self.teacher_, X)
+        self.teacher_calibrator_ = None
+        if self.teacher_calibration is not None:
+            held_out = (self._out_of_fold_proba(X, y, y_enc, sample_weight) if cross_fit
+                        else proba)
+            proba = self._calibrate_teacher(held_out, y_enc, sample_weight, proba)
+        soft = soften(proba, self.temperature)
         targets = np.column_stack([y_enc, soft]).astype(np.float32)
         objective = Objective(DistillationLoss(self.temperature, self.alpha, reduction="none"),
                               targets, fields=("target",))
         return self._train_student(
             self._student_verbose(self._seeded_clone(student, offset=1)), X, y, objective,
             sample_weight)
+
+    def _check_calibration_cv(self, y_enc):
+        min_count = int(np.bincount(y_enc).min())
+        if self.teacher_calibration_cv > min_count:
+            raise param_error(self, "teacher_calibration_cv", self.teacher_calibration_cv,
+                              f"at most {min_count}, the number of samples in the smallest "
+                              "class")
+
+    def _out_of_fold_proba(self, X, y, y_enc, sample_weight):
+        """Probabilities of each row from a clone of the teacher fitted without its fold.
+
+        Folds are stratified and shuffled with a seed drawn from ``random_state``; fold
+        teacher ``k`` is seeded as a cross-fitting fold teacher is (offset ``2 + k``). Weights
+        go to the clones only if the teacher's ``fit`` takes them (``teacher_``'s fit has
+        already warned otherwise).
+        """
+        teacher = self._teacher()
+        weight = (sample_weight if sample_weight is not None
+                  and has_fit_parameter(teacher, "sample_weight") else None)
+        folds = StratifiedKFold(self.teacher_calibration_cv, shuffle=True,
+                                random_state=draw_seed(self.random_state)).split(X, y_enc)
+        oof = np.empty((len(y_enc), len(self.classes_)))
+        for k, (train, test) in enumerate(folds):
+            fold_teacher = fit_with_weights(self._seeded_clone(teacher, offset=2 + k),
+                                            X[train], y[train],
+                                            None if weight is None else weight[train])
+            oof[test] = self._teacher_proba(fold_teacher, X[test])
+        return oof
