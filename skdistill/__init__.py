@@ -10,13 +10,13 @@ import importlib
 
 from .distillers import CrossFitDistiller, EnsembleDistiller, GPEDDistiller, KnowledgeDistiller
 from .students import CNNStudent, LatentBECNNStudent, LatentBEStudent, MLPStudent
-from .teachers import DeepEnsembleTeacher, SGLDTeacher
+from .teachers import DeepEnsembleTeacher, LaplaceTeacher, SGLDTeacher, VITeacher
 
 __version__ = "0.1.0"
 
 __all__ = [
     # teachers
-    "SGLDTeacher", "DeepEnsembleTeacher",
+    "SGLDTeacher", "DeepEnsembleTeacher", "LaplaceTeacher", "VITeacher",
     # students
     "MLPStudent", "CNNStudent", "LatentBEStudent", "LatentBECNNStudent",
     # distillers

@@ -79,7 +79,7 @@ def spiegelhalter_test(y_true, y_prob, *, labels=None):
     return Bunch(statistic=float(z), pvalue=float(2 * norm.sf(abs(z))))
 
 
-def _named_models(func, models):
+def _named_models(func, models, name="model"):
     """``[(name, fitted model)]`` from one model, a dict name -> model or a list of models."""
     if isinstance(models, dict):
         pairs = [(str(name), model) for name, model in models.items()]
@@ -90,12 +90,12 @@ def _named_models(func, models):
     else:
         pairs = [(type(models).__name__, models)]
     if not pairs:
-        raise param_error(func, "model", models, "a fitted classifier, or a non-empty dict or "
+        raise param_error(func, name, models, "a fitted classifier, or a non-empty dict or "
                           "list of them")
-    for name, model in pairs:
+    for key, model in pairs:
         if not hasattr(model, "predict_proba"):
-            raise param_error(func, "model", model, f"fitted classifiers with predict_proba "
-                              f"({name!r} has none)", TypeError)
+            raise param_error(func, name, model, f"fitted classifiers with predict_proba "
+                              f"({key!r} has none)", TypeError)
         check_is_fitted(model)
     return pairs
 
@@ -249,9 +249,10 @@ def plot_reliability(models, X, y, *, n_bins=15, ax=None):
         raise ImportError("plot_reliability needs matplotlib: pip install matplotlib "
                           "(or skdistill[plot]).") from exc
     _check_n_bins(func, n_bins)
-    named = _named_models(func, models)
+    named = _named_models(func, models, "models")
     if ax is None:
-        fig, (ax_curve, ax_hist) = plt.subplots(1, 2, figsize=(9, 4))
+        fig, (ax_curve, ax_hist) = plt.subplots(1, 2, figsize=(10, 4 + 0.25 * len(named)),
+                                                layout="constrained")
     else:
         axes = list(np.ravel(np.asarray(ax, dtype=object)))
         if len(axes) != 2 or not all(isinstance(a, Axes) for a in axes):
@@ -274,7 +275,9 @@ def plot_reliability(models, X, y, *, n_bins=15, ax=None):
                     align="edge", color=line.get_color(), alpha=0.8, label=name)
     ax_curve.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-label probability)",
                  ylabel="accuracy", title="Reliability diagram")
-    ax_curve.legend(loc="upper left", fontsize="small")
+    # Below the panel: curves of under- and over-confident models fill either corner.
+    ax_curve.legend(loc="upper left", bbox_to_anchor=(0.0, -0.15), fontsize="small",
+                    frameon=False)
     ax_hist.set(xlim=(0, 1), xlabel="confidence (top-label probability)",
                 ylabel="fraction of samples", title="Confidence histogram")
     return fig

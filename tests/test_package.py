@@ -71,14 +71,16 @@ def test_public_estimators_import_from_the_package():
         EnsembleDistiller,
         GPEDDistiller,
         KnowledgeDistiller,
+        LaplaceTeacher,
         LatentBECNNStudent,
         LatentBEStudent,
         MLPStudent,
         SGLDTeacher,
+        VITeacher,
     )
 
     assert skdistill.CrossFitDistiller is skdistill.distillers.CrossFitDistiller
     assert sorted(skdistill.__all__) == sorted([
         "SGLDTeacher", "DeepEnsembleTeacher", "MLPStudent", "CNNStudent", "LatentBEStudent",
         "LatentBECNNStudent", "KnowledgeDistiller", "CrossFitDistiller", "GPEDDistiller",
-        "EnsembleDistiller"])
+        "EnsembleDistiller", "LaplaceTeacher", "VITeacher"])

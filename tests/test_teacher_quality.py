@@ -10,7 +10,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeRegressor
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -259,6 +259,19 @@ def test_calibrated_fits_are_reproducible(binary):
     np.testing.assert_array_equal(a.predict_proba(X), b.predict_proba(X))
 
 
+def test_grid_search_over_teacher_calibration(binary):
+    X, y = binary
+    search = GridSearchCV(
+        CrossFitDistiller(TemperedTeacher(LogisticRegression(), T=3.0),
+                          RandomForestRegressor(n_estimators=5, random_state=0), n_folds=3,
+                          random_state=0),
+        {"teacher_calibration": [None, "temperature", "isotonic"]}, scoring="neg_log_loss",
+        cv=2).fit(X, y)
+    scores = dict(zip(search.cv_results_["param_teacher_calibration"],
+                      search.cv_results_["mean_test_score"]))
+    assert scores["temperature"] > scores[None]  # the tempered teacher is under-confident
+
+
 # -- None: today's behaviour, bit for bit ------------------------------------------------------
 def test_no_calibration_distils_the_raw_teacher_bit_for_bit(mixture):
     X, _, y, _ = mixture
@@ -384,7 +397,7 @@ def test_report_bad_arguments(binary):
     with pytest.raises(ValueError, match=r"teacher_report: parameter n_bins=0"):
         teacher_report(model, X, y, n_bins=0)
     with pytest.raises(TypeError, match=r"teacher_report: parameter model=.*predict_proba"):
-        teacher_report({"kmeans": RandomForestRegressor().fit(X, y)}, X, y)
+        teacher_report({"regressor": RandomForestRegressor(n_estimators=2).fit(X, y)}, X, y)
     with pytest.raises(ValueError, match=r"teacher_report: parameter model=\{\}"):
         teacher_report({}, X, y)
     with pytest.raises(NotFittedError):
@@ -467,6 +480,8 @@ def test_plot_reliability_on_given_axes_and_a_list(plt, binary):
     assert out is fig and len(axes[0].lines) == 2 and len(axes[1].patches) == 5
     with pytest.raises(TypeError, match=r"plot_reliability: parameter ax=.*pair"):
         plot_reliability(LogisticRegression().fit(X, y), X, y, ax=axes[0])
+    with pytest.raises(TypeError, match=r"plot_reliability: parameter models=.*predict_proba"):
+        plot_reliability([RandomForestRegressor(n_estimators=2).fit(X, y)], X, y)
 
 
 def test_plot_reliability_without_matplotlib(binary, monkeypatch):

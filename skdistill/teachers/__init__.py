@@ -1,5 +1,7 @@
 """Teachers: uncertainty-aware classifiers whose posterior expectations students distil."""
 from .ensemble import DeepEnsembleTeacher
+from .laplace import LaplaceTeacher
 from .sgld import SGLDTeacher
+from .vi import VITeacher
 
-__all__ = ["SGLDTeacher", "DeepEnsembleTeacher"]
+__all__ = ["SGLDTeacher", "DeepEnsembleTeacher", "LaplaceTeacher", "VITeacher"]
