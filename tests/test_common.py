@@ -5,6 +5,7 @@ from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 
 from skdistill import GPEDDistiller, SGLDTeacher
 from skdistill import DeepEnsembleTeacher, EnsembleDistiller, LatentBEStudent
+from skdistill import LaplaceTeacher, VITeacher
 from skdistill.students import LatentBECNNStudent
 from skdistill import CNNStudent, CrossFitDistiller, KnowledgeDistiller, MLPStudent
 
@@ -31,6 +32,11 @@ ESTIMATORS = [
     DeepEnsembleTeacher(MLPStudent(**FAST_MLP), n_members=2),
     EnsembleDistiller(DeepEnsembleTeacher(MLPStudent(**FAST_MLP), n_members=2),
                       LatentBEStudent(n_members=2, **FAST_MLP), perturbation="tdiv-sdiv"),
+    # Bayesian teachers (issue 11): few posterior draws.
+    LaplaceTeacher(MLPStudent(**FAST_MLP), n_samples=10),
+    LaplaceTeacher(MLPStudent(**FAST_MLP), subset_of_weights="all", hessian_structure="diag",
+                   link_approx="probit"),
+    VITeacher(hidden_layer_sizes=(16,), max_epochs=40, lr=1e-2, batch_size=32, n_samples=10),
 ]
 
 

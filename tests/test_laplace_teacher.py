@@ -251,6 +251,18 @@ def test_gped_distils_it_and_pickling_keeps_predictions(data):
     np.testing.assert_array_equal(clone.sample_proba(X[:5]), model.teacher_.sample_proba(X[:5]))
 
 
+def test_gped_cycles_a_frozen_fitted_teacher_without_refitting_it(data):
+    X, y = data
+    teacher = LaplaceTeacher(small_student(random_state=0), n_samples=4, random_state=0)
+    teacher.fit(X, y)
+    reference = teacher.predict_proba(X)
+    model = GPEDDistiller(FrozenEstimator(teacher),
+                          MLPStudent(hidden_layer_sizes=(16,), lr=1e-2, max_epochs=2,
+                                     batch_size=50), random_state=0).fit(X, y)
+    assert model.teacher_.estimator is teacher and model.n_student_steps_ == 8
+    np.testing.assert_array_equal(teacher.predict_proba(X), reference)
+
+
 def test_frozen_fitted_student_is_used_as_is(data):
     X, y = data
     student = small_student(random_state=0).fit(X, y)

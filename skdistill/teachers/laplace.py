@@ -109,7 +109,9 @@ class LaplaceTeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, Met
     ``n_samples`` draws of ``delta`` (a forward-mode Jacobian-vector product each; for the
     last layer it is the network with the sampled last layer, exactly);
     ``link_approx="probit"`` uses the multiclass probit approximation
-    ``softmax(f / sqrt(1 + pi/8 diag(J H^-1 J^T)))``. Whatever ``link_approx``,
+    ``softmax(f / sqrt(1 + pi/8 diag(J H^-1 J^T)))``, which treats the logits as independent
+    (the variance of their common shift, which the softmax ignores, flattens it too: expect it
+    more cautious than ``"mc"``). Whatever ``link_approx``,
     :meth:`sample_proba`, :meth:`predict_expectation`, :meth:`predict_uncertainty` and
     :meth:`iter_samples` use the same ``n_samples`` Monte Carlo draws, seeded by
     ``random_state``.
