@@ -416,6 +416,8 @@ class LaplaceTeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, Met
             ggn = self._ggn
         if ggn.dim() == 1:
             return float(torch.log(ggn.clamp_min(0) + precision).sum())
+        if precision == getattr(self, "prior_precision_", None) and hasattr(self, "_cholesky"):
+            return float(2 * torch.log(torch.diagonal(self._cholesky)).sum())
         if self._ggn_eigenvalues is None:
             self._ggn_eigenvalues = torch.linalg.eigvalsh(ggn).clamp_min(0).cpu()
         return float(torch.log(self._ggn_eigenvalues + precision).sum())
