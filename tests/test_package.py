@@ -13,11 +13,11 @@ import skdistill
 SUBMODULES = [
     "datasets", "metrics", "complexity", "calibration", "losses", "samplers", "expectations",
     "perturbations", "nets", "teachers", "students", "distillers", "benchmarks", "pruning",
-    "model_selection",
+    "model_selection", "inspection",
 ]
 # Not needed by the estimators, so ``import skdistill`` alone must not import them.
 NOT_IMPORTED_BY_THE_ESTIMATORS = ["datasets", "metrics", "complexity", "calibration",
-                                  "benchmarks", "model_selection"]
+                                  "benchmarks", "model_selection", "inspection"]
 
 
 def _in_a_fresh_interpreter(code):
