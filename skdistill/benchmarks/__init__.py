@@ -12,6 +12,7 @@ BENCHMARKS = {
     "gped_mnist": "gped_mnist",
     "latentbe": "latentbe",
     "pruning": "pruning",
+    "teacher_quality": "teacher_quality",
 }
 
 
