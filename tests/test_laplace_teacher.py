@@ -10,7 +10,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skdistill import GPEDDistiller, LaplaceTeacher, MLPStudent
+from skdistill import CNNStudent, GPEDDistiller, LaplaceTeacher, MLPStudent
 
 
 def linear_student(n_rows, **kwargs):
@@ -263,6 +263,19 @@ def test_gped_cycles_a_frozen_fitted_teacher_without_refitting_it(data):
     np.testing.assert_array_equal(teacher.predict_proba(X), reference)
 
 
+def test_a_cnn_teacher_takes_flat_rows_in_its_samples_as_in_predict():
+    # GPED hands a sample the rows as X holds them (flat pixels); the CNN's trunk needs images
+    X = np.random.default_rng(0).uniform(size=(60, 64)).astype(np.float32)
+    y = np.arange(60) % 3
+    for subset in ("last_layer", "all"):
+        teacher = LaplaceTeacher(CNNStudent(max_epochs=1, width_multiplier=0.25, random_state=0),
+                                 subset_of_weights=subset, hessian_structure="diag", n_samples=3,
+                                 random_state=0).fit(X, y)
+        P = teacher.sample_proba(X[:5])
+        for s, sample in enumerate(teacher.iter_samples(X, y)):
+            np.testing.assert_allclose(sample(torch.as_tensor(X[:5])).numpy(), P[s], atol=1e-6)
+
+
 def test_frozen_fitted_student_is_used_as_is(data):
     X, y = data
     student = small_student(random_state=0).fit(X, y)
@@ -311,5 +324,9 @@ def test_bad_parameters_get_clear_errors(data):
     with pytest.raises(ValueError, match="parameter hessian_structure='full'.*'diag' for 9302"):
         LaplaceTeacher(small_student(hidden_layer_sizes=(100,), max_epochs=1),
                        subset_of_weights="all").fit(wide, y[:30])
+    # the GGN of a softmax is flat along the shift of all logits: only the prior fills it in
+    with pytest.raises(ValueError, match="parameter prior_precision=1e-300 .*larger prior"):
+        LaplaceTeacher(small_student(hidden_layer_sizes=(4,), max_epochs=1),
+                       subset_of_weights="all", prior_precision=1e-300).fit(X, y)
     with pytest.raises(ValueError, match="LaplaceTeacher: parameter target='mode'"):
         LaplaceTeacher(small_student(), n_samples=2).fit(X, y).predict_expectation(X, "mode")

@@ -269,12 +269,21 @@ class LaplaceTeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, Met
         eye = (torch.eye(self.n_params_, dtype=ggn.dtype, device=ggn.device)
                if ggn.dim() == 2 else 1.0)
         self.posterior_precision_ = ggn + self.prior_precision_ * eye
-        if ggn.dim() == 2:
-            self._cholesky = torch.linalg.cholesky(self.posterior_precision_)
+        self._cholesky = self._factor(self.posterior_precision_) if ggn.dim() == 2 else None
         self.log_marginal_likelihood_ = self._log_evidence(self.prior_precision_)
         self._ggn = None  # H minus the prior: not kept twice
         self._sample_seed = draw_seed(rng)
         return self
+
+    def _factor(self, H):
+        """The Cholesky factor of the posterior precision, or a clear error if it is singular
+        (a GGN with flat directions and a prior too weak to fill them in float64)."""
+        L, info = torch.linalg.cholesky_ex(H)
+        if info.item():
+            raise param_error(self, "prior_precision", self.prior_precision,
+                              f"a larger prior precision: GGN + {self.prior_precision_:.3g} I "
+                              "is not positive definite in float64")
+        return L
 
     def _validate_params(self):
         super()._validate_params()
@@ -345,7 +354,10 @@ class LaplaceTeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, Met
         return head
 
     def _inputs(self, X):
-        """What the subnetwork takes: the trunk's features, or ``X`` itself."""
+        """What the subnetwork takes, given a batch of rows (flat, or shaped as the network's
+        training rows): the trunk's features, or the rows themselves."""
+        if self._input_row_shape is not None:  # e.g. a CNN's images, from flat rows
+            X = X.reshape((len(X),) + tuple(self._input_row_shape))
         return X if self.subset_of_weights == "all" else self.module_.features(X)
 
     def _row_shape(self):
@@ -416,7 +428,8 @@ class LaplaceTeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, Met
             ggn = self._ggn
         if ggn.dim() == 1:
             return float(torch.log(ggn.clamp_min(0) + precision).sum())
-        if precision == getattr(self, "prior_precision_", None) and hasattr(self, "_cholesky"):
+        if (precision == getattr(self, "prior_precision_", None)
+                and getattr(self, "_cholesky", None) is not None):
             return float(2 * torch.log(torch.diagonal(self._cholesky)).sum())
         if self._ggn_eigenvalues is None:
             self._ggn_eigenvalues = torch.linalg.eigvalsh(ggn).clamp_min(0).cpu()
@@ -475,19 +488,30 @@ class LaplaceTeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, Met
         return delta.float()
 
     def _glm_logits(self, inputs, deltas):
-        """Linearised logits ``f(x) + J(x) delta`` for each row of ``deltas``: ``(S, b, C)``."""
+        """Linearised logits ``f(x) + J(x) delta`` for each row of ``deltas``: ``(S, b, C)``.
+
+        For the last layer the network is linear in its parameters, so this is the network
+        with the sampled head, one matrix product for all draws; for all weights it is a
+        forward-mode Jacobian-vector product per draw.
+        """
         subnet = self._subnet()
+        if self.subset_of_weights == "last_layer":
+            C, D = subnet.weight.shape
+            d_weight = deltas[:, :C * D].reshape(-1, C, D)
+            d_bias = deltas[:, C * D:]
+            with torch.no_grad():
+                return (subnet(inputs) + torch.einsum("bd,skd->sbk", inputs, d_weight)
+                        + d_bias[:, None, :])
         params = {name: p.detach() for name, p in subnet.named_parameters()}
-        shapes = [(name, p.shape, p.numel()) for name, p in params.items()]
+        sizes = [p.numel() for p in params.values()]
 
         def logits(p):
             return functional_call(subnet, p, (inputs,))
 
         out = []
         for delta in deltas:
-            parts = torch.split(delta, [n for _, _, n in shapes])
-            tangent = {name: part.reshape(shape)
-                       for (name, shape, _), part in zip(shapes, parts)}
+            tangent = {name: part.reshape(p.shape) for (name, p), part
+                       in zip(params.items(), torch.split(delta, sizes))}
             f, jd = jvp(logits, (params,), (tangent,))
             out.append(f + jd)
         return torch.stack(out)
