@@ -308,3 +308,60 @@ def test_a_failed_refit_leaves_the_estimator_unfitted_not_mixed(data):
         clf.fit(X, y3)
     with pytest.raises(NotFittedError):
         clf.predict(X)
+
+
+def _ctrl_c_at_adam_step(monkeypatch, step):
+    """Press Ctrl-C at the ``step``-th Adam step (1-based) of the test."""
+    import torch
+
+    original, calls = torch.optim.Adam.step, []
+
+    def pressed(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            ctrl_c()
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", pressed)
+
+
+def test_vi_teacher_keeps_the_posterior_of_its_complete_epochs(data, monkeypatch):
+    from skdistill import VITeacher
+
+    X, y = data
+    _ctrl_c_at_adam_step(monkeypatch, 10)  # 3 steps an epoch: in the 4th epoch
+    teacher = VITeacher(hidden_layer_sizes=(8,), max_epochs=20, batch_size=40, n_samples=5,
+                        random_state=0)
+    with pytest.warns(RuntimeWarning) as record:
+        teacher.fit(X, y)
+    (warning,) = interrupt_warnings(record)
+    assert "VITeacher: fit interrupted; keeping the posterior after 3 of 20 epochs" in \
+        str(warning.message)
+    assert len(teacher.elbo_history_) == 3 and not teacher.module_.training
+    assert teacher.predict_proba(X).shape == (len(X), 2)
+
+
+def test_vi_teacher_interrupted_in_its_first_epoch_is_left_unfitted(data, monkeypatch):
+    from skdistill import VITeacher
+
+    X, y = data
+    _ctrl_c_at_adam_step(monkeypatch, 2)
+    teacher = VITeacher(hidden_layer_sizes=(8,), max_epochs=20, batch_size=40, random_state=0)
+    with pytest.warns(RuntimeWarning, match="VITeacher: fit interrupted before anything "
+                                            "usable"), pytest.raises(KeyboardInterrupt):
+        teacher.fit(X, y)
+    with pytest.raises(NotFittedError):
+        teacher.predict_proba(X)
+
+
+def test_laplace_teacher_interrupted_in_its_map_fit_is_left_unfitted(data):
+    from skdistill import LaplaceTeacher
+
+    X, y = data
+    # a Laplace approximation is taken at the MAP, which an interrupted fit has not reached
+    teacher = LaplaceTeacher(student(callbacks=[CtrlCAt(epoch=3)]), random_state=0)
+    with pytest.warns(RuntimeWarning, match="LaplaceTeacher: fit interrupted before anything "
+                                            "usable"), pytest.raises(KeyboardInterrupt):
+        teacher.fit(X, y)
+    with pytest.raises(NotFittedError):
+        teacher.predict_proba(X)

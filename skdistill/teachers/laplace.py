@@ -116,6 +116,10 @@ class LaplaceTeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, Met
     :meth:`iter_samples` use the same ``n_samples`` Monte Carlo draws, seeded by
     ``random_state``.
 
+    Ctrl-C during ``fit`` leaves the teacher unfitted (with a warning) and stops the script:
+    the approximation is taken at the MAP, which an interrupted training has not reached. A
+    network trained so far can still be given, frozen, as ``estimator``.
+
     Read more in ``doc/bayesian_teachers.md``.
 
     Parameters

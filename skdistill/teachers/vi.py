@@ -56,6 +56,9 @@ class VITeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
     the same draws at every call (seeded by ``random_state``), which are also the posterior
     samples of :meth:`iter_samples`.
 
+    Ctrl-C during ``fit`` keeps the posterior trained so far (with a warning) once an epoch
+    is complete; before that the teacher is left unfitted.
+
     Read more in ``doc/bayesian_teachers.md``.
 
     Parameters
