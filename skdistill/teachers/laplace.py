@@ -117,8 +117,9 @@ class LaplaceTeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, Met
     ``random_state``.
 
     Ctrl-C during ``fit`` leaves the teacher unfitted (with a warning) and stops the script:
-    the approximation is taken at the MAP, which an interrupted training has not reached. A
-    network trained so far can still be given, frozen, as ``estimator``.
+    the approximation is taken at the MAP, which an interrupted training has not reached. To
+    stop the training by hand, fit the student alone (its Ctrl-C keeps the epochs done) and
+    give it frozen as ``estimator``.
 
     Read more in ``doc/bayesian_teachers.md``.
 
