@@ -37,6 +37,12 @@ ESTIMATORS = [
     LaplaceTeacher(MLPStudent(**FAST_MLP), subset_of_weights="all", hessian_structure="diag",
                    link_approx="probit"),
     VITeacher(hidden_layer_sizes=(16,), max_epochs=40, lr=1e-2, batch_size=32, n_samples=10),
+    # Teacher calibration (issue 11): KD's cross-fitted map, CrossFit's map on its out-of-fold
+    # probabilities.
+    KnowledgeDistiller(RandomForestClassifier(n_estimators=10), MLPStudent(**FAST_MLP),
+                       teacher_calibration="temperature", teacher_calibration_cv=3),
+    CrossFitDistiller(RandomForestClassifier(n_estimators=10), RandomForestRegressor(n_estimators=5),
+                      n_folds=3, teacher_calibration="isotonic"),
 ]
 
 

@@ -13,7 +13,6 @@ from sklearn.metrics import accuracy_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, train_test_split
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.tree import DecisionTreeRegressor
-from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from skdistill import CrossFitDistiller, KnowledgeDistiller, MLPStudent
 from skdistill._random import draw_seed
@@ -489,25 +488,3 @@ def test_plot_reliability_without_matplotlib(binary, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match="plot_reliability needs matplotlib"):
         plot_reliability(LogisticRegression().fit(X, y), X, y)
-
-
-# -- scikit-learn's common checks with calibration on --------------------------------------------
-FAST_MLP = dict(hidden_layer_sizes=(32,), max_epochs=40, lr=1e-2)
-MINIBATCH_WEIGHT_CHECKS = {
-    "check_sample_weight_equivalence_on_dense_data":
-        "minibatch SGD: a duplicated row changes the batches, weight 2 does not",
-    "check_sample_weight_equivalence_on_sparse_data":
-        "minibatch SGD: a duplicated row changes the batches, weight 2 does not",
-}
-
-
-@pytest.mark.slow
-@parametrize_with_checks(
-    [KnowledgeDistiller(RandomForestClassifier(n_estimators=10), MLPStudent(**FAST_MLP),
-                        teacher_calibration="temperature", teacher_calibration_cv=3),
-     CrossFitDistiller(RandomForestClassifier(n_estimators=10),
-                       RandomForestRegressor(n_estimators=5), n_folds=3,
-                       teacher_calibration="isotonic")],
-    expected_failed_checks=lambda estimator: MINIBATCH_WEIGHT_CHECKS)
-def test_sklearn_compatible_with_teacher_calibration(estimator, check):
-    check(estimator)
