@@ -13,6 +13,7 @@ BENCHMARKS = {
     "latentbe": "latentbe",
     "pruning": "pruning",
     "teacher_quality": "teacher_quality",
+    "bayes_teachers": "bayes_teachers",
 }
 
 
