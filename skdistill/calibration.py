@@ -6,7 +6,7 @@ from sklearn.base import BaseEstimator
 from sklearn.isotonic import IsotonicRegression
 from sklearn.utils.validation import check_is_fitted
 
-from ._validation import check_labels_present, param_error
+from ._validation import check_labels_present, check_sample_weight, param_error
 
 # Same floor as scikit-learn's temperature scaling (log(p + 1e-12)): a zero probability
 # becomes a very large negative logit rather than -inf, so the NLL stays finite.
@@ -81,6 +81,8 @@ def fit_temperature(proba_or_logits, y, labels=None, sample_weight=None):
     labels : array-like of shape (n_classes,), default=None
         The label of each column. Default: the sorted unique values of ``y``, which must then
         contain every class.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Row weights of the NLL (non-negative, with a positive sum).
 
     Returns
     -------
@@ -114,7 +116,7 @@ def fit_temperature(proba_or_logits, y, labels=None, sample_weight=None):
                           f"a 1-d array of {len(L)} labels, one per row of proba_or_logits")
     idx = _encode(func, y, labels, L.shape[1])
     rows = np.arange(len(L))
-    weight = _check_weights(func, sample_weight, len(L))
+    weight = check_sample_weight(func, sample_weight, len(L))
 
     def nll(log_t):
         log_p = log_softmax(L * np.exp(-log_t), axis=1)[rows, idx]
@@ -123,24 +125,6 @@ def fit_temperature(proba_or_logits, y, labels=None, sample_weight=None):
     result = minimize_scalar(nll, bounds=_LOG_T_BOUNDS, method="bounded",
                              options={"xatol": 1e-10})
     return float(np.exp(result.x))
-
-
-def _check_weights(func, sample_weight, n_rows):
-    """Row weights as a float64 vector of ``n_rows`` (non-negative, positive sum), or None."""
-    if sample_weight is None:
-        return None
-    try:
-        w = np.asarray(sample_weight, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise param_error(func, "sample_weight", sample_weight, "a numeric array",
-                          TypeError) from None
-    if w.shape != (n_rows,):
-        raise param_error(func, "sample_weight", f"<array of shape {w.shape}>",
-                          f"a 1-d array of {n_rows} weights, one per row")
-    if not np.isfinite(w).all() or (w < 0).any() or not w.sum() > 0:
-        raise param_error(func, "sample_weight", "<array with NaN, inf, negative values or "
-                          "sum 0>", "finite non-negative weights with a positive sum")
-    return w
 
 
 def apply_temperature(proba, temperature):
@@ -191,7 +175,7 @@ class _ProbaCalibrator(BaseEstimator):
             raise param_error(self, "y", f"<array of shape {y.shape}>",
                               f"a 1-d array of {len(P)} labels, one per row of proba")
         self.n_classes_ = P.shape[1]
-        return P, _encode(self, y, labels, P.shape[1]), _check_weights(self, sample_weight,
+        return P, _encode(self, y, labels, P.shape[1]), check_sample_weight(self, sample_weight,
                                                                         len(P))
 
     def _check_transform(self, proba):

@@ -326,6 +326,16 @@ def test_bad_isotonic_floor(floor):
         IsotonicCalibrator(floor=floor).fit([[0.2, 0.8], [0.6, 0.4]], [1, 0])
 
 
+@pytest.mark.parametrize("weight, match", [([1.0, -1.0], "Negative"),
+                                            ([0.0, 0.0], "non-zero"), ([1.0], "shape|length")])
+def test_bad_calibration_weights_name_the_function(weight, match):
+    P, y = [[0.2, 0.8], [0.6, 0.4]], [1, 0]
+    with pytest.raises(ValueError, match=rf"fit_temperature: .*({match})"):
+        fit_temperature(P, y, sample_weight=weight)
+    with pytest.raises(ValueError, match=rf"IsotonicCalibrator: .*({match})"):
+        IsotonicCalibrator().fit(P, y, sample_weight=weight)
+
+
 def test_calibrator_refuses_other_columns_and_unfitted_use():
     cal = TemperatureCalibrator()
     with pytest.raises(NotFittedError):
