@@ -1,4 +1,5 @@
-"""What the Gaussian-posterior teachers (Laplace, VI) share: Monte Carlo over a seeded sample set.
+"""What the posterior teachers share: prediction from posterior expectations (SGLD, Laplace,
+VI), and Monte Carlo over a seeded sample set (the Gaussian posteriors: Laplace, VI).
 
 A teacher using :class:`SampledPosteriorMixin` draws the same ``n_samples`` posterior samples
 at every call (sample ``s`` from seed ``_sample_seed + s``), so its predictions are
@@ -15,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted
 from .._meta import is_fitted
 from .._validation import param_error
 from ..engine import dense_chunks
-from ..expectations import EXPECTATIONS
+from ..expectations import EXPECTATIONS, expected_entropy
 
 #: Rows per forward pass at prediction time.
 CHUNK = 4096
@@ -23,10 +24,38 @@ CHUNK = 4096
 
 def entropy(proba):
     """``-sum_k p_k log p_k`` over the last axis (``0 log 0 = 0``)."""
-    return -torch.special.xlogy(proba, proba).sum(dim=-1)
+    return expected_entropy(proba).squeeze(-1)
 
 
-class SampledPosteriorMixin:
+class PosteriorPredictionMixin:
+    """What every sampled-posterior teacher (SGLD, Laplace, VI) predicts the same way, from
+    its ``predict_expectation``: the predictive, the class, the named expectations."""
+
+    def _resolve_target(self, target):
+        if callable(target):
+            return target
+        if isinstance(target, str) and target in EXPECTATIONS:
+            return EXPECTATIONS[target]
+        raise param_error(self, "target", target, f"one of {sorted(EXPECTATIONS)} or a callable")
+
+    def predict_proba(self, X):
+        """Posterior predictive probabilities: the mean over the posterior samples, columns in
+        ``classes_`` order."""
+        return self.predict_expectation(X, "predictive")
+
+    def predict(self, X):
+        """Class with the highest posterior predictive probability."""
+        check_is_fitted(self)
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = False
+        tags.input_tags.sparse = True
+        return tags
+
+
+class SampledPosteriorMixin(PosteriorPredictionMixin):
     """Posterior predictive, expectations, uncertainty and the sample stream of a teacher
     whose posterior is sampled on demand from a fixed seed."""
 
@@ -78,22 +107,6 @@ class SampledPosteriorMixin:
         out = torch.cat(parts).numpy()
         return out[:, 0] if isinstance(target, str) and target == "entropy" else out
 
-    def _resolve_target(self, target):
-        if callable(target):
-            return target
-        if isinstance(target, str) and target in EXPECTATIONS:
-            return EXPECTATIONS[target]
-        raise param_error(self, "target", target, f"one of {sorted(EXPECTATIONS)} or a callable")
-
-    def predict_proba(self, X):
-        """Posterior predictive probabilities: the mean over the ``n_samples`` samples."""
-        return self.predict_expectation(X, "predictive")
-
-    def predict(self, X):
-        """Class with the highest posterior predictive probability."""
-        check_is_fitted(self)
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
     def predict_uncertainty(self, X):
         """Total, aleatoric and epistemic uncertainty of the posterior, by Monte Carlo.
 
@@ -134,9 +147,3 @@ class SampledPosteriorMixin:
             self.fit(X, y, sample_weight=sample_weight)
         for s in range(self.n_samples):
             yield self._sample(s)
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        tags.input_tags.sparse = True
-        return tags

@@ -17,9 +17,9 @@ from .._random import draw_seed, seeded
 from .._validation import (check_device, check_input, check_layer_sizes, check_sample_weight,
                            encode_labels, param_error)
 from ..engine import RowDataset, limit_threads, weighted_rows
-from ..expectations import EXPECTATIONS
 from ..nets import MLP
 from ..samplers import as_schedule, sgld_step_
+from ._posterior import PosteriorPredictionMixin
 
 
 class PosteriorSample:
@@ -52,7 +52,8 @@ _MIN_TAIL = 10
 _SAFE_STEP_TIMES_N = 0.25
 
 
-class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
+class SGLDTeacher(PosteriorPredictionMixin, FitPolicyMixin, ClassifierMixin,
+                  BaseEstimator):
     """Bayesian neural network classifier whose posterior is sampled by SGLD.
 
     Each iteration draws a minibatch of ``M = batch_size`` rows (shuffled passes over the data)
@@ -547,27 +548,6 @@ class SGLDTeacher(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         out = (total / len(self.samples_)).numpy()
         return out[:, 0] if target == "entropy" else out
 
-    def _resolve_target(self, target):
-        if callable(target):
-            return target
-        if isinstance(target, str) and target in EXPECTATIONS:
-            return EXPECTATIONS[target]
-        raise param_error(self, "target", target, f"one of {sorted(EXPECTATIONS)} or a callable")
-
-    def predict_proba(self, X):
-        """Posterior predictive probabilities (mean over kept samples), ``classes_`` order."""
-        return self.predict_expectation(X, "predictive")
-
-    def predict(self, X):
-        """Class with the highest posterior predictive probability."""
-        check_is_fitted(self, "samples_")
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.non_deterministic = False
-        tags.input_tags.sparse = True
-        return tags
 
 
 def _keep_every_other(buffer, count):
