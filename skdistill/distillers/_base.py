@@ -2,6 +2,7 @@
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
@@ -122,6 +123,33 @@ class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEst
         warn_class_mismatch(self, [teacher], self.classes_,
                             f"teacher {type(teacher).__name__}")
         return teacher
+
+    def _check_n_folds(self, name, n_folds, y_enc):
+        """Each fold must be able to hold a row of every class."""
+        min_count = int(np.bincount(y_enc).min())
+        if n_folds > min_count:
+            raise param_error(self, name, n_folds,
+                              f"at most {min_count}, the number of samples in the smallest class")
+
+    def _folds(self, X, y_enc, n_folds, stratify=True):
+        """Shuffled (stratified) ``(train, test)`` folds, seeded from ``random_state``."""
+        cls = StratifiedKFold if stratify else KFold
+        return list(cls(n_folds, shuffle=True, random_state=draw_seed(self.random_state))
+                    .split(X, y_enc))
+
+    def _fold_jobs(self, teacher, X, y, folds, weight):
+        """``(clone, X, y, weights)`` to fit per fold: clone ``k`` (seeded with offset
+        ``2 + k``) learns from every fold but ``k``."""
+        return [(self._seeded_clone(teacher, offset=2 + k), X[train], y[train],
+                 None if weight is None else weight[train])
+                for k, (train, _) in enumerate(folds)]
+
+    def _out_of_fold_proba(self, fold_teachers, X, folds):
+        """Each row's probabilities from the fold teacher that did not see it."""
+        oof = np.empty((X.shape[0], len(self.classes_)))
+        for fold_teacher, (_, test) in zip(fold_teachers, folds):
+            oof[test] = self._teacher_proba(fold_teacher, X[test])
+        return oof
 
     def _calibrate_teacher(self, held_out, y_enc, sample_weight, proba):
         """Fit ``teacher_calibrator_`` on held-out teacher probabilities; apply it to ``proba``.

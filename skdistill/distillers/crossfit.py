@@ -6,11 +6,9 @@ from joblib import Parallel, delayed
 from scipy.special import softmax
 from sklearn.base import is_classifier, is_regressor
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 
 from .._interrupt import fit_policy
-from .._random import draw_seed
 from .._validation import param_error, warn_class_mismatch
 from ..engine import Objective
 from ..losses import (SoftTargetCrossEntropy, SquaredErrorLogits,
@@ -203,15 +201,6 @@ class CrossFitDistiller(BaseDistiller):
                           "a skdistill student (MLPStudent, CNNStudent, ...) or a scikit-learn "
                           "regressor", TypeError)
 
-    def _folds(self, X, y_enc):
-        min_count = int(np.bincount(y_enc).min())
-        if self.n_folds > min_count:
-            raise param_error(self, "n_folds", self.n_folds,
-                              f"at most {min_count}, the number of samples in the smallest class")
-        seed = draw_seed(self.random_state)
-        cls = StratifiedKFold if self.stratify else KFold
-        return list(cls(self.n_folds, shuffle=True, random_state=seed).split(X, y_enc))
-
     # -- fitting --------------------------------------------------------------------------------
     @fit_policy
     def fit(self, X, y, sample_weight=None):
@@ -236,18 +225,15 @@ class CrossFitDistiller(BaseDistiller):
         teacher = self._crossfit_teacher()
         student = self._crossfit_student()
         self._check_student_rows(student, X.shape[0])
-        folds = self._folds(X, y_enc)
+        self._check_n_folds("n_folds", self.n_folds, y_enc)
+        folds = self._folds(X, y_enc, self.n_folds, self.stratify)
         self._fit(X, y, y_enc, sample_weight, teacher, student, folds)
         return self
 
     def _fit(self, X, y, y_enc, sample_weight, teacher, student, folds):
         teacher_weight = weights_for(self, teacher, sample_weight, "fold teachers' estimator")
 
-        def weights(rows):
-            return None if teacher_weight is None else teacher_weight[rows]
-
-        jobs = [(self._seeded_clone(teacher, offset=2 + k), X[train], y[train], weights(train))
-                for k, (train, _) in enumerate(folds)]
+        jobs = self._fold_jobs(teacher, X, y, folds, teacher_weight)
         if self.refit_teacher:
             jobs.append((self._seeded_clone(teacher), X, y, teacher_weight))
         fitted = Parallel(n_jobs=self.n_jobs, verbose=10 * int(self.verbose))(
@@ -257,10 +243,7 @@ class CrossFitDistiller(BaseDistiller):
             self.teacher_ = fitted[-1]
         warn_class_mismatch(self, fitted, self.classes_, "fold teachers")
 
-        oof = np.empty((len(y_enc), len(self.classes_)))
-        for fold_teacher, (_, test) in zip(self.fold_teachers_, folds):
-            oof[test] = self._teacher_proba(fold_teacher, X[test])
-        self.oof_proba_ = oof
+        self.oof_proba_ = oof = self._out_of_fold_proba(self.fold_teachers_, X, folds)
         self.teacher_calibrator_ = None
         if self.teacher_calibration is not None:
             oof = self._calibrate_teacher(oof, y_enc, sample_weight, oof)

@@ -3,14 +3,11 @@ import numbers
 
 import numpy as np
 from sklearn.frozen import FrozenEstimator
-from sklearn.model_selection import StratifiedKFold
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import has_fit_parameter
 
 from .._interrupt import fit_policy
 from .._meta import fit_with_weights
-from .._random import draw_seed
-from .._validation import param_error
 from ..engine import Objective
 from ..losses import DistillationLoss, soften
 from ._base import TEACHER_CALIBRATION, BaseDistiller
@@ -147,12 +144,12 @@ class KnowledgeDistiller(BaseDistiller):
         cross_fit = (self.teacher_calibration is not None
                      and not isinstance(self._teacher(), FrozenEstimator))
         if cross_fit:
-            self._check_calibration_cv(y_enc)
+            self._check_n_folds("teacher_calibration_cv", self.teacher_calibration_cv, y_enc)
         self.teacher_ = self._fit_teacher(X, y, sample_weight)
         proba = self._teacher_proba(self.teacher_, X)
         self.teacher_calibrator_ = None
         if self.teacher_calibration is not None:
-            held_out = (self._out_of_fold_proba(X, y, y_enc, sample_weight) if cross_fit
+            held_out = (self._cross_fitted_proba(X, y, y_enc, sample_weight) if cross_fit
                         else proba)
             proba = self._calibrate_teacher(held_out, y_enc, sample_weight, proba)
         soft = soften(proba, self.temperature)
@@ -163,30 +160,17 @@ class KnowledgeDistiller(BaseDistiller):
             self._student_verbose(self._seeded_clone(student, offset=1)), X, y, objective,
             sample_weight)
 
-    def _check_calibration_cv(self, y_enc):
-        min_count = int(np.bincount(y_enc).min())
-        if self.teacher_calibration_cv > min_count:
-            raise param_error(self, "teacher_calibration_cv", self.teacher_calibration_cv,
-                              f"at most {min_count}, the number of samples in the smallest "
-                              "class")
-
-    def _out_of_fold_proba(self, X, y, y_enc, sample_weight):
+    def _cross_fitted_proba(self, X, y, y_enc, sample_weight):
         """Probabilities of each row from a clone of the teacher fitted without its fold.
 
-        Folds are stratified and shuffled with a seed drawn from ``random_state``; fold
-        teacher ``k`` is seeded as a cross-fitting fold teacher is (offset ``2 + k``). Weights
-        go to the clones only if the teacher's ``fit`` takes them (``teacher_``'s fit has
-        already warned otherwise).
+        Folds are stratified and shuffled with a seed drawn from ``random_state``; the fold
+        teachers are seeded and fitted as :class:`CrossFitDistiller`'s. Weights go to the
+        clones only if the teacher's ``fit`` takes them (``teacher_``'s fit has already
+        warned otherwise).
         """
         teacher = self._teacher()
         weight = (sample_weight if sample_weight is not None
                   and has_fit_parameter(teacher, "sample_weight") else None)
-        folds = StratifiedKFold(self.teacher_calibration_cv, shuffle=True,
-                                random_state=draw_seed(self.random_state)).split(X, y_enc)
-        oof = np.empty((len(y_enc), len(self.classes_)))
-        for k, (train, test) in enumerate(folds):
-            fold_teacher = fit_with_weights(self._seeded_clone(teacher, offset=2 + k),
-                                            X[train], y[train],
-                                            None if weight is None else weight[train])
-            oof[test] = self._teacher_proba(fold_teacher, X[test])
-        return oof
+        folds = self._folds(X, y_enc, self.teacher_calibration_cv)
+        fitted = [fit_with_weights(*job) for job in self._fold_jobs(teacher, X, y, folds, weight)]
+        return self._out_of_fold_proba(fitted, X, folds)
