@@ -38,8 +38,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.special import log_softmax, logsumexp
-from scipy.stats import multivariate_normal, spearmanr
+from scipy.special import log_softmax
+from scipy.stats import spearmanr
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import load_digits
 from sklearn.ensemble import RandomForestClassifier
@@ -53,6 +53,7 @@ from threadpoolctl import threadpool_limits
 
 from .. import CrossFitDistiller, KnowledgeDistiller, MLPStudent
 from ..datasets import DataFileNotFoundError, make_gaussian_mixture
+from ..datasets.synthetic import bayes_log_proba
 from ..metrics import expected_calibration_error, negative_log_likelihood
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,11 +86,8 @@ class BayesTeacher(ClassifierMixin, BaseEstimator):
         return self
 
     def predict_proba(self, X):
-        log_joint = np.column_stack([
-            multivariate_normal.logpdf(X, mean=mean, cov=cov).reshape(len(X))
-            for mean, cov in zip(self.params.means, self.params.covariances)
-        ]) + np.log(self.params.weights)
-        log_proba = log_joint - logsumexp(log_joint, axis=1, keepdims=True)
+        log_proba = bayes_log_proba(X, self.params.means, self.params.covariances,
+                                    self.params.weights)
         return np.exp(log_softmax(log_proba / self.temperature, axis=1))
 
 

@@ -25,6 +25,16 @@ def _check_positive_float(func, name, value):
         raise ValueError(f"{func}: {name} must be a finite float > 0, got {value!r}.")
 
 
+def bayes_log_proba(X, means, covariances, weights):
+    """``log p*(y = k | x)`` under a Gaussian mixture (class ``k``: prior ``weights[k]``,
+    density ``N(means[k], covariances[k])``), shape ``(n, n_classes)``."""
+    log_joint = np.column_stack([
+        multivariate_normal.logpdf(X, mean=mean, cov=cov).reshape(len(X))
+        for mean, cov in zip(means, covariances)
+    ]) + np.log(weights)
+    return log_joint - logsumexp(log_joint, axis=1, keepdims=True)
+
+
 def make_gaussian_mixture(n_samples=1000, n_classes=2, n_features=2, class_sep=1.0, scale=1.0,
                           weights=None, covariance="shared", random_state=None,
                           return_params=False):
@@ -118,11 +128,7 @@ def make_gaussian_mixture(n_samples=1000, n_classes=2, n_features=2, class_sep=1
     for k, factor in enumerate(np.linalg.cholesky(covariances)):
         X[y == k] = means[k] + noise[y == k] @ factor.T
 
-    log_joint = np.column_stack([
-        multivariate_normal.logpdf(X, mean=means[k], cov=covariances[k]).reshape(n_samples)
-        for k in range(n_classes)
-    ]) + np.log(weights)
-    proba = np.exp(log_joint - logsumexp(log_joint, axis=1, keepdims=True))
+    proba = np.exp(bayes_log_proba(X, means, covariances, weights))
     if return_params:
         return X, y, proba, Bunch(means=means, covariances=covariances, weights=weights)
     return X, y, proba
