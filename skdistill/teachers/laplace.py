@@ -106,13 +106,12 @@ class LaplaceTeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, Met
     The predictive is that of the linearised network (the GLM predictive of Immer et al.,
     the default of laplace-torch): under ``delta ~ N(0, H^-1)`` the logits are
     ``f(x, theta*) + J(x) delta``. ``link_approx="mc"`` averages the softmax over
-    ``n_samples`` draws of ``delta`` (a forward-mode Jacobian-vector product each; for the
-    last layer it is the network with the sampled last layer, exactly);
-    ``link_approx="probit"`` uses the multiclass probit approximation
+    ``n_samples`` draws of ``delta`` (for the last layer this is the network with the
+    sampled last layer, exactly; for all weights a forward-mode Jacobian-vector product per
+    draw); ``link_approx="probit"`` uses the multiclass probit approximation
     ``softmax(f / sqrt(1 + pi/8 diag(J H^-1 J^T)))``, which treats the logits as independent
     (the variance of their common shift, which the softmax ignores, flattens it too: expect it
-    more cautious than ``"mc"``). Whatever ``link_approx``,
-    :meth:`sample_proba`, :meth:`predict_expectation`, :meth:`predict_uncertainty` and
+    more cautious than ``"mc"``). Whatever ``link_approx``, :meth:`sample_proba`, :meth:`predict_expectation`, :meth:`predict_uncertainty` and
     :meth:`iter_samples` use the same ``n_samples`` Monte Carlo draws, seeded by
     ``random_state``.
 
@@ -131,7 +130,8 @@ class LaplaceTeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, Met
         ``optimizer``, ...): the prior enters its loss exactly, as
         ``prior_precision / (2 W) * ||theta||^2`` added to the mean cross-entropy (``W`` the
         number of rows, or the sum of ``sample_weight``), so that its minimum is the MAP of
-        the summed log-likelihood; its ``weight_decay`` must be 0 (the prior takes its place).
+        the summed log-likelihood; its ``weight_decay`` must be 0 (the prior takes its place),
+        and its ``max_epochs`` enough to converge (the approximation assumes a mode).
         A fitted student wrapped in :class:`sklearn.frozen.FrozenEstimator` is used as it is,
         as the MAP. ``None`` means ``MLPStudent()``.
     subset_of_weights : {"last_layer", "all"}, default="last_layer"
