@@ -144,7 +144,7 @@ def make_teachers(args, seed, n_train):
     def vi(X, y):
         return VITeacher(hidden, prior_precision=1.0, n_samples=args.n_samples,
                          max_epochs=args.vi_epochs, batch_size=128, lr=1e-3,
-                         random_state=seed).fit(X, y)
+                         kl_weight=args.vi_kl_weight, random_state=seed).fit(X, y)
 
     def sgld(X, y):
         steps = args.sgld_epochs * n_train // 100
@@ -313,6 +313,8 @@ def main(argv):
     parser.add_argument("--teacher-epochs", type=int, default=20,
                         help="epochs of the deterministic network and of each DE member")
     parser.add_argument("--vi-epochs", type=int, default=20)
+    parser.add_argument("--vi-kl-weight", type=float, default=1.0,
+                        help="VITeacher kl_weight (1: the ELBO; < 1: a tempered posterior)")
     parser.add_argument("--sgld-epochs", type=int, default=20,
                         help="SGLD passes over the data (batch 100)")
     parser.add_argument("--laplace-prior", default="marglik",
