@@ -1,0 +1,452 @@
+"""ONNX export of the students and distillers through skl2onnx: ``import skdistill.onnx``.
+
+Importing this module registers a converter with `skl2onnx <https://onnx.ai/sklearn-onnx/>`_
+for every student (``MLPStudent``, ``CNNStudent``, ``LatentBEStudent``,
+``LatentBECNNStudent``, pruned or not) and every distiller whose predictions are its
+student's (``KnowledgeDistiller``, ``CrossFitDistiller``, ``GPEDDistiller``,
+``EnsembleDistiller``). skl2onnx's own call then converts them, alone or as the last step of a
+pipeline::
+
+    import skl2onnx
+    import skdistill.onnx  # noqa: F401  (registers the converters)
+
+    onx = skl2onnx.to_onnx(Pipeline([("scale", StandardScaler()), ("kd", distiller)]),
+                           X[:1].astype(np.float32))
+
+The outputs follow skl2onnx's classifiers: a label (``classes_``, integers or strings) and the
+probabilities, by default through a ``ZipMap`` (a list of ``{class: probability}``);
+``options={id(model): {"zipmap": False}}`` gives the ``(N, n_classes)`` matrix instead, and
+``"nocl": True`` labels classes by their index. A ``GPEDDistiller`` adds one output per
+distilled expectation (``expected_entropy``...) and, when the entropy was distilled, the
+``total``, ``aleatoric`` and ``epistemic`` uncertainty of :meth:`~skdistill.GPEDDistiller.
+predict_uncertainty`. Inside, the student's torch network is exported by
+:func:`torch.onnx.export` (with a dynamic batch axis) at skl2onnx's ``target_opset`` (18 or
+more) and spliced into skl2onnx's graph; a ``CrossFitDistiller`` with a scikit-learn regressor
+student goes through skl2onnx's converter for that regressor, followed by the mapping to
+probabilities that :meth:`~skdistill.CrossFitDistiller.predict_proba` applies.
+
+Inputs are rows of ``float32`` (or ``float64``, computed in ``float32``); a CNN student takes
+flat rows or images, reshaped inside the graph. Needs the ``onnx`` extra:
+``pip install skdistill[onnx]`` (skl2onnx, onnx, onnxruntime, onnxscript); ``import skdistill``
+alone never imports them. See ``doc/onnx.md``.
+"""
+import contextlib
+import copy
+import logging
+import re
+import warnings
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.base import is_regressor
+from sklearn.utils.validation import check_is_fitted
+from torch import nn
+
+try:
+    import onnx
+    import skl2onnx
+    from onnx import helper, numpy_helper
+    from skl2onnx import get_model_alias, update_registered_converter
+    from skl2onnx._parse import _apply_zipmap
+    from skl2onnx.algebra.onnx_operator import OnnxSubEstimator
+    from skl2onnx.common.data_types import (DoubleTensorType, FloatTensorType,
+                                            Int64TensorType, StringTensorType)
+    from skl2onnx.common.utils_classifier import get_label_classes
+except ImportError as exc:  # pragma: no cover - the extra is installed by `make test`
+    raise ImportError(f"skdistill.onnx needs the onnx extra ({exc}); install it with "
+                      "`pip install skdistill[onnx]` (skl2onnx, onnx, onnxruntime, "
+                      "onnxscript)") from exc
+
+from ._validation import param_error
+from .distillers import CrossFitDistiller, EnsembleDistiller, GPEDDistiller, KnowledgeDistiller
+from .students import CNNStudent, LatentBECNNStudent, LatentBEStudent, MLPStudent
+from .students._base import BaseStudent
+
+#: The lowest ONNX opset that torch's exporter (torch.onnx.export, dynamo) writes.
+MIN_OPSET = 18
+
+_STUDENTS = (MLPStudent, CNNStudent, LatentBEStudent, LatentBECNNStudent)
+_DISTILLERS = (KnowledgeDistiller, CrossFitDistiller, EnsembleDistiller, GPEDDistiller)
+_FLOAT, _DOUBLE = onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE
+
+
+# -- the torch networks that are exported ----------------------------------------------------
+class _Probabilities(nn.Module):
+    """Flat float32 rows -> class probabilities of a student's prediction network."""
+
+    def __init__(self, network, row_shape):
+        super().__init__()
+        self.network, self.row_shape = network, row_shape
+
+    def forward(self, x):
+        if self.row_shape is not None:
+            x = x.reshape(-1, *self.row_shape)
+        return (torch.softmax(self.network(x), dim=1),)
+
+
+class _GPEDOutputs(nn.Module):
+    """Flat float32 rows -> predictive probabilities, the other heads' expectations and, with
+    an entropy head, the decomposition of :meth:`GPEDDistiller.predict_uncertainty`."""
+
+    def __init__(self, trunk, heads, row_shape, names, decompose):
+        super().__init__()
+        self.trunk, self.heads, self.row_shape = trunk, heads, row_shape
+        self.names, self.decompose = names, decompose
+
+    def forward(self, x):
+        if self.row_shape is not None:
+            x = x.reshape(-1, *self.row_shape)
+        h = self.trunk(x)
+        log_p = F.log_softmax(self.heads["predictive"](h), dim=1)
+        p = log_p.exp()
+        out = [p]
+        for name in self.names:
+            value = self.heads[name](h)
+            out.append(value[:, 0] if value.shape[1] == 1 else value)
+        if self.decompose:
+            entropy = -(p * log_p).sum(dim=1)
+            aleatoric = torch.minimum(self.heads["entropy"](h)[:, 0], entropy)
+            epistemic = entropy - aleatoric
+            out += [aleatoric + epistemic, aleatoric, epistemic]
+        return tuple(out)
+
+
+def _student_of(model):
+    """The skdistill student whose network makes ``model``'s predictions."""
+    return model if isinstance(model, BaseStudent) else model.student_
+
+
+def _prediction_network(student):
+    """The network ``predict_proba`` runs: the merged one for a LatentBE student."""
+    return getattr(student, "merged_module_", student.module_)
+
+
+def _gped_outputs(model):
+    """``[(output name, width or None for (N,))]`` of a GPED distiller beyond the classifier's:
+    one per distilled expectation, then the uncertainty decomposition."""
+    outputs = []
+    for name in model.targets_[1:]:
+        width = model.module_.heads[name].linear.out_features
+        outputs.append(("expected_" + re.sub(r"\W", "_", name), None if width == 1 else width))
+    if "entropy" in model.targets_:
+        outputs += [("total", None), ("aleatoric", None), ("epistemic", None)]
+    return outputs
+
+
+def _extra_outputs(model):
+    return _gped_outputs(model) if isinstance(model, GPEDDistiller) else []
+
+
+def _exported_module(model):
+    """``(torch module on the CPU, number of flat features)`` computing ``model``'s outputs."""
+    student = _student_of(model)
+    row_shape = student._row_shape()
+    row_shape = None if row_shape is None else tuple(int(s) for s in row_shape)
+    if isinstance(model, GPEDDistiller):
+        net = copy.deepcopy(model.module_).cpu().eval()
+        names = model.targets_[1:]
+        module = _GPEDOutputs(net.trunk, net.heads, row_shape, names,
+                              "entropy" in model.targets_)
+    else:
+        net = copy.deepcopy(_prediction_network(student)).cpu().eval()
+        module = _Probabilities(net, row_shape)
+    return module.eval(), int(student.n_features_in_)
+
+
+# -- torch.onnx.export and the splice into skl2onnx's graph -----------------------------------
+@contextlib.contextmanager
+def _quiet():
+    """Silence the exporter's warnings and log lines (optional torchvision ops, deprecations)."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnxscript", "onnx_ir")]
+    levels = [lg.level for lg in loggers]
+    try:
+        for lg in loggers:
+            lg.setLevel(logging.ERROR)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _export_graph(model, module, n_features, opset):
+    """``torch.onnx.export`` of ``module`` (float32 rows, dynamic batch) at ``opset``."""
+    example = torch.zeros(2, n_features)
+    with _quiet():
+        program = torch.onnx.export(module, (example,), dynamo=True, opset_version=opset,
+                                    dynamic_shapes=({0: torch.export.Dim("batch")},),
+                                    verbose=False)
+    proto = program.model_proto
+    got = {o.domain: o.version for o in proto.opset_import}
+    if got.get("") != opset:
+        raise ValueError(f"{type(model).__name__}: target_opset={opset} is not supported for "
+                         f"ONNX export; torch.onnx.export wrote opset {got.get('')}. Use a "
+                         f"target_opset from {MIN_OPSET} to {skl2onnx.__max_supported_opset__}.")
+    if proto.functions or any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
+                              for node in proto.graph.node for a in node.attribute):
+        raise ValueError(f"{type(model).__name__}: its network exports to an ONNX graph with "
+                         "functions or subgraphs, which skdistill.onnx does not splice")
+    return proto.graph, got
+
+
+def _splice(graph, opsets, scope, container, input_name, output_names):
+    """Add ``graph``'s initializers and nodes to skl2onnx's container, every name prefixed;
+    its input becomes ``input_name`` and its outputs ``output_names``."""
+    prefix = scope.get_unique_variable_name("torch")
+    names = {graph.input[0].name: input_name}
+    names.update({o.name: name for o, name in zip(graph.output, output_names)})
+
+    def rename(name):
+        return "" if name == "" else names.setdefault(name, f"{prefix}_{name}")
+
+    for init in graph.initializer:
+        tensor = numpy_helper.from_array(numpy_helper.to_array(init))
+        container.add_initializer(rename(init.name), init.data_type, list(init.dims), tensor)
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        container.add_node(node.op_type, [rename(i) for i in node.input],
+                           [rename(o) for o in node.output], op_domain=node.domain,
+                           op_version=opsets[node.domain], name=f"{prefix}_{node.name}",
+                           **attrs)
+
+
+# -- skl2onnx: parser, shape calculator, converter --------------------------------------------
+def _proba_type(input_type):
+    return DoubleTensorType if isinstance(input_type, DoubleTensorType) else FloatTensorType
+
+
+def _check_exportable(model, inputs):
+    """Refuse, before any conversion, what the converters cannot export."""
+    check_is_fitted(model)
+    input_type = inputs[0].type
+    if not isinstance(input_type, (FloatTensorType, DoubleTensorType, Int64TensorType)):
+        raise param_error(model, "X", f"<{type(input_type).__name__}>",
+                          "numeric rows (float32 or float64) for ONNX export", TypeError)
+
+
+def _parse(scope, model, inputs, custom_parsers=None):
+    """skl2onnx parser: label, probabilities (through ZipMap unless ``zipmap=False``) and a
+    GPED distiller's extra outputs."""
+    _check_exportable(model, inputs)
+    options = scope.get_options(model, dict(zipmap=True))
+    operator = scope.declare_local_operator(get_model_alias(type(model)), model)
+    operator.inputs = list(inputs)
+    proba_type = _proba_type(inputs[0].type)
+    label = scope.declare_local_variable("label", Int64TensorType())
+    proba = scope.declare_local_variable("probabilities", proba_type())
+    operator.outputs.extend([label, proba])
+    outputs = [label, proba]
+    if options["zipmap"] is not False:
+        outputs = _apply_zipmap(options["zipmap"], scope, model, inputs[0].type, outputs)
+    # declared last, so that the graph lists them after the label and the probabilities
+    extras = [scope.declare_local_variable(name, proba_type())
+              for name, _ in _extra_outputs(model)]
+    operator.outputs.extend(extras)
+    return [*outputs, *extras]
+
+
+def _label_classes(scope, model):
+    """``(classes as an ONNX initializer array, ONNX type)``: int64 or strings."""
+    classes = np.asarray(get_label_classes(scope, model))
+    if classes.dtype.kind in "biuf":
+        return classes.astype(np.int64), onnx.TensorProto.INT64
+    return np.array([str(c).encode("utf-8") for c in classes]), onnx.TensorProto.STRING
+
+
+def _shape_calculator(operator):
+    model = operator.raw_operator
+    n = operator.inputs[0].get_first_dimension()
+    _, label_type = _label_classes(operator.scope_inst, model)
+    label_cls = Int64TensorType if label_type == onnx.TensorProto.INT64 else StringTensorType
+    proba_type = _proba_type(operator.inputs[0].type)
+    operator.outputs[0].set_type(label_cls([n]))
+    operator.outputs[1].set_type(proba_type([n, len(model.classes_)]))
+    for var, (_, width) in zip(operator.outputs[2:], _extra_outputs(model)):
+        var.set_type(proba_type([n] if width is None else [n, width]))
+
+
+def _opset(model, container):
+    opset = container.target_opset_any_domain("")
+    if opset is None or opset < MIN_OPSET:
+        raise ValueError(f"{type(model).__name__}: target_opset={opset} is too low for ONNX "
+                         f"export; torch.onnx.export writes opset {MIN_OPSET} or more. Use a "
+                         f"target_opset from {MIN_OPSET} to "
+                         f"{skl2onnx.__max_supported_opset__}.")
+    return opset
+
+
+def _float_rows(scope, container, variable, n_features, model):
+    """The input as ``(N, n_features)`` float32 rows (a Cast and a Reshape where needed)."""
+    name = variable.full_name
+    shape = variable.type.shape
+    known = [d for d in shape[1:] if isinstance(d, int)]
+    if len(known) == len(shape) - 1 and int(np.prod(known)) != n_features:
+        raise param_error(model, "X", f"<input of shape {list(shape)}>",
+                          f"rows of {n_features} features (or images of that size)")
+    if not isinstance(variable.type, FloatTensorType):
+        cast = scope.get_unique_variable_name("rows32")
+        container.add_node("Cast", [name], [cast], to=_FLOAT,
+                           name=scope.get_unique_operator_name("Cast"))
+        name = cast
+    if len(shape) != 2:
+        target = scope.get_unique_variable_name("flat_shape")
+        container.add_initializer(target, onnx.TensorProto.INT64, [2], [-1, n_features])
+        flat = scope.get_unique_variable_name("flat_rows")
+        container.add_node("Reshape", [name, target], [flat],
+                           name=scope.get_unique_operator_name("Reshape"))
+        name = flat
+    return name
+
+
+def _add_label(scope, operator, container):
+    """``label = classes_[argmax(probabilities)]``."""
+    classes, label_type = _label_classes(scope, operator.raw_operator)
+    classes_name = scope.get_unique_variable_name("classes")
+    container.add_initializer(classes_name, label_type, list(classes.shape), classes)
+    index = scope.get_unique_variable_name("argmax")
+    container.add_node("ArgMax", [operator.outputs[1].full_name], [index], axis=1, keepdims=0,
+                       name=scope.get_unique_operator_name("ArgMax"))
+    container.add_node("Gather", [classes_name, index], [operator.outputs[0].full_name], axis=0,
+                       name=scope.get_unique_operator_name("Gather"))
+
+
+def _convert(scope, operator, container):
+    """skl2onnx converter: the exported network (or a regressor student) -> label and
+    probabilities, plus a GPED distiller's extra outputs."""
+    model = operator.raw_operator
+    opset = _opset(model, container)
+    double = isinstance(operator.outputs[1].type, DoubleTensorType)
+    targets = [v.full_name for v in operator.outputs[1:]]
+    computed = [scope.get_unique_variable_name(f"{v.raw_name}32") for v in operator.outputs[1:]]
+    if isinstance(model, CrossFitDistiller) and is_regressor(model.student_):
+        _regressor_probabilities(scope, operator, container, computed[0], opset)
+    else:
+        module, n_features = _exported_module(model)
+        rows = _float_rows(scope, container, operator.inputs[0], n_features, model)
+        graph, opsets = _export_graph(model, module, n_features, opset)
+        _splice(graph, opsets, scope, container, rows, computed)
+    for source, target in zip(computed, targets):
+        if double:
+            container.add_node("Cast", [source], [target], to=_DOUBLE,
+                               name=scope.get_unique_operator_name("Cast"))
+        else:
+            container.add_node("Identity", [source], [target],
+                               name=scope.get_unique_operator_name("Identity"))
+    _add_label(scope, operator, container)
+
+
+def _const(scope, container, value, dtype=_FLOAT):
+    name = scope.get_unique_variable_name("c")
+    array = np.asarray(value, dtype=np.int64 if dtype == onnx.TensorProto.INT64 else np.float32)
+    container.add_initializer(name, dtype, list(array.shape), array.ravel())
+    return name
+
+
+def _regressor_probabilities(scope, operator, container, output, opset):
+    """CrossFitDistiller's ``_regressor_proba`` after skl2onnx's converter of the regressor."""
+    model = operator.raw_operator
+    regressor, n_classes = model.student_, len(model.classes_)
+    raw = scope.get_unique_variable_name("regressor_output")
+    try:
+        OnnxSubEstimator(regressor, operator.inputs[0], op_version=opset,
+                         output_names=[raw]).add_to(scope, container)
+    except (RuntimeError, NotImplementedError, TypeError, KeyError) as exc:
+        raise param_error(model, "student", regressor,
+                          "a skdistill student or a scikit-learn regressor that skl2onnx can "
+                          f"convert, for ONNX export (skl2onnx: {exc})", TypeError) from exc
+
+    def node(op, inputs, **attrs):
+        out = scope.get_unique_variable_name(op.lower())
+        container.add_node(op, inputs, [out], name=scope.get_unique_operator_name(op), **attrs)
+        return out
+
+    width = 1 if n_classes == 2 else n_classes
+    values = node("Cast", [raw], to=_FLOAT)
+    values = node("Reshape", [values, _const(scope, container, [-1, width],
+                                             onnx.TensorProto.INT64)])
+    if n_classes == 2:
+        if model.targets_scale_ == "logp":
+            values = node("Exp", [values])
+        q = node("Clip", [values, _const(scope, container, 0.0), _const(scope, container, 1.0)])
+        proba = [node("Sub", [_const(scope, container, 1.0), q]), q]
+        container.add_node("Concat", proba, [output], axis=1,
+                           name=scope.get_unique_operator_name("Concat"))
+    elif model.targets_scale_ == "logp":
+        container.add_node("Softmax", [values], [output], axis=1,
+                           name=scope.get_unique_operator_name("Softmax"))
+    else:
+        axis = _const(scope, container, [1], onnx.TensorProto.INT64)
+        values = node("Max", [values, _const(scope, container, 0.0)])
+        empty = node("Equal", [node("ReduceSum", [values, axis], keepdims=1),
+                               _const(scope, container, 0.0)])
+        values = node("Where", [empty, _const(scope, container, 1.0), values])  # uniform
+        container.add_node("Div", [values, node("ReduceSum", [values, axis], keepdims=1)],
+                           [output], name=scope.get_unique_operator_name("Div"))
+
+
+def register_converters():
+    """Register the skl2onnx converters of every student and distiller (done on import).
+
+    Idempotent: calling it again re-registers the same converters.
+
+    Examples
+    --------
+    >>> import skdistill.onnx
+    >>> from skl2onnx import get_model_alias
+    >>> from skdistill import CrossFitDistiller
+    >>> skdistill.onnx.register_converters()
+    >>> get_model_alias(CrossFitDistiller)
+    'SkdistillCrossFitDistiller'
+    """
+    for cls in _STUDENTS + _DISTILLERS:
+        update_registered_converter(cls, f"Skdistill{cls.__name__}", _shape_calculator,
+                                    _convert, parser=_parse,
+                                    options={"zipmap": [True, False, "columns"],
+                                             "nocl": [False, True]})
+
+
+def to_onnx(model, X, **kwargs):
+    """Convert a fitted student, distiller or pipeline with float32 input rows like ``X``.
+
+    A shortcut for ``skl2onnx.to_onnx(model, X[:1].astype(np.float32), **kwargs)``:
+    skl2onnx's own call works as well once this module is imported (a float64 ``X`` there
+    gives a float64 input, computed in float32).
+
+    Parameters
+    ----------
+    model : fitted estimator
+        A skdistill student or distiller, or a pipeline ending in one.
+    X : array-like of shape (n_samples, ...)
+        Rows like the model's input; only the first row's shape is used.
+    **kwargs
+        Passed to :func:`skl2onnx.to_onnx` (``options``, ``target_opset``...).
+
+    Returns
+    -------
+    onnx.ModelProto
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import onnxruntime as ort
+    >>> from sklearn.datasets import load_iris
+    >>> from skdistill import MLPStudent
+    >>> from skdistill.onnx import to_onnx
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = MLPStudent(hidden_layer_sizes=(8,), max_epochs=5, random_state=0).fit(X, y)
+    >>> onx = to_onnx(clf, X, options={"zipmap": False})
+    >>> session = ort.InferenceSession(onx.SerializeToString(),
+    ...                                providers=["CPUExecutionProvider"])
+    >>> label, proba = session.run(None, {"X": X[:3].astype(np.float32)})
+    >>> bool(np.abs(proba - clf.predict_proba(X[:3].astype(np.float32))).max() < 1e-5)
+    True
+    """
+    X = np.asarray(X[:1], dtype=np.float32)
+    return skl2onnx.to_onnx(model, X, **kwargs)
+
+
+register_converters()
+
+__all__ = ["register_converters", "to_onnx", "MIN_OPSET"]

@@ -1,0 +1,246 @@
+"""ONNX export (skdistill.onnx): onnxruntime gives predict_proba, labels and GPED uncertainty."""
+import warnings
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import skl2onnx
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from sklearn.datasets import load_digits, load_iris
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.exceptions import NotFittedError
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
+                       GPEDDistiller, KnowledgeDistiller, LatentBECNNStudent, LatentBEStudent,
+                       MLPStudent, SGLDTeacher)
+from skdistill.onnx import MIN_OPSET  # importing skdistill.onnx registers the converters
+
+from test_package import _in_a_fresh_interpreter
+
+ATOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def iris():
+    X, y = load_iris(return_X_y=True)
+    return X.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return (X[:300] / 16).astype(np.float32), y[:300]
+
+
+def session(onx):
+    return ort.InferenceSession(onx.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+def run(onx_or_session, X):
+    sess = onx_or_session if isinstance(onx_or_session, ort.InferenceSession) else session(
+        onx_or_session)
+    return sess.run(None, {sess.get_inputs()[0].name: X})
+
+
+def last_step(model):
+    return model.steps[-1][1] if isinstance(model, Pipeline) else model
+
+
+def assert_parity(model, X, **kwargs):
+    """Labels and probabilities (zipmap off) equal the model's, on X and on one row."""
+    onx = skl2onnx.to_onnx(model, X[:1], options={id(last_step(model)): {"zipmap": False}},
+                           **kwargs)
+    sess = session(onx)
+    assert [o.name for o in sess.get_outputs()] == ["label", "probabilities"]
+    label, proba = run(sess, X)
+    assert proba.dtype == X.dtype and proba.shape == (len(X), len(model.classes_))
+    np.testing.assert_allclose(proba, model.predict_proba(X), rtol=0, atol=ATOL)
+    np.testing.assert_array_equal(label, model.predict(X))
+    label1, proba1 = run(sess, X[3:4])  # a batch of one row
+    np.testing.assert_allclose(proba1, model.predict_proba(X[3:4]), rtol=0, atol=ATOL)
+    np.testing.assert_array_equal(label1, model.predict(X[3:4]))
+    return onx
+
+
+# -- students ----------------------------------------------------------------------------------
+def test_mlp_student_with_string_classes(iris):
+    X, y = iris
+    names = np.array(["setosa", "versicolor", "virginica"])[y]
+    clf = MLPStudent(hidden_layer_sizes=(16,), max_epochs=20, lr=1e-2, random_state=0)
+    assert_parity(clf.fit(X, names), X)
+
+
+def test_pruned_mlp_student(iris):
+    X, y = iris
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    clf = MLPStudent(hidden_layer_sizes=(32,), max_epochs=100, lr=1e-2, group_lasso=0.05,
+                     random_state=0).fit(X, y)
+    assert clf.n_pruned_units_ > 0  # the exported network is the smaller one
+    onx = assert_parity(clf, X)
+    widths = {tuple(t.dims) for t in onx.graph.initializer}
+    assert (clf.hidden_layer_sizes_[0], 4) in widths and (32, 4) not in widths
+
+
+def test_cnn_student_takes_flat_rows(digits):
+    X, y = digits
+    clf = CNNStudent(width_multiplier=0.5, max_epochs=2, random_state=0).fit(X, y)
+    assert_parity(clf, X[:60])
+
+
+def test_latentbe_students_export_the_merged_network(iris, digits):
+    X, y = iris
+    clf = LatentBEStudent(n_members=3, hidden_layer_sizes=(16,), max_epochs=20, lr=1e-2,
+                          random_state=0).fit(X, y)
+    onx = assert_parity(clf, X)
+    # the merged network: weights of one plain MLP, not of n_members BatchEnsemble members
+    assert {tuple(t.dims) for t in onx.graph.initializer} >= {(16, 4), (3, 16)}
+    images = digits[0].reshape(-1, 1, 8, 8)  # images in, reshaped to rows in the graph
+    cnn = LatentBECNNStudent(n_members=2, width_multiplier=0.5, max_epochs=1,
+                             random_state=0).fit(images, digits[1])
+    assert_parity(cnn, images[:40])
+
+
+# -- distillers --------------------------------------------------------------------------------
+def test_knowledge_distiller_pipeline_float64_input(iris):
+    # the ecosystem's own call, on a pipeline with a scaler, with float64 rows as given
+    X, y = iris
+    X = X.astype(np.float64)
+    pipe = Pipeline([("scale", StandardScaler()), ("kd", KnowledgeDistiller(
+        RandomForestClassifier(n_estimators=10, random_state=0),
+        MLPStudent(hidden_layer_sizes=(16,), max_epochs=20, lr=1e-2), temperature=2.0,
+        random_state=0))]).fit(X, y)
+    assert_parity(pipe, X)
+
+
+def test_crossfit_pipeline_with_a_network_student(iris):
+    X, y = iris
+    pipe = Pipeline([("scale", StandardScaler()), ("kd", CrossFitDistiller(
+        RandomForestClassifier(n_estimators=10, random_state=0),
+        MLPStudent(hidden_layer_sizes=(16,), max_epochs=20, lr=1e-2), n_folds=2,
+        gamma_alpha=0.1, random_state=0))]).fit(X, y)
+    assert_parity(pipe, X)
+
+
+def test_ensemble_distiller_latentbe_student(iris):
+    X, y = iris
+    model = EnsembleDistiller(
+        DeepEnsembleTeacher(MLPStudent(hidden_layer_sizes=(8,), max_epochs=10, lr=1e-2),
+                            n_members=2),
+        LatentBEStudent(n_members=2, hidden_layer_sizes=(8,), max_epochs=5, lr=1e-2),
+        random_state=0).fit(X, y)
+    assert_parity(model, X)
+
+
+@pytest.mark.parametrize("student, loss", [
+    (RandomForestRegressor(n_estimators=5, random_state=0), "ce"),
+    (Ridge(), "sel"),
+    (Ridge(), "mse"),
+])
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_crossfit_regressor_student_goes_through_skl2onnx(iris, student, loss, n_classes):
+    X, y = iris
+    keep = y < n_classes
+    X, y = X[keep], y[keep]
+    model = CrossFitDistiller(RandomForestClassifier(n_estimators=10, random_state=0), student,
+                              n_folds=2, loss=loss, gamma_alpha=1.0, random_state=0).fit(X, y)
+    assert_parity(model, X)
+
+
+def test_crossfit_regressor_with_clipped_and_empty_rows():
+    # a regressor whose outputs fall outside [0, 1], with a row of no mass at all (uniform)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3)).astype(np.float32)
+    y = np.arange(60) % 3
+    model = CrossFitDistiller(RandomForestClassifier(n_estimators=5, random_state=0), Ridge(),
+                              n_folds=2, random_state=0).fit(X, y)
+    model.student_.coef_ = model.student_.coef_ * 5
+    model.student_.intercept_ = np.array([-50.0, -50.0, -50.0])
+    X[0] = 0  # every output -50: no mass
+    assert np.allclose(model.predict_proba(X[:1]), 1 / 3)
+    model.student_.intercept_ = np.array([0.2, 0.3, -0.1])
+    assert_parity(model, X)
+
+
+def test_gped_outputs_give_predict_uncertainty_in_one_call(iris):
+    X, y = iris
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+
+    def top(p):
+        return p.max(dim=1).values
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a short chain: the budget warning
+        model = GPEDDistiller(
+            SGLDTeacher(hidden_layer_sizes=(16,), step_size=1e-3, prior_precision=1.0),
+            MLPStudent(hidden_layer_sizes=(16,), lr=1e-2),
+            target=["entropy", "variance", top], n_iter=250, burn_in=50, thinning=1,
+            distill_batch_size=50, random_state=0).fit(X, y)
+    onx = skl2onnx.to_onnx(model, X[:1])  # skl2onnx's defaults: ZipMap
+    sess = session(onx)
+    names = ["output_label", "output_probability", "expected_entropy", "expected_variance",
+             "expected_top", "total", "aleatoric", "epistemic"]
+    assert [o.name for o in sess.get_outputs()] == names
+    for rows in (X, X[5:6]):
+        out = dict(zip(names, run(sess, rows)))
+        np.testing.assert_array_equal(out["output_label"], model.predict(rows))
+        proba = np.array([[d[c] for c in model.classes_] for d in out["output_probability"]])
+        np.testing.assert_allclose(proba, model.predict_proba(rows), rtol=0, atol=ATOL)
+        for name, target in [("entropy", "entropy"), ("variance", "variance"), ("top", top)]:
+            np.testing.assert_allclose(out[f"expected_{name}"],
+                                       model.predict_expectation(rows, target), atol=ATOL)
+        u = model.predict_uncertainty(rows)
+        for part in ("total", "aleatoric", "epistemic"):
+            assert out[part].shape == (len(rows),)
+            np.testing.assert_allclose(out[part], u[part], rtol=0, atol=ATOL)
+    assert (model.predict_uncertainty(X).epistemic > 0).any()  # the identity is not trivial
+
+
+# -- what is refused ---------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def regressor_crossfit(iris):
+    X, y = iris
+    return CrossFitDistiller(RandomForestClassifier(n_estimators=5, random_state=0), Ridge(),
+                             n_folds=2, random_state=0).fit(X, y)
+
+
+def test_regressor_without_a_skl2onnx_converter_is_named(iris):
+    X, y = iris
+    model = CrossFitDistiller(RandomForestClassifier(n_estimators=5, random_state=0),
+                              KernelRidge(), n_folds=2, random_state=0).fit(X, y)
+    with pytest.raises(TypeError, match=r"CrossFitDistiller: parameter student=KernelRidge\(\) "
+                                        r"is invalid; .*skl2onnx can convert"):
+        skl2onnx.to_onnx(model, X[:1])
+
+
+def test_unsupported_requests_get_clear_errors(iris, regressor_crossfit):
+    X, y = iris
+    with pytest.raises(NotFittedError, match="MLPStudent"):
+        skl2onnx.to_onnx(MLPStudent(), X[:1])
+    with pytest.raises(TypeError, match="CrossFitDistiller: parameter X='<StringTensorType>'"):
+        skl2onnx.to_onnx(regressor_crossfit, initial_types=[("X", StringTensorType([None, 4]))])
+    with pytest.raises(ValueError, match=r"CrossFitDistiller: target_opset=15 is too low.*"
+                                         r"from 18"):
+        skl2onnx.to_onnx(regressor_crossfit, X[:1], target_opset=MIN_OPSET - 3)
+    clf = MLPStudent(hidden_layer_sizes=(4,), max_epochs=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"MLPStudent: parameter X='<input of shape "
+                                         r"\[None, 5\]>' is invalid; expected rows of 4 "
+                                         r"features"):
+        skl2onnx.to_onnx(clf, initial_types=[("X", FloatTensorType([None, 5]))])
+
+
+def test_importing_skdistill_imports_no_onnx_package():
+    printed = _in_a_fresh_interpreter("""
+        import sys
+        import skdistill
+
+        onnx = ["onnx", "onnxruntime", "onnxscript", "skl2onnx", "skdistill.onnx"]
+        print(sorted(m for m in onnx if m in sys.modules))
+        skdistill.onnx  # the attribute imports it, and registers the converters
+        from skl2onnx import get_model_alias
+        print(get_model_alias(skdistill.GPEDDistiller))
+    """)
+    assert printed.splitlines() == ["[]", "SkdistillGPEDDistiller"]
