@@ -32,6 +32,7 @@ alone never imports them. See ``doc/onnx.md``.
 """
 import contextlib
 import copy
+import importlib.util
 import logging
 import re
 import warnings
@@ -43,6 +44,7 @@ from sklearn.base import is_regressor
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
+_EXTRA = "`pip install skdistill[onnx]` (skl2onnx, onnx, onnxruntime, onnxscript)"
 try:
     import onnx
     import skl2onnx
@@ -55,8 +57,11 @@ try:
     from skl2onnx.common.utils_classifier import get_label_classes
 except ImportError as exc:  # pragma: no cover - the extra is installed by `make test`
     raise ImportError(f"skdistill.onnx needs the onnx extra ({exc}); install it with "
-                      "`pip install skdistill[onnx]` (skl2onnx, onnx, onnxruntime, "
-                      "onnxscript)") from exc
+                      f"{_EXTRA}") from exc
+if importlib.util.find_spec("onnxscript") is None:  # pragma: no cover
+    # imported by torch.onnx.export only when it runs: say so now rather than mid-conversion
+    raise ImportError(f"skdistill.onnx needs onnxscript (torch's ONNX exporter); install the "
+                      f"onnx extra with {_EXTRA}")
 
 from ._validation import param_error
 from .distillers import CrossFitDistiller, EnsembleDistiller, GPEDDistiller, KnowledgeDistiller
