@@ -165,9 +165,15 @@ def test_crossfit_regressor_with_clipped_and_empty_rows():
     assert_parity(model, X)
 
 
-def test_gped_outputs_give_predict_uncertainty_in_one_call(iris):
-    X, y = iris
-    X = StandardScaler().fit_transform(X).astype(np.float32)
+@pytest.mark.parametrize("kind", ["mlp", "cnn"])
+def test_gped_outputs_give_predict_uncertainty_in_one_call(iris, digits, kind):
+    if kind == "mlp":
+        X, y = iris
+        X = StandardScaler().fit_transform(X).astype(np.float32)
+        student = MLPStudent(hidden_layer_sizes=(16,), lr=1e-2)
+    else:  # flat rows reshaped to images before the shared trunk
+        X, y = digits
+        student = CNNStudent(width_multiplier=0.5, lr=1e-2)
 
     def top(p):
         return p.max(dim=1).values
@@ -176,8 +182,7 @@ def test_gped_outputs_give_predict_uncertainty_in_one_call(iris):
         warnings.simplefilter("ignore")  # a short chain: the budget warning
         model = GPEDDistiller(
             SGLDTeacher(hidden_layer_sizes=(16,), step_size=1e-3, prior_precision=1.0),
-            MLPStudent(hidden_layer_sizes=(16,), lr=1e-2),
-            target=["entropy", "variance", top], n_iter=250, burn_in=50, thinning=1,
+            student, target=["entropy", "variance", top], n_iter=250, burn_in=50, thinning=1,
             distill_batch_size=50, random_state=0).fit(X, y)
     onx = skl2onnx.to_onnx(model, X[:1])  # skl2onnx's defaults: ZipMap
     sess = session(onx)
