@@ -31,6 +31,7 @@ import scipy.sparse as sp
 import torch
 from skorch import NeuralNet
 
+from ._devices import DeviceFallbackMixin
 from ._interrupt import user_interrupted
 from .nets.utils import eval_mode
 
@@ -252,7 +253,7 @@ def completed_epochs(history):
     return 0 if history is None else sum("train_loss" in row for row in history)
 
 
-class StudentNet(NeuralNet):
+class StudentNet(DeviceFallbackMixin, NeuralNet):
     """The engine: a skorch ``NeuralNet`` driven by an :class:`Objective`.
 
     Each training batch: inputs to the device, ``objective.perturb``, ``objective.

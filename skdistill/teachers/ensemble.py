@@ -10,6 +10,7 @@ from sklearn.utils.validation import check_is_fitted
 
 import torch
 
+from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed
 from .._validation import (check_input, check_sample_weight, check_teacher_proba,
@@ -36,7 +37,8 @@ class MemberSample:
         return torch.as_tensor(proba, dtype=torch.float32)
 
 
-class DeepEnsembleTeacher(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class DeepEnsembleTeacher(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin,
+                          MetaEstimatorMixin, BaseEstimator):
     """Deep ensemble: ``n_members`` copies of a network trained from different seeds.
 
     Each member is a clone of ``base_estimator`` with its own ``random_state`` drawn from
