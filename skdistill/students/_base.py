@@ -292,7 +292,7 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
         data = RowDataset(X, {"y": y_enc.astype(np.int64), "target": targets,
                               "weight": sample_weight}, row_shape=self._row_shape(),
                           keep=objective.fields)
-        with seeded(seed, self.device), limit_threads():
+        with seeded(seed, self.device, self), limit_threads():
             module = objective.build(self._build_module(n_outputs))
             pruner = self._pruner(module, data)
             net = self._make_net(module, objective, seed, split, pruner)

@@ -278,7 +278,7 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         # A continued chain must not replay the noise of its first run.
         seed = (draw_seed(self.random_state) + (self.n_iter_ if warm else 0)) % 2**31
         device = torch.device(self.device)
-        with seeded(seed, device):
+        with seeded(seed, device, self):
             if not warm:
                 self.module_ = self._build_module().to(device)
                 self.n_iter_ = 0

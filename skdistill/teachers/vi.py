@@ -177,7 +177,7 @@ class VITeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin, Clas
         seed = draw_seed(self.random_state)
         self._sample_seed = seed + 1
         device = torch.device(self.device)
-        with seeded(seed, device), limit_threads():
+        with seeded(seed, device, self), limit_threads():
             self.module_ = BayesMLP(int(np.prod(X.shape[1:])), len(self.classes_),
                                     check_layer_sizes(self, self.hidden_layer_sizes),
                                     init_std=INIT_STD).to(device)
