@@ -10,7 +10,7 @@ export SKDISTILL_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,dask]"
 	touch $@
 
 install: $(VENV)/.installed

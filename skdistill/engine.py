@@ -31,6 +31,7 @@ import scipy.sparse as sp
 import torch
 from skorch import NeuralNet
 
+from ._devices import DeviceFallbackMixin
 from ._interrupt import user_interrupted
 from .nets.utils import eval_mode
 
@@ -252,7 +253,7 @@ def completed_epochs(history):
     return 0 if history is None else sum("train_loss" in row for row in history)
 
 
-class StudentNet(NeuralNet):
+class StudentNet(DeviceFallbackMixin, NeuralNet):
     """The engine: a skorch ``NeuralNet`` driven by an :class:`Objective`.
 
     Each training batch: inputs to the device, ``objective.perturb``, ``objective.
@@ -467,12 +468,18 @@ def _dask_worker_threads():
 def worker_threads():
     """torch intra-op threads that suit where this code runs, or None to leave them.
 
-    - a dask worker: its ``nthreads`` (the cores the cluster gave it);
+    - a dask worker running ``nthreads`` tasks at once: each fit's share of the threads torch
+      has there, ``torch.get_num_threads() // nthreads`` (at least 1). dask's nanny starts
+      workers with ``OMP_NUM_THREADS=MKL_NUM_THREADS=1``, so that is 1 unless the cluster
+      raised both; a worker with one thread and both at ``k`` gives its one fit ``k``;
     - a process started by joblib's loky backend: joblib already caps it
       (``OMP_NUM_THREADS = cores // n_jobs``) and torch follows, so nothing is changed;
     - elsewhere: unchanged.
     """
-    return _dask_worker_threads()
+    nthreads = _dask_worker_threads()
+    if nthreads is None:
+        return None
+    return max(1, torch.get_num_threads() // nthreads)
 
 
 @contextmanager

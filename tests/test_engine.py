@@ -588,7 +588,7 @@ def test_limit_threads_caps_torch_threads_on_a_dask_worker(monkeypatch):
     before = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        monkeypatch.setattr(engine, "_dask_worker_threads", lambda: 1)
+        monkeypatch.setattr(engine, "_dask_worker_threads", lambda: 2)
         assert engine.worker_threads() == 1
         with engine.limit_threads():
             assert torch.get_num_threads() == 1
@@ -599,6 +599,11 @@ def test_limit_threads_caps_torch_threads_on_a_dask_worker(monkeypatch):
                 assert torch.get_num_threads() == 1
                 raise RuntimeError
         assert torch.get_num_threads() == 2
+        # a worker running one task at a time gives it all the threads torch has there
+        monkeypatch.setattr(engine, "_dask_worker_threads", lambda: 1)
+        assert engine.worker_threads() == 2
+        with engine.limit_threads():
+            assert torch.get_num_threads() == 2
         # outside a dask worker nothing changes
         monkeypatch.setattr(engine, "_dask_worker_threads", lambda: None)
         with engine.limit_threads():
@@ -619,7 +624,7 @@ def test_a_fit_on_a_dask_worker_runs_with_its_threads(monkeypatch):
         return original(self, *args, **kwargs)
 
     try:
-        monkeypatch.setattr(engine, "_dask_worker_threads", lambda: 1)
+        monkeypatch.setattr(engine, "_dask_worker_threads", lambda: 2)
         monkeypatch.setattr(engine.StudentNet, "fit", recording)
         mlp(max_epochs=1).fit(X, y)
         assert seen == [1] and torch.get_num_threads() == 2

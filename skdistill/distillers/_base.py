@@ -6,6 +6,7 @@ from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin
 from ..engine import completed_epochs
 from .._meta import fit_weighted, is_fitted
@@ -19,7 +20,8 @@ from .._validation import (check_input, check_sample_weight, check_teacher_proba
 TEACHER_CALIBRATION = [StrOptions({"temperature", "isotonic"}), None]
 
 
-class BaseDistiller(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class BaseDistiller(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin,
+                    BaseEstimator):
     """Base class for ``(teacher, student)`` meta-estimators.
 
     After ``fit``: ``teacher_``, ``student_``, ``history_`` (the student's), ``classes_``,

@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed, seeded
 from .._validation import (callback_objects, check_callbacks, check_device, check_sample_weight,
@@ -50,7 +51,7 @@ def _to_cpu(out):
     return {k: v.cpu() for k, v in out.items()} if isinstance(out, dict) else out.cpu()
 
 
-class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
+class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEstimator):
     """Base class: a torch classifier network trained by the engine behind the scikit-learn API.
 
     Subclasses define ``_build_module(n_outputs)`` and ``_check_X(X, reset)`` (and, for
@@ -291,7 +292,7 @@ class BaseStudent(FitPolicyMixin, ClassifierMixin, BaseEstimator):
         data = RowDataset(X, {"y": y_enc.astype(np.int64), "target": targets,
                               "weight": sample_weight}, row_shape=self._row_shape(),
                           keep=objective.fields)
-        with seeded(seed, self.device), limit_threads():
+        with seeded(seed, self.device, self), limit_threads():
             module = objective.build(self._build_module(n_outputs))
             pruner = self._pruner(module, data)
             net = self._make_net(module, objective, seed, split, pruner)

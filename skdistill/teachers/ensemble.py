@@ -10,12 +10,27 @@ from sklearn.utils.validation import check_is_fitted
 
 import torch
 
+from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed
 from .._validation import (check_input, check_sample_weight, check_teacher_proba,
                            check_validation_fraction, encode_labels, validate_params,
                            warn_class_mismatch)
 from .._meta import fit_with_weights, is_fitted, weights_for
+
+
+def _parallel(n_jobs):
+    """``joblib.Parallel`` in the active backend, handing over each result as it finishes.
+
+    A generator lets Ctrl-C keep the members fitted so far. The backends that cannot return
+    one (``"multiprocessing"``, Ray's ``"ray"``) return the list at the end instead.
+    """
+    try:
+        return Parallel(n_jobs=n_jobs, return_as="generator")
+    except ValueError as exc:
+        if "return_as" not in str(exc):
+            raise
+        return Parallel(n_jobs=n_jobs)
 
 
 class MemberSample:
@@ -36,7 +51,8 @@ class MemberSample:
         return torch.as_tensor(proba, dtype=torch.float32)
 
 
-class DeepEnsembleTeacher(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
+class DeepEnsembleTeacher(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin,
+                          MetaEstimatorMixin, BaseEstimator):
     """Deep ensemble: ``n_members`` copies of a network trained from different seeds.
 
     Each member is a clone of ``base_estimator`` with its own ``random_state`` drawn from
@@ -54,7 +70,9 @@ class DeepEnsembleTeacher(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, B
         is only available when the members are skdistill students.
     n_members : int, default=4
     n_jobs : int, default=None
-        Members fitted in parallel (joblib; ``None`` means 1, ``-1`` all cores).
+        Members fitted in parallel through :class:`joblib.Parallel`, in the active joblib
+        backend: ``joblib.parallel_backend("dask")`` sends them to a dask cluster
+        (``doc/scaling_out.md``). ``None`` means 1 outside such a block, ``-1`` all cores.
     random_state : int, RandomState instance or None, default=None
         Draws the members' seeds; an int makes two fits identical.
 
@@ -138,8 +156,7 @@ class DeepEnsembleTeacher(FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin, B
                 member.set_params(random_state=draw_seed(rng))
             members.append(member)
         fitted = self._fit_progress["members"] = []
-        # A generator hands over each member as it finishes, so Ctrl-C keeps those.
-        for member in Parallel(n_jobs=self.n_jobs, return_as="generator")(
+        for member in _parallel(self.n_jobs)(
                 delayed(fit_with_weights)(member, X, y, sample_weight) for member in members):
             fitted.append(member)
         self._keep_members(fitted)

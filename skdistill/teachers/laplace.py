@@ -15,6 +15,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.func import functional_call, jacrev, jvp, vmap
 
+from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
 from .._meta import is_fitted
 from .._random import draw_seed
@@ -89,8 +90,8 @@ class _MAPObjective(Objective):
         return module.network
 
 
-class LaplaceTeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin,
-                     BaseEstimator):
+class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin,
+                     MetaEstimatorMixin, BaseEstimator):
     """Laplace approximation of a network's posterior: a Gaussian around its MAP.
 
     The network ``estimator`` is trained to the maximum a posteriori (MAP) parameters

@@ -12,6 +12,7 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.nn.utils import parameters_to_vector, vector_to_parameters
 
+from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed, seeded
 from .._validation import (check_device, check_input, check_layer_sizes, check_sample_weight,
@@ -52,7 +53,7 @@ _MIN_TAIL = 10
 _SAFE_STEP_TIMES_N = 0.25
 
 
-class SGLDTeacher(PosteriorPredictionMixin, FitPolicyMixin, ClassifierMixin,
+class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin, ClassifierMixin,
                   BaseEstimator):
     """Bayesian neural network classifier whose posterior is sampled by SGLD.
 
@@ -277,7 +278,7 @@ class SGLDTeacher(PosteriorPredictionMixin, FitPolicyMixin, ClassifierMixin,
         # A continued chain must not replay the noise of its first run.
         seed = (draw_seed(self.random_state) + (self.n_iter_ if warm else 0)) % 2**31
         device = torch.device(self.device)
-        with seeded(seed, device):
+        with seeded(seed, device, self):
             if not warm:
                 self.module_ = self._build_module().to(device)
                 self.n_iter_ = 0

@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed, seeded
 from .._validation import (check_device, check_input, check_layer_sizes, check_sample_weight,
@@ -38,7 +39,8 @@ class VISample:
             return torch.softmax(self.module(X.to(device), self.weights), dim=-1)
 
 
-class VITeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, BaseEstimator):
+class VITeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin,
+                BaseEstimator):
     """Bayesian neural network classifier with a mean-field Gaussian variational posterior.
 
     Every weight and bias has its own Gaussian ``q = N(mu, sigma^2)``, trained by Bayes by
@@ -175,7 +177,7 @@ class VITeacher(SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
         seed = draw_seed(self.random_state)
         self._sample_seed = seed + 1
         device = torch.device(self.device)
-        with seeded(seed, device), limit_threads():
+        with seeded(seed, device, self), limit_threads():
             self.module_ = BayesMLP(int(np.prod(X.shape[1:])), len(self.classes_),
                                     check_layer_sizes(self, self.hidden_layer_sizes),
                                     init_std=INIT_STD).to(device)
