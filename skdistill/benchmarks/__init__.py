@@ -14,6 +14,7 @@ BENCHMARKS = {
     "pruning": "pruning",
     "teacher_quality": "teacher_quality",
     "bayes_teachers": "bayes_teachers",
+    "gpu": "gpu",
 }
 
 
