@@ -68,7 +68,7 @@ def test_every_public_estimator_is_enumerated_and_configured():
 def test_quick_run_records_the_run_and_the_machine(quick):
     assert quick["benchmark"] == "gpu" and quick["device"] == "cpu" and quick["quick"]
     assert quick["torch_version"] == torch.__version__ and quick["device_name"]
-    assert quick["steps"] == 300 and quick["time_limit"] is None
+    assert quick["steps"] == 200 and quick["time_limit"] is None
     assert quick["time_limit_hit"] is False and quick["wall_seconds"] > 0
 
 
@@ -98,8 +98,8 @@ def test_quick_run_records_gped_next_to_the_paper(quick):
     assert (fashion["step_size"], mnist["step_size"]) == (4e-6, 3e-5)
     for row in (fashion, mnist):
         assert set(row) == GPED_KEYS and row["status"] == "ok"
-        assert row["steps_done"] == row["steps_planned"] == 300 and row["completed"]
-        assert row["student_steps"] == (300 - row["burn_in"]) // row["thinning"] == 250
+        assert row["steps_done"] == row["steps_planned"] == 200 and row["completed"]
+        assert row["student_steps"] == (200 - row["burn_in"]) // row["thinning"] == 150
         assert row["n_train"] == 1000 and row["n_test"] == 500 and row["teacher_samples"] >= 1
         for key in ("teacher_nll", "student_nll", "entropy_mae", "gped_steps_per_s",
                     "bare_steps_per_s"):
