@@ -15,6 +15,7 @@ BENCHMARKS = {
     "teacher_quality": "teacher_quality",
     "bayes_teachers": "bayes_teachers",
     "onnx": "onnx_latency",
+    "gpu": "gpu",
 }
 
 

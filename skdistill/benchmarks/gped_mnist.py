@@ -67,6 +67,28 @@ def make_student(args):
     return MLPStudent(hidden_layer_sizes=(400, 400), lr=1e-3, device=args.device)
 
 
+def make_gped(args, estimator, seed, student=None):
+    """The benchmark's GPEDDistiller: predictive and entropy heads, minibatches of 100."""
+    return GPEDDistiller(make_teacher(args), make_student(args) if student is None else student,
+                         target=["predictive", "entropy"], estimator=estimator,
+                         thinning=args.thinning, distill_batch_size=100, random_state=seed)
+
+
+def evaluate(model, X, y):
+    """Teacher and student NLL, gap, accuracy and entropy MAE of a fitted GPED on ``(X, y)``."""
+    p_teacher = model.teacher_.predict_proba(X)
+    h_teacher = model.teacher_.predict_expectation(X, "entropy")
+    p_student = model.predict_proba(X)
+    h_student = model.predict_expectation(X, "entropy")
+    scores = dict(teacher_nll=negative_log_likelihood(y, p_teacher),
+                  student_nll=negative_log_likelihood(y, p_student),
+                  teacher_acc=float(np.mean(p_teacher.argmax(1) == y)),
+                  student_acc=float(np.mean(p_student.argmax(1) == y)),
+                  entropy_mae=entropy_mae(h_teacher, h_student))
+    scores["gap"] = scores["student_nll"] - scores["teacher_nll"]
+    return scores
+
+
 def quality(args):
     Xtr, ytr, Xte, yte = load(args.dataset)
     rows = []
@@ -76,30 +98,18 @@ def quality(args):
         for est in args.estimators:
             for seed in range(args.first_seed, args.first_seed + args.seeds):
                 t0 = time.perf_counter()
-                model = GPEDDistiller(make_teacher(args), make_student(args),
-                                      target=["predictive", "entropy"], estimator=est,
-                                      thinning=args.thinning,
-                                      distill_batch_size=100, random_state=seed).fit(Xa, ytr)
+                model = make_gped(args, est, seed).fit(Xa, ytr)
                 seconds = time.perf_counter() - t0
-                p_teacher = model.teacher_.predict_proba(Xb)
-                h_teacher = model.teacher_.predict_expectation(Xb, "entropy")
-                p_student = model.predict_proba(Xb)
-                h_student = model.predict_expectation(Xb, "entropy")
                 row = dict(
                     dataset=args.dataset, model=args.model, mask=mask, estimator=est, seed=seed,
                     n_iter=args.n_iter, thinning=args.thinning,
                     student_steps=model.n_student_steps_,
-                    teacher_nll=negative_log_likelihood(yte, p_teacher),
-                    student_nll=negative_log_likelihood(yte, p_student),
-                    teacher_acc=float(np.mean(p_teacher.argmax(1) == yte)),
-                    student_acc=float(np.mean(p_student.argmax(1) == yte)),
-                    entropy_mae=entropy_mae(h_teacher, h_student),
+                    **evaluate(model, Xb, yte),
                     estimator_bytes=model.estimator_nbytes_,
                     expected_bytes=(4 * len(Xa) * ((10 + 1) + (1 + 1)) if est == "online" else 0),
                     peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                     seconds=seconds,
                 )
-                row["gap"] = row["student_nll"] - row["teacher_nll"]
                 rows.append(row)
                 print("| {dataset} | {model} | {mask} | {estimator} | {seed} | {teacher_nll:.3f} | "
                       "{student_nll:.3f} | {gap:.3f} | {entropy_mae:.4f} | {teacher_acc:.3f} | "
@@ -113,10 +123,10 @@ def bare_sgld(model, Xt, yt, n_steps, step, precision, batch):
     params = list(model.parameters())
     n = len(Xt)
     scale = n / batch
-    order, pos = torch.randperm(n), 0
+    order, pos = torch.randperm(n, device=Xt.device), 0
     for _ in range(n_steps):
         if pos + batch > n:
-            order, pos = torch.randperm(n), 0
+            order, pos = torch.randperm(n, device=Xt.device), 0
         idx = order[pos:pos + batch]
         pos += batch
         for p in params:
