@@ -13,10 +13,13 @@ open, a deserializer registered with torch (``torch.serialization.register_packa
 of CUDA's) restores a storage whose device this machine lacks on the CPU, instead of failing,
 and notes where it came from; ``__setstate__`` sets an unavailable ``device`` to ``"cpu"``.
 The outermost estimator then warns once (``skorch.exceptions.DeviceWarning``), naming itself.
+The thread's stack holds its windows by weak reference: an unpickling that fails before
+``__setstate__`` frees its window with the unpickler, and leaves no mapping behind.
 The pickle stays the caller's (pickle, cloudpickle, dask, joblib): nothing is serialised twice,
 and objects shared inside it stay shared.
 """
 import threading
+import weakref
 
 import torch
 from skorch.exceptions import DeviceWarning
@@ -61,15 +64,19 @@ class _Window:
 
 
 def _windows():
+    """This thread's open windows, outermost first (weak references to the live ones)."""
     stack = getattr(_local, "windows", None)
     if stack is None:
         stack = _local.windows = []
+    # a window is alive while the pickled state holding it is being read; one whose unpickling
+    # failed before ``__setstate__`` was freed with the unpickler: it is closed
+    stack[:] = [ref for ref in stack if ref() is not None]
     return stack
 
 
 def _open_window():
     window = _Window()
-    _windows().append(window)
+    _windows().append(weakref.ref(window))
     return window
 
 
@@ -93,13 +100,14 @@ def _close_window(window):
     around it. Windows above ``window``, left open by an unpickling that failed, are dropped.
     """
     stack = _windows()
-    if not any(w is window for w in stack):
+    if not any(ref() is window for ref in stack):
         return None
-    while stack.pop() is not window:
+    while stack.pop()() is not window:
         pass
-    if stack:
-        stack[-1].locations |= window.locations
-        stack[-1].devices |= window.devices
+    outer = stack[-1]() if stack else None
+    if outer is not None:
+        outer.locations |= window.locations
+        outer.devices |= window.devices
         return None
     return window
 
@@ -110,10 +118,13 @@ def _no_tag(storage):
 
 def _restore_on_cpu(storage, location):
     """Inside a window, keep a storage whose device is missing here on the CPU."""
-    stack = getattr(_local, "windows", None)
-    if not stack or device_available(location):
+    if not getattr(_local, "windows", None):
         return None
-    stack[-1].locations.add(location)
+    stack = _windows()
+    window = stack[-1]() if stack else None
+    if window is None or device_available(location):
+        return None
+    window.locations.add(location)
     return storage  # torch hands the deserializer a CPU storage
 
 

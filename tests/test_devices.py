@@ -151,3 +151,30 @@ def test_device_available():
     assert device_available("cpu") and device_available(torch.device("cpu"))
     assert device_available("cuda") == torch.cuda.is_available()
     assert not device_available("cuda:99") and not device_available("no-such-device")
+
+
+def _unloadable():
+    raise RuntimeError("cannot rebuild this attribute here")
+
+
+class _Unloadable:
+    """An attribute whose unpickling fails (a class missing on the loading machine, ...)."""
+
+    def __reduce__(self):
+        return (_unloadable, ())
+
+
+def test_a_failed_load_leaves_no_mapping_behind(digits, monkeypatch):
+    # the estimator's state is read after its marker: a failure in between must not leave
+    # CUDA tensors mapped to the CPU for the rest of the thread, nor silence later warnings
+    X, y = digits
+    est = mlp().fit(X, y)
+    est.broken_ = _Unloadable()
+    with pytest.raises(RuntimeError, match="cannot rebuild"):
+        pickle.loads(cuda_pickle(est, monkeypatch))
+    with pytest.raises(RuntimeError, match=CUDA_ERROR):
+        pickle.loads(cuda_pickle(torch.zeros(2), monkeypatch))
+    del est.broken_
+    with pytest.warns(DeviceWarning, match="MLPStudent was pickled with tensors on cuda:0"):
+        again = pickle.loads(cuda_pickle(est, monkeypatch))
+    np.testing.assert_array_equal(again.predict_proba(X), est.predict_proba(X))
