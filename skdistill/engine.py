@@ -24,6 +24,7 @@ fit policy (:mod:`skdistill._interrupt`), here and nowhere else.
 """
 import math
 import sys
+import threading
 from contextlib import contextmanager
 
 import numpy as np
@@ -465,13 +466,20 @@ def _dask_worker_threads():
         return None
 
 
+#: Fits inside :func:`limit_threads` in this process, and torch's threads before the first.
+_threads_lock = threading.Lock()
+_threads_state = {"active": 0, "total": None}
+
+
 def worker_threads():
     """torch intra-op threads that suit where this code runs, or None to leave them.
 
     - a dask worker running ``nthreads`` tasks at once: each fit's share of the threads torch
-      has there, ``torch.get_num_threads() // nthreads`` (at least 1). dask's nanny starts
-      workers with ``OMP_NUM_THREADS=MKL_NUM_THREADS=1``, so that is 1 unless the cluster
-      raised both; a worker with one thread and both at ``k`` gives its one fit ``k``;
+      has there, ``torch.get_num_threads() // nthreads`` (at least 1), counted before the
+      fits running in the process lowered them (fits at once, or nested, get the same
+      share). dask's nanny starts workers with ``OMP_NUM_THREADS=MKL_NUM_THREADS=1``, so
+      that is 1 unless the cluster raised both; a worker with one thread and both at ``k``
+      gives its one fit ``k``;
     - a process started by joblib's loky backend: joblib already caps it
       (``OMP_NUM_THREADS = cores // n_jobs``) and torch follows, so nothing is changed;
     - elsewhere: unchanged.
@@ -479,22 +487,40 @@ def worker_threads():
     nthreads = _dask_worker_threads()
     if nthreads is None:
         return None
-    return max(1, torch.get_num_threads() // nthreads)
+    with _threads_lock:
+        total = (_threads_state["total"] if _threads_state["active"]
+                 else torch.get_num_threads())
+    return max(1, total // nthreads)
 
 
 @contextmanager
 def limit_threads():
-    """Cap torch's threads for the duration of a fit (see :func:`worker_threads`)."""
-    n = worker_threads()
-    before = torch.get_num_threads()
-    if n is None or n >= before:
+    """Cap torch's threads for the duration of a fit (see :func:`worker_threads`).
+
+    torch keeps a thread count per thread, and a thread's first use copies the count last
+    set by any thread: the first fit to enter records the process's count, each fit sets
+    its thread to its share of that count, and each sets its thread back to that count when
+    it leaves (not to what it found, which may be another fit's share).
+    """
+    nthreads = _dask_worker_threads()
+    if nthreads is None:
         yield
         return
-    torch.set_num_threads(max(1, n))
+    with _threads_lock:
+        if not _threads_state["active"]:
+            _threads_state["total"] = torch.get_num_threads()
+        _threads_state["active"] += 1
+        total = _threads_state["total"]
+    n = max(1, total // nthreads)
     try:
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
         yield
     finally:
-        torch.set_num_threads(before)
+        with _threads_lock:
+            _threads_state["active"] -= 1
+        if torch.get_num_threads() != total:
+            torch.set_num_threads(total)
 
 
 __all__ = ["StudentNet", "Objective", "as_loss_module", "RowDataset", "BatchIterator",

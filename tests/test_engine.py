@@ -632,6 +632,46 @@ def test_a_fit_on_a_dask_worker_runs_with_its_threads(monkeypatch):
         torch.set_num_threads(before)
 
 
+
+def test_fits_at_once_on_a_dask_worker_each_get_their_share(monkeypatch):
+    # two tasks at once on a two-thread worker whose torch has 4 threads: 2 each, whatever
+    # the order; the second must not divide what the first already divided
+    import threading
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(4)
+    monkeypatch.setattr(engine, "_dask_worker_threads", lambda: 2)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with engine.limit_threads():
+            seen["first"] = torch.get_num_threads()
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with engine.limit_threads():
+            seen["second"] = engine.worker_threads(), torch.get_num_threads()
+            second_in.set()
+            first_out.wait(10)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(20)
+        assert seen == {"first": 2, "second": (2, 2)}
+        assert torch.get_num_threads() == 4  # the worker's threads, once both have left
+        with engine.limit_threads(), engine.limit_threads():  # nested: the same share
+            assert torch.get_num_threads() == 2
+        assert torch.get_num_threads() == 4
+    finally:
+        torch.set_num_threads(before)
+
 # -- fixes from the review of the engine ---------------------------------------------------------
 
 class ShortChain(LinearEnsemble):
