@@ -171,19 +171,22 @@ def _headings(lines):
     return found
 
 
-def results_section(heading, text=None, link_prefix="../benchmarks/"):
+def results_section(heading, text=None, link_prefix="../benchmarks/", level=None):
     """The body of the section of ``benchmarks/RESULTS.md`` whose heading starts ``heading``.
 
     Parameters
     ----------
     heading : str
-        The start of the section's title, without its ``#`` marks; it must match exactly one
-        heading.
+        The section's title without its ``#`` marks, or the start of it; it must name exactly
+        one heading (a title equal to it, else one title starting with it).
     text : str or None, default=None
         The markdown to search; ``None`` reads ``benchmarks/RESULTS.md``.
     link_prefix : str, default="../benchmarks/"
         Put before relative link and image targets, which RESULTS.md writes relative to its
         own folder, so they resolve from ``doc/``.
+    level : int or None, default=None
+        The level the section takes where it is included: its sub-headings are moved so that
+        they sit one level below it. ``None`` keeps RESULTS.md's levels.
 
     Returns
     -------
@@ -193,7 +196,7 @@ def results_section(heading, text=None, link_prefix="../benchmarks/"):
     Raises
     ------
     ValueError
-        If no heading, or more than one, starts with ``heading``.
+        If no heading, or more than one, matches ``heading``.
 
     Examples
     --------
@@ -207,14 +210,18 @@ def results_section(heading, text=None, link_prefix="../benchmarks/"):
         text = RESULTS.read_text()
     lines = text.splitlines()
     headings = _headings(lines)
-    matches = [(i, level) for i, level, title in headings if title.startswith(heading)]
+    matches = ([(i, lv) for i, lv, title in headings if title == heading]
+               or [(i, lv) for i, lv, title in headings if title.startswith(heading)])
     if len(matches) != 1:
         titles = [title for _, _, title in headings]
         raise ValueError(f"results_section: heading={heading!r} matches {len(matches)} "
                          f"headings of RESULTS.md; expected exactly one of {titles}")
-    start, level = matches[0]
-    end = next((i for i, lv, _ in headings if i > start and lv <= level), len(lines))
-    body = "\n".join(lines[start + 1:end]).strip("\n")
+    start, own_level = matches[0]
+    end = next((i for i, lv, _ in headings if i > start and lv <= own_level), len(lines))
+    shift = 0 if level is None else level - own_level
+    inner = {i: lv for i, lv, _ in headings if start < i < end}
+    body = "\n".join("#" * (inner[i] + shift) + lines[i].lstrip("#") if i in inner else lines[i]
+                     for i in range(start + 1, end)).strip("\n")
 
     def relink(match):
         target = match.group(2)
@@ -231,6 +238,9 @@ _RESULTS_BLOCK = re.compile(r"^```\{results-section\}[ \t]+(.+?)[ \t]*\n```[ \t]
 def expand_results_sections(source):
     """Replace every ``{results-section} <heading>`` fenced block by :func:`results_section`.
 
+    The section takes the level of the page's last heading above the block, so that its own
+    sub-headings nest under that heading.
+
     Parameters
     ----------
     source : str
@@ -241,7 +251,11 @@ def expand_results_sections(source):
     str
         The page with each block replaced by its section.
     """
-    return _RESULTS_BLOCK.sub(lambda m: results_section(m.group(1)), source)
+    def expand(match):
+        above = _headings(source[:match.start()].splitlines())
+        return results_section(match.group(1), level=above[-1][1] if above else None)
+
+    return _RESULTS_BLOCK.sub(expand, source)
 
 
 # -- pages no toctree names ------------------------------------------------------------------
