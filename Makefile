@@ -1,11 +1,12 @@
-# Set-up and entry points. `make demo` and `make test` each create .venv and install on a fresh machine.
+# Set-up and entry points. `make demo`, `make test` and `make docs` each create .venv and install
+# on a fresh machine.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 SHARED_DATA := $(abspath ../shared/data)
 export SKDISTILL_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: install demo test clean
+.PHONY: install demo test docs docs-full clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -15,11 +16,27 @@ $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 
 install: $(VENV)/.installed
 
+# The API pages import every public module (skdistill.onnx too): the docs tools go on top of
+# what `make test` installs.
+$(VENV)/.docs-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,dask,docs]"
+	touch $@
+
 demo: install
 	$(PY) -m skdistill demo
 
 test: install
 	$(PY) -m pytest -n 2 -q
 
+# The site, offline, warnings as errors, into doc/_build/html. `make docs` lists the gallery
+# without running it (what CI builds); `make docs-full` runs every example in examples/.
+SPHINX := $(PY) -m sphinx -W --keep-going -b html doc doc/_build/html
+
+docs: $(VENV)/.docs-installed
+	$(SPHINX) -q -D plot_gallery=0
+
+docs-full: $(VENV)/.docs-installed
+	OMP_NUM_THREADS=1 $(SPHINX)
+
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info doc/_build doc/api doc/auto_examples

@@ -1,4 +1,5 @@
-"""Bayesian teachers: the MAP network against its Laplace approximation and a VI posterior.
+"""Bayesian teachers: the MAP network against its Laplace approximation and a VI posterior
+=======================================================================================
 
 Run: ``python examples/bayesian_teachers.py`` (about 30 s on 2 CPU cores). On scikit-learn's
 8x8 digits (1,797 images, 2/3 to train), it fits

@@ -1,4 +1,5 @@
-"""Cross-fitting vs vanilla distillation on FICO HELOC, and a grid search over gamma_alpha.
+"""Cross-fitting vs vanilla distillation on FICO HELOC, and a grid search over gamma_alpha
+=======================================================================================
 
 A random forest teacher is nearly certain on the rows it was grown on, so a student fitted to
 its in-sample probabilities (vanilla KD) copies that overconfidence. CrossFitDistiller gives

@@ -1,4 +1,5 @@
-"""Bring your own teacher: a bootstrap ensemble of logistic regressions, distilled three ways.
+"""Bring your own teacher: a bootstrap ensemble of logistic regressions, distilled three ways
+==========================================================================================
 
 The teacher below is written here, outside skdistill, and subclasses nothing of it: a
 scikit-learn classifier (``fit``, ``predict_proba``, ``classes_``) that also implements the

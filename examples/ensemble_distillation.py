@@ -1,4 +1,5 @@
-"""Distil a 4-member deep ensemble into one network: calibration and inference time.
+"""Distil a 4-member deep ensemble into one network: calibration and inference time
+================================================================================
 
 A DE-4 of MLPs is trained on 3,000 Fashion-MNIST test images and scored on 2,000 others. Without
 the Fashion-MNIST files in the data folder, scikit-learn's 8x8 digits (1,797 images) stand in,

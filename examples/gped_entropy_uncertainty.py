@@ -1,4 +1,5 @@
-"""Distil predictive and expected entropy, then split uncertainty on clean vs occluded digits.
+"""Distil predictive and expected entropy, then split uncertainty on clean vs occluded digits
+==========================================================================================
 
 The student has two heads on one trunk: the posterior predictive and the expected entropy
 ``E[H(p(y|x, theta))]`` of an SGLD teacher. One forward pass then gives total uncertainty

@@ -1,4 +1,5 @@
-"""Distil the posterior predictive of an SGLD Bayesian neural network into one small MLP (GPED).
+"""Distil the posterior predictive of an SGLD Bayesian neural network into one small MLP (GPED)
+============================================================================================
 
 Run: ``python examples/gped_predictive.py`` (about 20 s on 2 CPU cores). Uses 3,000 MNIST
 test images from ``$SKDISTILL_DATA`` when present (2,000 to train, 1,000 held out), else

@@ -1,4 +1,5 @@
-"""Search the student's width multiplier for a distilled MLP with GridSearchCV.
+"""Search the student's width multiplier for a distilled MLP with GridSearchCV
+===========================================================================
 
 Run: ``python examples/grid_search_width.py``
 """

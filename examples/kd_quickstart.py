@@ -1,4 +1,5 @@
-"""Distil a random forest into a small MLP and compare calibration, size and speed.
+"""Distil a random forest into a small MLP and compare calibration, size and speed
+===============================================================================
 
 Run: ``python examples/kd_quickstart.py`` (uses the real FICO HELOC file from
 ``$SKDISTILL_DATA`` when present, else scikit-learn's breast cancer data, and says which).

@@ -1,4 +1,5 @@
-"""Calibration of a random forest and a logistic regression, before and after temperature scaling.
+"""Calibration of a random forest and a logistic regression, before and after temperature scaling
+==============================================================================================
 
 Prints NLL, ECE, Brier, calibrated NLL/ECE (one temperature fitted on a validation split)
 and the size of each model; saves a reliability diagram when matplotlib is installed.

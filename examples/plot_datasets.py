@@ -1,10 +1,12 @@
-"""Occluded MNIST digits and a Gaussian mixture's exact Bayes posterior.
+"""Occluded MNIST digits and a Gaussian mixture's exact Bayes posterior
+====================================================================
 
 Left: MNIST test digits with GPED-style occlusion squares of growing size (sklearn's 8x8 digits
 stand in when the MNIST files are not in the data folder). Right: a two-class Gaussian mixture
 coloured by its true p(y=1 | x), the target a perfectly calibrated teacher would give a student.
 
-Run with ``SKDISTILL_DATA=../shared/data python examples/plot_datasets.py``.
+Run with ``SKDISTILL_DATA=../shared/data python examples/plot_datasets.py``; writes
+``datasets.png``.
 """
 import matplotlib.pyplot as plt
 import numpy as np
@@ -47,4 +49,5 @@ ax = right.subplots()
 points = ax.scatter(X[:, 0], X[:, 1], c=proba[:, 1], cmap="coolwarm", s=6, vmin=0, vmax=1)
 right.colorbar(points, ax=ax, label="Bayes p(y=1 | x)")
 ax.set_title("make_gaussian_mixture")
-plt.show()
+fig.savefig("datasets.png", dpi=100)
+print("saved datasets.png")

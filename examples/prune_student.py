@@ -1,4 +1,5 @@
-"""Search a distilled student's width, prune it with group lasso, and plot both frontiers.
+"""Search a distilled student's width, prune it with group lasso, and plot both frontiers
+======================================================================================
 
 Two ways to a cheaper student (Vadera et al. 2020, §3.3): an exhaustive search over width
 multipliers, and one wide student trained with a group-lasso penalty whose dead units are then
@@ -12,7 +13,6 @@ Run: ``python examples/prune_student.py`` (about half a minute; writes ``pruning
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
 from sklearn.datasets import load_digits  # noqa: E402
 from sklearn.ensemble import RandomForestClassifier  # noqa: E402
 from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
@@ -58,5 +58,4 @@ ax.set_ylabel("minus CV NLL (higher is better)")
 ax.set_xlabel("FLOPs per image")
 ax.figure.tight_layout()
 ax.figure.savefig("pruning_frontier.png", dpi=100)
-plt.close(ax.figure)
 print("saved pruning_frontier.png")

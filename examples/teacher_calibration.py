@@ -1,4 +1,5 @@
-"""Calibrate an under-confident teacher before distilling it (Menon et al., ICML 2021).
+"""Calibrate an under-confident teacher before distilling it (Menon et al., ICML 2021)
+===================================================================================
 
 A shallow random forest on the digits is accurate but under-confident: its votes are spread
 over many classes, so its probabilities are far below its accuracy. A student distilled from

@@ -519,8 +519,10 @@ class PruneCallback(Callback):
             self.prune(net)
 
     def prune(self, net):
-        """Replace the network by its pruned copy, with a fresh optimiser at ``fine_tune_lr``;
-        ``LRScheduler`` and ``EarlyStopping`` callbacks start again on the pruned network."""
+        """Replace the network by its pruned copy, with a fresh optimiser at ``fine_tune_lr``.
+
+        ``LRScheduler`` and ``EarlyStopping`` callbacks start again on the pruned network.
+        """
         module, self.sizes_ = prune_network(net.module_, self.plan, self.threshold,
                                             owner=self.owner)
         net.module_ = module.train(net.module_.training)
@@ -546,8 +548,10 @@ def _name(owner):
 
 
 def layer_widths(module):
-    """``(conv channels, fully connected widths)`` of a network, input to output, without the
-    last ``Linear`` (the output layer)."""
+    """``(conv channels, fully connected widths)`` of a network, input to output.
+
+    The last ``Linear`` (the output layer) is left out.
+    """
     convs = tuple(m.out_channels for m in module.modules() if isinstance(m, nn.Conv2d))
     linears = tuple(m.out_features for m in module.modules() if isinstance(m, nn.Linear))
     return convs, linears[:-1]

@@ -122,7 +122,7 @@ def sgld_chain(grad_log_prob, init, n_steps, step_size, burn_in=0, thinning=1):
 
     Returns
     -------
-    samples : torch.Tensor of shape (n_kept, *init.shape)
+    samples : torch.Tensor of shape ``(n_kept, *init.shape)``
 
     Examples
     --------

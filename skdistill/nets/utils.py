@@ -6,6 +6,13 @@ from contextlib import contextmanager
 def eval_mode(module):
     """Run ``module`` in eval mode, then give every submodule back its own train/eval mode.
 
+    Yields
+    ------
+    torch.nn.Module
+        ``module`` itself, in eval mode inside the ``with`` block.
+
+    Examples
+    --------
     >>> import torch
     >>> net = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Dropout(0.5))
     >>> with eval_mode(net):

@@ -39,8 +39,10 @@ class PosteriorPredictionMixin:
         raise param_error(self, "target", target, f"one of {sorted(EXPECTATIONS)} or a callable")
 
     def predict_proba(self, X):
-        """Posterior predictive probabilities: the mean over the posterior samples, columns in
-        ``classes_`` order."""
+        """Posterior predictive probabilities: the mean over the posterior samples.
+
+        Columns in ``classes_`` order.
+        """
         return self.predict_expectation(X, "predictive")
 
     def predict(self, X):

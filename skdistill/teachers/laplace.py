@@ -536,8 +536,10 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
 
     # -- prediction ---------------------------------------------------------------------------
     def predict_proba(self, X):
-        """Posterior predictive probabilities, by ``link_approx``: Monte Carlo over the
-        ``n_samples`` draws, or the probit approximation."""
+        """Posterior predictive probabilities, by ``link_approx``.
+
+        Monte Carlo over the ``n_samples`` draws, or the probit approximation.
+        """
         if self.link_approx == "mc":
             return super().predict_proba(X)
         X = self._check_predict_X(X)
