@@ -9,6 +9,11 @@ averaged over seeds (a new split each), with the teacher, with plain knowledge d
 (:class:`~skdistill.KnowledgeDistiller`, same teacher, same rows) and with the same network
 trained on the labels alone, on accuracy, NLL, ECE, size and per-row latency, and writes a
 reliability diagram.
+
+The digits setting (200 labelled rows, a 32-unit student, temperature 1, every student 1,000
+optimiser steps) was chosen on seeds 100-102, apart from the seeds 0, 1, ... it reports. On
+the labelled rows alone (no unlabelled ones) no setting we tried gave the cross-fit student
+an accuracy win over the labels-only network: the unlabelled rows are what it learns from.
 """
 import argparse
 import math
