@@ -70,7 +70,17 @@ def distillation_loss(logits, labels, teacher_proba_t, temperature=1.0, alpha=1.
 
 
 class DistillationLoss(nn.Module):
-    """Criterion for :func:`distillation_loss`; the target packs ``[label, q_T...]`` per row."""
+    """Criterion for :func:`distillation_loss`; the target packs ``[label, q_T...]`` per row.
+
+    A label of ``-1`` marks a row without one (an unlabeled transfer row): its loss is the
+    teacher term ``T^2 CE(q_T, z / T)`` alone, whatever ``alpha``.
+
+    >>> z = torch.tensor([[2.0, 0.0], [2.0, 0.0]])
+    >>> target = torch.tensor([[1.0, 0.5, 0.5], [-1.0, 0.5, 0.5]])  # label 1; no label
+    >>> loss = DistillationLoss(alpha=0.5, reduction="none")(z, target)
+    >>> [round(v, 4) for v in loss.tolist()]  # (2.1269 + 1.1269) / 2; 1.1269 alone
+    [1.6269, 1.1269]
+    """
 
     def __init__(self, temperature=1.0, alpha=1.0, reduction="mean"):
         super().__init__()
@@ -80,8 +90,15 @@ class DistillationLoss(nn.Module):
 
     def forward(self, logits, target):
         labels = target[:, 0].long()
-        return distillation_loss(logits, labels, target[:, 1:], self.temperature, self.alpha,
-                                 self.reduction)
+        unlabeled = labels < 0
+        if self.alpha == 1.0 or not bool(unlabeled.any()):
+            return distillation_loss(logits, labels, target[:, 1:], self.temperature,
+                                     self.alpha, self.reduction)
+        per_row = distillation_loss(logits, labels.clamp_min(0), target[:, 1:],
+                                    self.temperature, self.alpha, "none")
+        teacher = distillation_loss(logits, labels, target[:, 1:], self.temperature, 1.0,
+                                    "none")
+        return _reduce(torch.where(unlabeled, teacher, per_row), self.reduction)
 
 
 def soften(proba, temperature):

@@ -1,43 +1,195 @@
-"""The main job (`python -m skdistill demo`) and the command line."""
+"""The main job (`python -m skdistill demo`) and the command line of the package."""
 import io
+import os
+import subprocess
+import sys
 
 import pytest
 
+from conftest import data_home, require_file
 from skdistill.__main__ import main
-from skdistill.demo import format_table, run_demo
+from skdistill.benchmarks import BENCHMARKS, summary
+from skdistill.benchmarks import main as benchmarks_main
+from skdistill.demo import MODELS, format_table, run_demo, student_for
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# 64 pixels -> 32 hidden units -> 10 digits: 64*32 + 32 + 32*10 + 10 weights and biases.
+STUDENT_SIZE = 2410
 
 
-def test_demo_table_compares_teacher_and_students():
-    out = io.StringIO()
-    rows = run_demo("breast_cancer", n_estimators=30, hidden=(16,), max_epochs=30, out=out)
-    names = [r["model"] for r in rows]
-    assert names == ["teacher (random forest)", "distilled student (MLP)",
-                     "student on labels (MLP)"]
-    for r in rows:
-        assert r["accuracy"] > 0.85  # majority class is 0.63
-        assert 0 < r["nll"] < 0.5 and 0 <= r["ece"] < 0.2 and r["ms_per_1000"] > 0
-    # Both students are the same 30-16-2 network: 30*16 + 16 + 16*2 + 2 parameters.
-    assert rows[1]["size"] == rows[2]["size"] == 530
-    text = out.getvalue()
-    assert "distilled student (MLP)" in text and "ECE" in text
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("demo")
+    printed = io.StringIO()
+    result = run_demo("digits", seeds=2, quick=True, out_dir=out_dir, stream=printed,
+                      progress=False)
+    return result, printed.getvalue(), out_dir
+
+
+def test_quick_demo_result_has_every_model_metric_and_seed(quick):
+    result, _, _ = quick
+    assert result["dataset"] == "digits" and result["seeds"] == [0, 1]
+    assert [row["key"] for row in result["rows"]] == list(MODELS)
+    for row in result["rows"]:
+        per_seed = result["per_seed"][row["key"]]
+        assert len(per_seed) == 2
+        for metric in ("accuracy", "nll", "ece", "size", "ms_per_row", "ms_per_1000"):
+            values = [s[metric] for s in per_seed]
+            assert row[metric] == pytest.approx(sum(values) / 2)
+            assert row[f"{metric}_std"] == pytest.approx(abs(values[0] - values[1]) / 2)
+        assert 0.8 < row["accuracy"] <= 1 and 0 < row["nll"] < 1.5 and 0 <= row["ece"] < 0.5
+        assert row["ms_per_row"] > 0 and row["ms_per_1000"] > 0
+    setting = result["setting"]
+    assert (setting["labelled"], setting["unlabelled"], setting["test_rows"]) == (200, 1000, 597)
+
+
+def test_quick_demo_compares_a_big_teacher_with_three_equal_students(quick):
+    result, _, _ = quick
+    rows = {row["key"]: row for row in result["rows"]}
+    assert rows["crossfit"]["size"] == rows["kd"]["size"] == rows["labels"]["size"] \
+        == STUDENT_SIZE
+    assert rows["teacher"]["size"] > 2 * STUDENT_SIZE  # 50 trees: thousands of nodes
+    # Only cross-fitting calibrates the under-confident forest: plain KD copies it.
+    assert rows["kd"]["ece"] > rows["crossfit"]["ece"] + 0.05
+    assert all(cf["nll"] < kd["nll"] for cf, kd in zip(result["per_seed"]["crossfit"],
+                                                       result["per_seed"]["kd"]))
+
+
+def test_quick_demo_prints_the_table_figure_path_and_explanation(quick):
+    result, printed, out_dir = quick
+    table = printed[printed.index("model "):]
+    lines = table.splitlines()
+    assert lines[0].split() == ["model", "accuracy", "NLL", "ECE", "size", "ms/row", "ms/1k",
+                                "rows"]
+    for line, key in zip(lines[2:6], MODELS):
+        assert line.startswith(MODELS[key].format(n=200)), line
+        assert line.count("±") == 3
+    path = result["figure"]
+    assert path == str(out_dir / "skdistill_demo_digits.png") and f": {path}" in printed
+    with open(path, "rb") as f:
+        assert f.read(8) == PNG_MAGIC
+    assert os.path.getsize(path) > 10_000  # two panels of four models, not an empty canvas
+    for words in ("What the columns mean", "expected calibration error", "x smaller",
+                  "labels alone", "under-confident"):
+        assert words in printed, words
+
+
+def test_every_student_takes_the_same_number_of_steps():
+    # 200 rows are 2 batches of 128, 1,200 rows 10: the labels-only student runs 5x the epochs.
+    assert student_for(200, 1000, 0).max_epochs == 500
+    assert student_for(1200, 1000, 0).max_epochs == 100
+    assert student_for(5500, 1000, 0).max_epochs == 24  # 43 batches: 1,032 steps
 
 
 def test_format_table_columns():
-    row = dict(model="m", accuracy=0.5, nll=0.25, ece=0.125, size=7, ms_per_1000=1.5)
-    assert format_table([row]).splitlines()[2].split() == ["m", "0.5000", "0.2500", "0.1250",
-                                                           "7", "1.500"]
+    row = dict(model="m", accuracy=0.5, nll=0.25, ece=0.125, size=12345, ms_per_row=1.5,
+               ms_per_1000=20.0, accuracy_std=0.01, nll_std=0.02, ece_std=0.03)
+    assert format_table([row]).splitlines()[2].split() == [
+        "m", "0.500", "±", "0.010", "0.250", "±", "0.020", "0.125", "±", "0.030", "12,345",
+        "1.500", "20.0"]
 
 
-def test_cli_usage_and_unknown_command(capsys):
-    assert main([]) == 0
-    assert "demo" in capsys.readouterr().out
-    assert main(["nope"]) == 2
-    with pytest.raises(SystemExit):
-        main(["demo", "--dataset", "nope"])
+def test_demo_progress_bar_and_bad_arguments(tmp_path, capsys):
+    run_demo("breast_cancer", seeds=1, quick=True, out_dir=tmp_path, stream=io.StringIO())
+    err = capsys.readouterr().err
+    assert "demo: 100%" in err and "3/3" in err  # three fits for the one seed
+    with pytest.raises(ValueError, match=r"demo: parameter seeds=0 is invalid"):
+        run_demo(seeds=0)
+    with pytest.raises(ValueError, match=r"demo: parameter dataset='nope' is invalid"):
+        run_demo("nope")
+    for argv in (["demo", "--dataset", "nope"], ["demo", "--seeds", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            main(argv)
+        assert exc.value.code == 2
+    assert "expected an integer >= 1, got '0'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dataset, relpath", [("heloc", "heloc/heloc_dataset_v1.csv"),
+                                              ("adult", "adult/adult.data.gz")])
+def test_quick_demo_on_the_real_files(dataset, relpath, tmp_path):
+    require_file(relpath)
+    result = run_demo(dataset, seeds=1, quick=True, out_dir=tmp_path, data_home=data_home(),
+                      stream=io.StringIO(), progress=False)
+    assert result["setting"]["test_rows"] == 3000
+    assert all(0.6 < row["accuracy"] < 1 for row in result["rows"])
+    assert os.path.exists(tmp_path / f"skdistill_demo_{dataset}.png")
 
 
 def test_demo_on_a_missing_data_file_says_where_without_a_traceback(tmp_path, capsys):
     assert main(["demo", "--dataset", "heloc", "--data-home", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "heloc_dataset_v1.csv not found" in err and str(tmp_path / "heloc") in err
-    assert "Traceback" not in err and "--dataset breast_cancer" in err
+    assert "Traceback" not in err and "--dataset digits" in err
+
+
+# -- the command line ------------------------------------------------------------------------
+def test_package_usage_and_unknown_command(capsys):
+    for argv in ([], ["--help"], ["-h"]):
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        assert out.startswith("usage: python -m skdistill COMMAND") and "benchmarks" in out
+    assert main(["nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'nope'" in err and "demo" in err and "benchmarks" in err
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--help"])
+    assert exc.value.code == 0 and "--seeds" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["benchmarks", "benchmark"])
+def test_benchmarks_list_each_with_its_summary(command, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python -m skdistill benchmarks NAME [options]")
+    for name in BENCHMARKS:
+        line = next(line for line in out.splitlines() if line.split()[:1] == [name])
+        assert summary(name) in line and len(summary(name)) > 20
+    assert main([command]) == 0 and "benchmarks:" in capsys.readouterr().out
+
+
+def test_summary_is_the_first_line_of_the_module_docstring():
+    from skdistill.benchmarks import dao_tabular
+
+    assert summary("dao_tabular") == dao_tabular.__doc__.strip().splitlines()[0]
+
+
+def test_unknown_benchmark_exits_2_with_the_list(capsys):
+    assert main(["benchmarks", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown benchmark 'nope'" in err and all(name in err for name in BENCHMARKS)
+    assert benchmarks_main(["nope"]) == 2
+    assert "usage: python -m skdistill.benchmarks NAME" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", sorted(BENCHMARKS))
+def test_each_benchmark_prints_its_usage(name, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["benchmarks", name, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ") and name in out.splitlines()[0]
+
+
+ENTRY_POINTS = """
+import contextlib, io, runpy, sys
+for argv in (["skdistill", "--help"], ["skdistill.benchmarks", "--help"],
+             ["skdistill.benchmarks", "students", "--help"], ["skdistill.benchmarks", "nope"]):
+    sys.argv = list(argv)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_module(argv[0], run_name="__main__", alter_sys=True)
+            code = 0
+        except SystemExit as exc:
+            code = exc.code
+    print(" ".join(argv[1:]), code, (out.getvalue() or err.getvalue())[:7], sep="|")
+"""
+
+
+def test_module_entry_points_print_usage_and_exit_0():
+    # python -m skdistill / skdistill.benchmarks, run as __main__ in one fresh interpreter.
+    done = subprocess.run([sys.executable, "-c", ENTRY_POINTS], capture_output=True, text=True,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["--help|0|usage: ", "--help|0|usage: ",
+                                        "students --help|0|usage: ", "nope|2|python "]

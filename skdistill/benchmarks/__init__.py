@@ -1,9 +1,15 @@
 """Benchmarks that reproduce the papers' tables: ``python -m skdistill.benchmarks NAME``.
 
-Each benchmark is a module here with a ``main(argv)`` function; results are recorded in
-``benchmarks/RESULTS.md`` with the command that produced them.
+Each benchmark is a module here with a ``main(argv)`` function and a module docstring whose
+first line says what it measures; results are recorded in ``benchmarks/RESULTS.md`` with the
+command that produced them. ``python -m skdistill.benchmarks --help`` lists them and
+``python -m skdistill.benchmarks NAME --help`` shows a benchmark's options.
 """
+import ast
 import importlib
+import importlib.util
+import sys
+from pathlib import Path
 
 #: benchmark name -> module (relative to this package) holding ``main(argv)``.
 BENCHMARKS = {
@@ -19,9 +25,73 @@ BENCHMARKS = {
 }
 
 
+PROG = "python -m skdistill.benchmarks"
+
+
+def summary(name):
+    """The first line of benchmark ``name``'s module docstring, read without importing it.
+
+    Examples
+    --------
+    >>> from skdistill.benchmarks import summary
+    >>> summary("students")
+    'Student overhead: MLPStudent fit and predict_proba against a bare torch loop, same process.'
+    """
+    spec = importlib.util.find_spec(f".{BENCHMARKS[name]}", __name__)
+    doc = ast.get_docstring(ast.parse(Path(spec.origin).read_text(encoding="utf-8"))) or ""
+    return doc.strip().split("\n", 1)[0]
+
+
+def usage(prog=PROG):
+    """The benchmarks' usage text: the command line and one line per benchmark.
+
+    Examples
+    --------
+    >>> from skdistill.benchmarks import usage
+    >>> print(usage().splitlines()[0])
+    usage: python -m skdistill.benchmarks NAME [options]
+    """
+    width = max(map(len, BENCHMARKS))
+    lines = [f"usage: {prog} NAME [options]", "",
+             "Reproduce a table of a paper; the results, with the command that made them, are",
+             "in benchmarks/RESULTS.md.", "", "benchmarks:"]
+    lines += [f"  {name:<{width}}  {summary(name)}" for name in sorted(BENCHMARKS)]
+    lines += ["", f"{prog} NAME --help shows the options of benchmark NAME."]
+    return "\n".join(lines)
+
+
+def main(argv=None, prog=PROG):
+    """Command line: ``NAME [options]`` runs a benchmark, ``--help`` lists them.
+
+    Returns the exit status: 0 for the list, 2 for an unknown benchmark (the list goes to
+    stderr), else the benchmark's own.
+
+    Examples
+    --------
+    >>> from skdistill.benchmarks import main
+    >>> main(["--help"])  # doctest: +ELLIPSIS
+    usage: python -m skdistill.benchmarks NAME [options]
+    ...
+    0
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage(prog))
+        return 0
+    if argv[0] not in BENCHMARKS:
+        print(f"{prog}: unknown benchmark {argv[0]!r}\n\n{usage(prog)}", file=sys.stderr)
+        return 2
+    return run(argv[0], argv[1:])
+
+
 def run(name, argv=()):
-    """Run benchmark ``name`` with command-line arguments ``argv``."""
+    """Run benchmark ``name`` with command-line arguments ``argv``; its exit status.
+
+    ``argv`` may be ``["--help"]``: the benchmark prints its options and raises
+    ``SystemExit(0)``, as any argparse program does.
+    """
     if name not in BENCHMARKS:
-        raise SystemExit(f"unknown benchmark {name!r}; choose one of {sorted(BENCHMARKS)}")
+        raise ValueError(f"run: parameter name={name!r} is invalid; expected one of "
+                         f"{sorted(BENCHMARKS)}.")
     module = importlib.import_module(f".{BENCHMARKS[name]}", __name__)
     return module.main(list(argv))

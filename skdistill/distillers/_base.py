@@ -1,19 +1,20 @@
 """What every distiller shares: teacher fitting, label handling, delegation to the student."""
 import numpy as np
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.utils._param_validation import HasMethods, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, validate_data
 
 from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin
 from ..engine import completed_epochs
 from .._meta import fit_weighted, is_fitted
 from .._random import draw_seed
-from .._validation import (check_input, check_sample_weight, check_teacher_proba,
-                           check_validation_fraction, encode_labels, param_error,
-                           validate_params, warn_class_mismatch)
+from .._validation import (check_float32_range, check_input, check_sample_weight,
+                           check_teacher_proba, check_validation_fraction, encode_labels,
+                           param_error, validate_params, warn_class_mismatch)
 
 
 #: Constraint of the ``teacher_calibration`` parameter of the distillers that take it.
@@ -174,6 +175,32 @@ class BaseDistiller(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, MetaEs
         return check_teacher_proba(self, teacher.predict_proba(X),
                                    getattr(teacher, "classes_", self.classes_), self.classes_,
                                    teacher)
+
+    def _check_unlabeled(self, X_unlabeled):
+        """Validate the rows a student learns from without labels, like ``X`` at predict."""
+        try:
+            X_unlabeled = validate_data(self, X_unlabeled, reset=False, allow_nd=True,
+                                        accept_sparse="csr")
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{type(self).__name__}: parameter X_unlabeled is invalid: "
+                            f"{exc}") from None
+        return check_float32_range(self, X_unlabeled, "X_unlabeled")
+
+    def _with_unlabeled(self, X, y, sample_weight, X_unlabeled, proba_unlabeled):
+        """The student's rows: ``X`` then ``X_unlabeled``; returns ``(X, y, sample_weight)``.
+
+        Unlabeled rows get the teacher's most probable class as ``y``: the student needs
+        labels for ``classes_`` (and a stratified validation split), its loss on those rows
+        uses the teacher alone. They weigh 1 where ``sample_weight`` is given.
+        """
+        stack = sp.vstack if sp.issparse(X) or sp.issparse(X_unlabeled) else np.concatenate
+        X_all = stack([X, X_unlabeled])
+        if sp.issparse(X_all):
+            X_all = X_all.tocsr()
+        y_all = np.concatenate([y, self.classes_[np.argmax(proba_unlabeled, axis=1)]])
+        if sample_weight is not None:
+            sample_weight = np.concatenate([sample_weight, np.ones(X_unlabeled.shape[0])])
+        return X_all, y_all, sample_weight
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -203,7 +203,7 @@ class CrossFitDistiller(BaseDistiller):
 
     # -- fitting --------------------------------------------------------------------------------
     @fit_policy
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, X_unlabeled=None):
         """Cross-fit the teachers, correct their out-of-fold probabilities, fit the student.
 
         Parameters
@@ -216,21 +216,37 @@ class CrossFitDistiller(BaseDistiller):
             Row weights: each fold teacher gets those of its training rows (where its ``fit``
             accepts them, else it is fitted unweighted with a warning), and the student's
             loss and the calibration map are weighted by them.
+        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, ...), default=None
+            Extra rows without labels (a transfer set) that the student also learns from. No
+            teacher saw them, so their targets are the probabilities of ``teacher_`` (of the
+            mean of ``fold_teachers_`` when ``refit_teacher=False``), through the calibration
+            map when ``teacher_calibration`` is set and softened by ``temperature``, without
+            gamma correction (there is no label); they weigh 1 in the student's loss.
 
         Returns
         -------
         self
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
+        if X_unlabeled is not None:
+            X_unlabeled = self._check_unlabeled(X_unlabeled)
         teacher = self._crossfit_teacher()
         student = self._crossfit_student()
-        self._check_student_rows(student, X.shape[0])
+        n_unlabeled = 0 if X_unlabeled is None else X_unlabeled.shape[0]
+        self._check_student_rows(student, X.shape[0] + n_unlabeled)
         self._check_n_folds("n_folds", self.n_folds, y_enc)
         folds = self._folds(X, y_enc, self.n_folds, self.stratify)
-        self._fit(X, y, y_enc, sample_weight, teacher, student, folds)
+        self._fit(X, y, y_enc, sample_weight, teacher, student, folds, X_unlabeled)
         return self
 
-    def _fit(self, X, y, y_enc, sample_weight, teacher, student, folds):
+    def _unlabeled_proba(self, X_unlabeled):
+        """Probabilities for rows no teacher saw: ``teacher_``'s, else the fold teachers' mean."""
+        if self.refit_teacher:
+            return self._teacher_proba(self.teacher_, X_unlabeled)
+        return np.mean([self._teacher_proba(t, X_unlabeled) for t in self.fold_teachers_],
+                       axis=0)
+
+    def _fit(self, X, y, y_enc, sample_weight, teacher, student, folds, X_unlabeled=None):
         teacher_weight = weights_for(self, teacher, sample_weight, "fold teachers' estimator")
 
         jobs = self._fold_jobs(teacher, X, y, folds, teacher_weight)
@@ -244,9 +260,12 @@ class CrossFitDistiller(BaseDistiller):
         warn_class_mismatch(self, fitted, self.classes_, "fold teachers")
 
         self.oof_proba_ = oof = self._out_of_fold_proba(self.fold_teachers_, X, folds)
+        unlabeled = None if X_unlabeled is None else self._unlabeled_proba(X_unlabeled)
         self.teacher_calibrator_ = None
         if self.teacher_calibration is not None:
             oof = self._calibrate_teacher(oof, y_enc, sample_weight, oof)
+            if unlabeled is not None:
+                unlabeled = self.teacher_calibrator_.transform(unlabeled)
 
         scale, make_criterion = LOSSES[self.loss]
         # Temperature is part of the soft-target cross-entropy of a network student (targets
@@ -258,6 +277,13 @@ class CrossFitDistiller(BaseDistiller):
         onehot = np.eye(len(self.classes_))[y_enc]
         targets = corrected_targets(onehot, proba, self.gamma_alpha, scale)
         self.targets_scale_ = scale
+        if unlabeled is not None:
+            # No label to correct towards: alpha 0 gives the (softened) probabilities' targets.
+            soft = soften(unlabeled, self.temperature) if soften_targets else unlabeled
+            targets = np.concatenate(
+                [targets, corrected_targets(np.zeros_like(soft), soft, 0.0, scale)])
+            X, y, sample_weight = self._with_unlabeled(X, y, sample_weight, X_unlabeled,
+                                                       unlabeled)
 
         if regressor:
             # Assigned once fitted: an interrupted scikit-learn regressor is not usable.

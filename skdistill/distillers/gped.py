@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._interrupt import fit_policy, warn_user
 from .._random import draw_seed
-from .._validation import check_float32_range, param_error
+from .._validation import param_error
 from ..engine import Objective
 from ..expectations import ESTIMATORS, EXPECTATIONS, output_size
 from ..losses import soft_cross_entropy
@@ -418,15 +418,6 @@ default="predictive"
                       f"((n_iter - burn_in) // thinning); at least {MIN_STUDENT_STEPS} are "
                       f"advised: {fix}.")
         return steps
-
-    def _check_unlabeled(self, X_unlabeled):
-        try:
-            X_unlabeled = validate_data(self, X_unlabeled, reset=False, allow_nd=True,
-                                        accept_sparse="csr")
-        except (ValueError, TypeError) as exc:
-            raise type(exc)(f"{type(self).__name__}: parameter X_unlabeled is invalid: "
-                            f"{exc}") from None
-        return check_float32_range(self, X_unlabeled, "X_unlabeled")
 
     # -- prediction -----------------------------------------------------------------------------
     def _outputs(self, X):

@@ -122,7 +122,7 @@ class KnowledgeDistiller(BaseDistiller):
         self.random_state = random_state
 
     @fit_policy
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X, y, sample_weight=None, X_unlabeled=None):
         """Fit the teacher on ``X, y``, then the student on the teacher's probabilities.
 
         Parameters
@@ -133,27 +133,45 @@ class KnowledgeDistiller(BaseDistiller):
             Row weights of the student's loss, also passed to the teacher's ``fit`` where it
             accepts them (else the teacher is fitted unweighted, with a warning), and to the
             calibration map's fit.
+        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, ...), default=None
+            Extra rows without labels (a transfer set) that the student also learns from, on
+            the teacher's probabilities alone (the loss's teacher term, whatever ``alpha``);
+            the teacher is not fitted on them. They weigh 1 in the student's loss.
 
         Returns
         -------
         self
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
+        if X_unlabeled is not None:
+            X_unlabeled = self._check_unlabeled(X_unlabeled)
         student = self._student()
-        self._check_student_rows(student, X.shape[0])
+        n_unlabeled = 0 if X_unlabeled is None else X_unlabeled.shape[0]
+        self._check_student_rows(student, X.shape[0] + n_unlabeled)
         cross_fit = (self.teacher_calibration is not None
                      and not isinstance(self._teacher(), FrozenEstimator))
         if cross_fit:
             self._check_n_folds("teacher_calibration_cv", self.teacher_calibration_cv, y_enc)
         self.teacher_ = self._fit_teacher(X, y, sample_weight)
         proba = self._teacher_proba(self.teacher_, X)
+        labels = y_enc
+        if X_unlabeled is not None:
+            unlabeled = self._teacher_proba(self.teacher_, X_unlabeled)
+            # -1: no label, the loss uses the teacher term alone (see DistillationLoss).
+            labels = np.concatenate([y_enc, np.full(X_unlabeled.shape[0], -1)])
         self.teacher_calibrator_ = None
         if self.teacher_calibration is not None:
             held_out = (self._cross_fitted_proba(X, y, y_enc, sample_weight) if cross_fit
                         else proba)
             proba = self._calibrate_teacher(held_out, y_enc, sample_weight, proba)
+            if X_unlabeled is not None:
+                unlabeled = self.teacher_calibrator_.transform(unlabeled)
+        if X_unlabeled is not None:
+            X, y, sample_weight = self._with_unlabeled(X, y, sample_weight, X_unlabeled,
+                                                       unlabeled)
+            proba = np.concatenate([proba, unlabeled])
         soft = soften(proba, self.temperature)
-        targets = np.column_stack([y_enc, soft]).astype(np.float32)
+        targets = np.column_stack([labels, soft]).astype(np.float32)
         objective = Objective(DistillationLoss(self.temperature, self.alpha, reduction="none"),
                               targets, fields=("target",))
         return self._train_student(
