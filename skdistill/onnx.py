@@ -454,4 +454,4 @@ def to_onnx(model, X, **kwargs):
 
 register_converters()
 
-__all__ = ["register_converters", "to_onnx", "MIN_OPSET"]
+__all__ = ["register_converters", "to_onnx"]
