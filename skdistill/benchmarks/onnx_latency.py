@@ -26,7 +26,7 @@ from sklearn.preprocessing import StandardScaler
 
 from ..distillers import KnowledgeDistiller
 from ..students import CNNStudent, MLPStudent
-from .students import load_data
+from .students import load_data, timed
 
 MODELS = ("mlp", "cnn", "pipeline")
 GOAL = 0.2
@@ -61,12 +61,7 @@ def bare_forward(network, transform, X):
 def median_time(fn, repeats):
     """Median seconds of one call of ``fn`` over ``repeats`` calls (after one warm-up)."""
     fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return timed(fn, repeats)
 
 
 def measure(name, model, network, transform, X, args):
