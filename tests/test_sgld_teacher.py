@@ -159,6 +159,18 @@ def test_expectations_are_monte_carlo_averages_over_samples(data):
         teacher.module_.parameters()))
 
 
+def test_uncertainty_is_the_entropy_of_the_predictive_split_over_the_samples(data):
+    X, y = data
+    teacher = small_teacher().fit(X, y)
+    S = teacher.sample_proba(X[:7])
+    u = teacher.predict_uncertainty(X[:7])
+    P = S.mean(0)
+    np.testing.assert_allclose(u.total, -(P * np.log(P)).sum(-1), rtol=1e-9)
+    np.testing.assert_allclose(u.aleatoric, -(S * np.log(S)).sum(-1).mean(0), rtol=1e-9)
+    assert np.array_equal(u.total, u.aleatoric + u.epistemic)
+    assert (u.epistemic > 0).all()  # the kept samples disagree: mutual information > 0
+
+
 def test_teacher_beats_the_majority_class_and_pickles(data):
     X, y = data
     teacher = small_teacher().fit(X, y)

@@ -29,7 +29,8 @@ def entropy(proba):
 
 class PosteriorPredictionMixin:
     """What every sampled-posterior teacher (SGLD, Laplace, VI) predicts the same way, from
-    its ``predict_expectation``: the predictive, the class, the named expectations."""
+    its posterior samples (``_sample_blocks``): the expectations, the uncertainty, the
+    predictive and the class."""
 
     def _resolve_target(self, target):
         if callable(target):
@@ -37,6 +38,68 @@ class PosteriorPredictionMixin:
         if isinstance(target, str) and target in EXPECTATIONS:
             return EXPECTATIONS[target]
         raise param_error(self, "target", target, f"one of {sorted(EXPECTATIONS)} or a callable")
+
+    def _sample_blocks(self, X):
+        """The posterior's probabilities on ``X``, block of rows by block of rows: for each
+        block, an iterable of ``(b, C)`` float64 CPU tensors, one per posterior sample."""
+        raise NotImplementedError
+
+    def predict_expectation(self, X, target="predictive"):
+        """Monte Carlo posterior expectation ``mean_s g(p(y|x, theta_s))`` over the posterior
+        samples.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix
+        target : {"predictive", "entropy", "variance"} or callable, default="predictive"
+            ``"predictive"``: class probabilities ``(n, C)``; ``"entropy"``: expected entropy
+            of ``p(y|x, theta)`` ``(n,)`` (aleatoric uncertainty); ``"variance"``:
+            ``p (1 - p)`` per class ``(n, C)``; a callable maps a ``(n, C)`` torch tensor of
+            probabilities to ``(n,)`` or ``(n, k)``.
+
+        Returns
+        -------
+        expectation : ndarray of shape (n,) or (n, k)
+        """
+        g = self._resolve_target(target)
+        parts = []
+        for samples in self._sample_blocks(X):
+            total, count = None, 0
+            for proba in samples:
+                value = torch.as_tensor(g(proba), dtype=torch.float64)
+                total, count = (value if total is None else total + value), count + 1
+            parts.append(total / count)
+        out = torch.cat(parts).numpy()
+        return out[:, 0] if isinstance(target, str) and target == "entropy" else out
+
+    def predict_uncertainty(self, X):
+        """Total, aleatoric and epistemic uncertainty of the posterior, by Monte Carlo.
+
+        ``total`` is the entropy of the predictive ``mean_s p_s``, ``aleatoric`` the expected
+        entropy ``mean_s H(p_s)`` and ``epistemic = total - aleatoric`` (the mutual
+        information between the label and the parameters, BALD), all over the same
+        posterior samples. The mutual information is non-negative (Jensen); a rounding
+        below 0 is set to 0, and ``total`` is rebuilt from its parts, so that
+        ``total == aleatoric + epistemic`` holds exactly.
+
+        Returns
+        -------
+        uncertainty : Bunch
+            ``total``, ``aleatoric``, ``epistemic``: arrays of shape (n,).
+        """
+        total, aleatoric = [], []
+        for samples in self._sample_blocks(X):
+            mean, mean_entropy, count = None, None, 0
+            for proba in samples:
+                h = entropy(proba)
+                mean = proba if mean is None else mean + proba
+                mean_entropy = h if mean_entropy is None else mean_entropy + h
+                count += 1
+            total.append(entropy(mean / count))
+            aleatoric.append(mean_entropy / count)
+        total, aleatoric = torch.cat(total).numpy(), torch.cat(aleatoric).numpy()
+        epistemic = np.maximum(total - aleatoric, 0.0)
+        return Bunch(total=aleatoric + epistemic, aleatoric=aleatoric, epistemic=epistemic)
 
     def predict_proba(self, X):
         """Posterior predictive probabilities: the mean over the posterior samples.
@@ -85,52 +148,8 @@ class SampledPosteriorMixin(PosteriorPredictionMixin):
         """
         return torch.cat(list(self._iter_chunks(X)), dim=1).numpy()
 
-    def predict_expectation(self, X, target="predictive"):
-        """Monte Carlo posterior expectation ``mean_s g(p(y|x, theta_s))`` over ``n_samples``.
-
-        Parameters
-        ----------
-        X : array-like or sparse matrix
-        target : {"predictive", "entropy", "variance"} or callable, default="predictive"
-            ``"predictive"``: class probabilities ``(n, C)``; ``"entropy"``: expected entropy
-            of ``p(y|x, theta)`` ``(n,)`` (aleatoric uncertainty); ``"variance"``:
-            ``p (1 - p)`` per class ``(n, C)``; a callable maps a ``(n, C)`` torch tensor of
-            probabilities to ``(n,)`` or ``(n, k)``.
-
-        Returns
-        -------
-        expectation : ndarray of shape (n,) or (n, k)
-        """
-        g = self._resolve_target(target)
-        parts = []
-        for proba in self._iter_chunks(X):
-            values = [torch.as_tensor(g(p), dtype=torch.float64) for p in proba]
-            parts.append(torch.stack(values).mean(dim=0))
-        out = torch.cat(parts).numpy()
-        return out[:, 0] if isinstance(target, str) and target == "entropy" else out
-
-    def predict_uncertainty(self, X):
-        """Total, aleatoric and epistemic uncertainty of the posterior, by Monte Carlo.
-
-        ``total`` is the entropy of the predictive ``mean_s p_s``, ``aleatoric`` the expected
-        entropy ``mean_s H(p_s)`` and ``epistemic = total - aleatoric`` (the mutual
-        information between the label and the parameters, BALD), all over the same
-        ``n_samples`` samples. The mutual information is non-negative (Jensen); a rounding
-        below 0 is set to 0, and ``total`` is rebuilt from its parts, so that
-        ``total == aleatoric + epistemic`` holds exactly.
-
-        Returns
-        -------
-        uncertainty : Bunch
-            ``total``, ``aleatoric``, ``epistemic``: arrays of shape (n,).
-        """
-        total, aleatoric = [], []
-        for proba in self._iter_chunks(X):
-            total.append(entropy(proba.mean(dim=0)))
-            aleatoric.append(entropy(proba).mean(dim=0))
-        total, aleatoric = torch.cat(total).numpy(), torch.cat(aleatoric).numpy()
-        epistemic = np.maximum(total - aleatoric, 0.0)
-        return Bunch(total=aleatoric + epistemic, aleatoric=aleatoric, epistemic=epistemic)
+    def _sample_blocks(self, X):
+        return self._iter_chunks(X)  # a (n_samples, b, C) tensor iterates over the samples
 
     def iter_samples(self, X, y, sample_weight=None):
         """The ``n_samples`` posterior samples, as callables (the teacher protocol).

@@ -18,7 +18,7 @@ from .._random import draw_seed, seeded
 from .._validation import (check_device, check_input, check_layer_sizes, check_sample_weight,
                            encode_labels, param_error)
 from ..engine import RowDataset, limit_threads, weighted_rows
-from ..nets import MLP
+from ..nets import MLP, eval_mode
 from ..samplers import as_schedule, sgld_step_
 from ._posterior import PosteriorPredictionMixin
 
@@ -66,7 +66,8 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
     with a Gaussian prior ``p(theta) = Normal(0, 1/prior_precision)`` and a softmax
     likelihood. After ``burn_in`` iterations every ``thinning``-th state is a posterior sample,
     kept spread evenly over the whole chain up to ``max_samples`` (see Notes). Predictions
-    average over the kept samples (Monte Carlo posterior predictive).
+    average over the kept samples (Monte Carlo posterior predictive); ``predict_expectation``
+    and ``predict_uncertainty`` (total = aleatoric + epistemic) do so for other quantities.
 
     Parameters
     ----------
@@ -499,10 +500,8 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         params = [p for p in module.parameters() if p.requires_grad]
         device = params[0].device
         current = parameters_to_vector(params).detach().clone()
-        was_training = module.training
-        module.eval()
         try:
-            with torch.no_grad():
+            with eval_mode(module), torch.no_grad():
                 for theta in self.samples_:
                     vector_to_parameters(theta, params)
                     yield torch.cat([torch.softmax(module(Xt[i:i + batch_size].to(device)), 1)
@@ -512,7 +511,6 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         finally:
             with torch.no_grad():
                 vector_to_parameters(current, params)
-            module.train(was_training)
 
     def sample_proba(self, X):
         """Class probabilities under each kept posterior sample.
@@ -524,31 +522,9 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         Xt = self._check_predict_X(X)
         return torch.stack(list(self._iter_sample_proba(Xt))).numpy()
 
-    def predict_expectation(self, X, target="predictive"):
-        """Monte Carlo posterior expectation ``mean_s g(p(y|x, theta_s))``.
-
-        Parameters
-        ----------
-        X : array-like
-        target : {"predictive", "entropy", "variance"} or callable, default="predictive"
-            ``"predictive"``: class probabilities ``(n, C)``; ``"entropy"``: expected entropy
-            of ``p(y|x, theta)`` ``(n,)`` (aleatoric uncertainty); ``"variance"``:
-            ``p (1 - p)`` per class ``(n, C)``; a callable maps a ``(n, C)`` torch tensor of
-            probabilities to ``(n,)`` or ``(n, k)``.
-
-        Returns
-        -------
-        expectation : ndarray of shape (n,) or (n, k)
-        """
-        g = self._resolve_target(target)
-        Xt = self._check_predict_X(X)
-        total = None
-        for proba in self._iter_sample_proba(Xt):
-            value = torch.as_tensor(g(proba), dtype=torch.float64)
-            total = value if total is None else total + value
-        out = (total / len(self.samples_)).numpy()
-        return out[:, 0] if target == "entropy" else out
-
+    def _sample_blocks(self, X):
+        # one block of all rows: a kept sample is loaded into the network once per call
+        yield self._iter_sample_proba(self._check_predict_X(X))
 
 
 def _keep_every_other(buffer, count):
