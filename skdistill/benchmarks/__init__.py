@@ -4,6 +4,11 @@ Each benchmark is a module here with a ``main(argv)`` function; results are reco
 ``benchmarks/RESULTS.md`` with the command that produced them.
 """
 import importlib
+import os
+from pathlib import Path
+
+#: The checkout's root (benchmarks write recorded results under its ``benchmarks/``).
+REPO = Path(__file__).resolve().parents[2]
 
 #: benchmark name -> module (relative to this package) holding ``main(argv)``.
 BENCHMARKS = {
@@ -17,6 +22,15 @@ BENCHMARKS = {
     "onnx": "onnx_latency",
     "gpu": "gpu",
 }
+
+
+def resolve_data_home(data_home=None):
+    """Data folder of a benchmark: ``data_home``, else ``$SKDISTILL_DATA``, else the checkout's
+    ``../shared/data`` where it exists, else ``None`` (the loaders' own default)."""
+    data_home = data_home or os.environ.get("SKDISTILL_DATA")
+    if data_home is None and (REPO.parent / "shared" / "data").is_dir():
+        data_home = str(REPO.parent / "shared" / "data")
+    return data_home
 
 
 def run(name, argv=()):

@@ -39,7 +39,6 @@ entropy of the batch's targets, which varies with soft targets even for a perfec
 import argparse
 import copy
 import json
-import os
 import time
 from pathlib import Path
 
@@ -53,9 +52,8 @@ from threadpoolctl import threadpool_limits
 from .. import (DeepEnsembleTeacher, KnowledgeDistiller, LaplaceTeacher, MLPStudent,
                 SGLDTeacher, VITeacher)
 from ..datasets import load_fashion_mnist
+from . import resolve_data_home
 from ..metrics import expected_calibration_error, negative_log_likelihood
-
-REPO = Path(__file__).resolve().parents[2]
 TEACHERS = ["deterministic", "laplace", "vi", "sgld", "de4"]
 #: Morad et al., ResNet50 -> WRN-16-2 (accuracy in %); "–" where the paper has no such row.
 PAPER = {
@@ -340,9 +338,7 @@ def main(argv):
         args.teacher_epochs, args.vi_epochs, args.sgld_epochs, args.n_samples = 5, 5, 5, 10
         args.student_hidden, args.student_epochs, args.grad_batches = [16], 4, 10
 
-    data_home = args.data_home or os.environ.get("SKDISTILL_DATA")
-    if data_home is None and (REPO.parent / "shared" / "data").is_dir():
-        data_home = str(REPO.parent / "shared" / "data")
+    data_home = resolve_data_home(args.data_home)
     torch.set_num_threads(1)
     print(f"bayes_teachers: {vars(args)}", flush=True)
     log = (lambda msg: print(msg, flush=True))

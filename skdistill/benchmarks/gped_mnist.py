@@ -14,7 +14,6 @@ the teacher keeping every 100th state. ``--paper``: 10^6 steps at 4e-6, thinning
 """
 import argparse
 import json
-import os
 import resource
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import resolve_data_home
 from ..datasets import load_fashion_mnist, load_mnist, occlude
 from ..distillers import GPEDDistiller
 from ..metrics import entropy_mae, negative_log_likelihood
@@ -37,17 +37,13 @@ PAPER = {  # Vadera et al. figures, for side-by-side reporting
 }
 
 
-def data_home():
-    env = os.environ.get("SKDISTILL_DATA")
-    return env or str(Path(__file__).resolve().parents[3] / "shared" / "data")
-
-
 def load(dataset):
+    data_home = resolve_data_home()
     if dataset == "fashion":
-        Xtr, ytr = load_fashion_mnist(subset="train", return_X_y=True)
-        Xte, yte = load_fashion_mnist(subset="test", return_X_y=True)
+        Xtr, ytr = load_fashion_mnist(subset="train", data_home=data_home, return_X_y=True)
+        Xte, yte = load_fashion_mnist(subset="test", data_home=data_home, return_X_y=True)
         return Xtr, ytr, Xte, yte
-    X, y = load_mnist(subset="test", data_home=data_home(), return_X_y=True)
+    X, y = load_mnist(subset="test", data_home=data_home, return_X_y=True)
     order = np.random.RandomState(0).permutation(len(X))
     X, y = X[order], y[order]
     return X[:8000], y[:8000], X[8000:], y[8000:]

@@ -31,7 +31,6 @@ labels-only student) that calibration closes; issue 11 asks for at least half.
 """
 import argparse
 import json
-import os
 import time
 import warnings
 from pathlib import Path
@@ -54,9 +53,8 @@ from threadpoolctl import threadpool_limits
 from .. import CrossFitDistiller, KnowledgeDistiller, MLPStudent
 from ..datasets import DataFileNotFoundError, make_gaussian_mixture
 from ..datasets.synthetic import bayes_log_proba
+from . import resolve_data_home
 from ..metrics import expected_calibration_error, negative_log_likelihood
-
-REPO = Path(__file__).resolve().parents[2]
 TEMPERATURES = [0.5, 0.7, 1.5, 2.0, 3.0]
 #: teacher properties correlated with the student's test NLL (row key -> label)
 PROPERTIES = {
@@ -370,9 +368,7 @@ def main(argv):
         args.digits_epochs, args.heloc_epochs, args.folds = 10, 3, 2
         args.heloc_depths = args.heloc_depths[:1]
 
-    data_home = args.data_home or os.environ.get("SKDISTILL_DATA")
-    if data_home is None and (REPO.parent / "shared" / "data").is_dir():
-        data_home = str(REPO.parent / "shared" / "data")
+    data_home = resolve_data_home(args.data_home)
     torch.set_num_threads(1)
     print(f"teacher_quality: {vars(args)}", flush=True)
     log = (lambda msg: print(msg, flush=True))
