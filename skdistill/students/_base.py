@@ -59,7 +59,16 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
     (:class:`skdistill.engine.StudentNet`): :meth:`fit` on labels or soft targets, and
     :meth:`fit_objective` on any :class:`~skdistill.engine.Objective`, which is how
     distillers train a student on their own targets and loss.
+
+    The pruning parameters default to the class attributes below (no pruning), so a subclass
+    whose ``__init__`` does not take them trains its full network.
     """
+
+    # pruning off unless a subclass takes these as parameters (MLPStudent, CNNStudent...)
+    group_lasso = 0.0
+    prune_threshold = 1e-3
+    fine_tune_epochs = None
+    fine_tune_lr = None
 
     _parameter_constraints = {
         "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
