@@ -122,11 +122,6 @@ def _student_of(model):
     return model if isinstance(model, BaseStudent) else model.student_
 
 
-def _prediction_network(student):
-    """The network ``predict_proba`` runs: the merged one for a LatentBE student."""
-    return getattr(student, "merged_module_", student.module_)
-
-
 def _gped_outputs(model):
     """``[(output name, width or None for (N,))]`` of a GPED distiller beyond the classifier's:
     one per distilled expectation, then the uncertainty decomposition."""
@@ -154,7 +149,7 @@ def _exported_module(model):
         module = _GPEDOutputs(net.trunk, net.heads, row_shape, names,
                               "entropy" in model.targets_)
     else:
-        net = copy.deepcopy(_prediction_network(student)).cpu().eval()
+        net = copy.deepcopy(student._deployed_module()).cpu().eval()
         module = _Probabilities(net, row_shape)
     return module.eval(), int(student.n_features_in_)
 

@@ -114,6 +114,12 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
         """Set the attributes describing the deployed network (``hidden_layer_sizes_``...)."""
         self.hidden_layer_sizes_ = layer_widths(module)[1]
 
+    def _deployed_module(self):
+        """The network the fitted student predicts with (``predict_proba``, ONNX export):
+        ``module_``; a LatentBE student's merged network."""
+        check_is_fitted(self, "module_")
+        return self.module_
+
     # -- fitting ----------------------------------------------------------------------------
     @fit_policy
     def fit(self, X, y, soft_targets=None, sample_weight=None):
@@ -333,7 +339,7 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
         self._set_trained(objective.deploy(net.module_), net, net.history)
         pruner = dict(net.callbacks_).get("prune")
         self.n_pruned_units_ = pruner.n_pruned_units_ if pruner is not None else 0
-        self._record_architecture(getattr(self, "merged_module_", self.module_))
+        self._record_architecture(self._deployed_module())
         return self
 
     def _salvage(self):
@@ -387,9 +393,9 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
         return torch.cat(out) if out else torch.empty(0, len(self.classes_))
 
     def _logits(self, X, batch_size=4096):
-        """Logits that ``predict_proba`` turns into probabilities (CPU, float32); a student
-        that predicts with another network than ``module_`` (merged LatentBE) overrides it."""
-        return self.forward(X, batch_size=batch_size)
+        """Logits of the deployed network, which ``predict_proba`` turns into probabilities
+        (CPU, float32)."""
+        return self.forward(X, module=self._deployed_module(), batch_size=batch_size)
 
     def predict_log_proba(self, X):
         """Log class probabilities, columns in ``classes_`` order."""
