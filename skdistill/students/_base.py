@@ -22,8 +22,7 @@ from ..engine import (BatchIterator, NonFiniteLossError, Objective, RowDataset, 
                       limit_threads, max_abs, non_finite_problem)
 from ..losses import SoftTargetCrossEntropy
 from ..nets.utils import eval_mode
-from ..pruning import (GroupLassoPenalty, PruneCallback, SumRegularizer, group_plan,
-                       layer_widths)
+from ..pruning import PruneCallback, group_plan, layer_widths
 
 OPTIMIZERS = {
     "adam": (torch.optim.Adam, {}),
@@ -260,7 +259,8 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
         except ValueError as exc:
             raise param_error(self, "group_lasso", self.group_lasso,
                               f"0 for this network: {exc}") from None
-        return PruneCallback(plan, self.prune_threshold, self.fine_tune_epochs,
+        return PruneCallback(plan, self.group_lasso, self.prune_threshold,
+                             self.fine_tune_epochs,
                              self.lr if self.fine_tune_lr is None else self.fine_tune_lr,
                              self._regularizer(),
                              owner=f"{type(self).__name__} (group_lasso={self.group_lasso:g})")
@@ -270,11 +270,11 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
         opt_kwargs = {f"optimizer__{k}": v for k, v in opt_kwargs.items()}
         loss = as_loss_module(objective.loss)
         loss = loss if objective.member_aware else self._training_loss(loss)
-        regularizer, callbacks = self._regularizer(), copy.deepcopy(self.callbacks)
+        # with pruning, the pruner's: the student's own term plus the penalty until pruning,
+        # the student's term (the same object) after it
+        regularizer = self._regularizer() if pruner is None else pruner.penalised
+        callbacks = copy.deepcopy(self.callbacks)
         if pruner is not None:
-            # the student's own term (which stays after pruning) plus the penalty
-            regularizer = SumRegularizer(pruner.regularizer,
-                                         GroupLassoPenalty(self.group_lasso, pruner.plan))
             callbacks = (callbacks or []) + [("prune", pruner)]
         return StudentNet(
             module=module,
