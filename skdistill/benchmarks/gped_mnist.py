@@ -49,11 +49,11 @@ def load(dataset):
     return X[:8000], y[:8000], X[8000:], y[8000:]
 
 
-def make_teacher(args, **kwargs):
+def make_teacher(args, thinning=100, **kwargs):
     module = CNN.from_architecture("mnist", (1, 28, 28), 10) if args.model == "cnn" else None
     return SGLDTeacher(hidden_layer_sizes=(400, 400), module=module, step_size=args.step_size,
                        prior_precision=10.0, batch_size=100, n_iter=args.n_iter,
-                       burn_in=args.burn_in, thinning=100, max_samples=args.max_samples,
+                       burn_in=args.burn_in, thinning=thinning, max_samples=args.max_samples,
                        device=args.device, **kwargs)
 
 
@@ -63,9 +63,10 @@ def make_student(args):
     return MLPStudent(hidden_layer_sizes=(400, 400), lr=1e-3, device=args.device)
 
 
-def make_gped(args, estimator, seed, student=None):
+def make_gped(args, estimator, seed, student=None, teacher=None):
     """The benchmark's GPEDDistiller: predictive and entropy heads, minibatches of 100."""
-    return GPEDDistiller(make_teacher(args), make_student(args) if student is None else student,
+    return GPEDDistiller(make_teacher(args) if teacher is None else teacher,
+                         make_student(args) if student is None else student,
                          target=["predictive", "entropy"], estimator=estimator,
                          thinning=args.thinning, distill_batch_size=100, random_state=seed)
 
