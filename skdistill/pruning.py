@@ -34,6 +34,7 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from torch import nn
 
 from ._interrupt import warn_user
+from ._validation import _owner_name
 from .nets.utils import eval_mode
 
 #: Modules that act on each unit or channel on its own (so a constant unit stays constant).
@@ -548,9 +549,7 @@ class PruneCallback(Callback):
 
 
 def _name(owner):
-    if owner is None:
-        return "prune_network"
-    return owner if isinstance(owner, str) else type(owner).__name__
+    return _owner_name("prune_network" if owner is None else owner)
 
 
 def layer_widths(module):
