@@ -44,7 +44,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.special import entr
 from skorch.callbacks import Callback
 from sklearn.frozen import FrozenEstimator
 from threadpoolctl import threadpool_limits
@@ -52,8 +51,8 @@ from threadpoolctl import threadpool_limits
 from .. import (DeepEnsembleTeacher, KnowledgeDistiller, LaplaceTeacher, MLPStudent,
                 SGLDTeacher, VITeacher)
 from ..datasets import load_fashion_mnist
-from . import resolve_data_home
-from ..metrics import expected_calibration_error, negative_log_likelihood
+from . import group_rows, resolve_data_home, scores
+from ..metrics import entropy
 TEACHERS = ["deterministic", "laplace", "vi", "sgld", "de4"]
 #: Morad et al., ResNet50 -> WRN-16-2 (accuracy in %); "–" where the paper has no such row.
 PAPER = {
@@ -77,17 +76,6 @@ class EpochSnapshot(Callback):
     def on_epoch_end(self, net, **kwargs):
         if len(net.history) == self.epoch:
             self.state_dict_ = copy.deepcopy(net.module_.state_dict())
-
-
-def scores(y, proba, prefix):
-    """Accuracy, NLL and ECE under keys ``prefix_*``."""
-    return {f"{prefix}_accuracy": float(np.mean(proba.argmax(axis=1) == y)),
-            f"{prefix}_nll": negative_log_likelihood(y, proba),
-            f"{prefix}_ece": expected_calibration_error(y, proba)}
-
-
-def entropy(proba):
-    return entr(np.asarray(proba, dtype=np.float64)).sum(axis=1)
 
 
 def gradient_noise(module, X, targets, batch_size, n_batches, seed):
@@ -254,14 +242,11 @@ def run_benchmark(args, log, data_home):
 
 def summary(rows):
     """Per teacher: mean and std over seeds of every numeric column."""
-    out = {}
-    for name in dict.fromkeys(r["teacher"] for r in rows):
-        group = [r for r in rows if r["teacher"] == name]
-        out[name] = {key: {"mean": float(np.mean([r[key] for r in group])),
-                           "std": float(np.std([r[key] for r in group]))}
-                     for key, value in group[0].items()
-                     if isinstance(value, float) and all(r[key] is not None for r in group)}
-    return out
+    return {name: {key: {"mean": float(np.mean([r[key] for r in group])),
+                         "std": float(np.std([r[key] for r in group]))}
+                   for key, value in group[0].items()
+                   if isinstance(value, float) and all(r[key] is not None for r in group)}
+            for name, group in group_rows(rows, "teacher").items()}
 
 
 def print_table(summ, n_seeds):

@@ -53,7 +53,7 @@ from threadpoolctl import threadpool_limits
 from .. import CrossFitDistiller, KnowledgeDistiller, MLPStudent
 from ..datasets import DataFileNotFoundError, make_gaussian_mixture
 from ..datasets.synthetic import bayes_log_proba
-from . import resolve_data_home
+from . import group_rows, mean_sqdist, resolve_data_home, scores
 from ..metrics import expected_calibration_error, negative_log_likelihood
 TEMPERATURES = [0.5, 0.7, 1.5, 2.0, 3.0]
 #: teacher properties correlated with the student's test NLL (row key -> label)
@@ -87,16 +87,6 @@ class BayesTeacher(ClassifierMixin, BaseEstimator):
         log_proba = bayes_log_proba(X, self.params.means, self.params.covariances,
                                     self.params.weights)
         return np.exp(log_softmax(log_proba / self.temperature, axis=1))
-
-
-def scores(y, proba, prefix, bayes=None):
-    """NLL, accuracy, ECE (and mean ``||proba - bayes||^2``) under keys ``prefix_*``."""
-    out = {f"{prefix}_nll": negative_log_likelihood(y, proba),
-           f"{prefix}_accuracy": float(np.mean(proba.argmax(axis=1) == y)),
-           f"{prefix}_ece": expected_calibration_error(y, proba)}
-    if bayes is not None:
-        out[f"{prefix}_sqdist"] = float(np.mean(np.sum((proba - bayes) ** 2, axis=1)))
-    return out
 
 
 def synthetic_teachers(args, params, seed):
@@ -157,7 +147,7 @@ def part_synthetic(args, log):
                 "part": "synthetic", "teacher": name, "kind": kind, "seed": seed,
                 **scores(y_te, p_te, "teacher"),
                 "teacher_ece_train": expected_calibration_error(y_tr, p_tr),
-                "teacher_sqdist_train": float(np.mean(np.sum((p_tr - bayes_tr) ** 2, axis=1))),
+                "teacher_sqdist_train": mean_sqdist(p_tr, bayes_tr),
                 **scores(y_te, model.predict_proba(X_te), "student", bayes_te),
                 "seconds": time.perf_counter() - start})
         log(f"seed {seed}: {len(rows)} rows so far")
@@ -166,15 +156,12 @@ def part_synthetic(args, log):
 
 def mean_by(rows, key):
     """``{rows[key]: {metric: mean over seeds}}`` in first-seen order."""
-    groups = {}
-    for row in rows:
-        groups.setdefault(row[key], []).append(row)
     return {name: {metric: (None if group[0][metric] is None
                             else float(np.mean([r[metric] for r in group])))
                    for metric, value in group[0].items()
                    if metric not in ("part", "teacher", "kind", "seed", "method")
                    and (value is None or isinstance(value, float))}
-            for name, group in groups.items()}
+            for name, group in group_rows(rows, key).items()}
 
 
 def correlations(rows):
