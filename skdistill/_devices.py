@@ -20,6 +20,7 @@ and objects shared inside it stay shared.
 """
 import threading
 import weakref
+from typing import NamedTuple
 
 import torch
 from skorch.exceptions import DeviceWarning
@@ -31,6 +32,47 @@ _local = threading.local()
 _KEY = "__skdistill_device_window__"
 
 
+class DeviceProblem(NamedTuple):
+    """Why a torch device cannot be used here (``why``), and what a parameter error says to
+    pass instead (``expected``)."""
+
+    why: str
+    expected: str
+
+
+def device_problem(device, training=False):
+    """Why the torch ``device`` (a string or ``torch.device``) does not exist on this machine,
+    or None where it does: the one check behind :func:`device_available`,
+    :func:`skdistill._validation.check_device` and the warning of an unpickling onto the CPU.
+
+    ``"cpu"`` and ``"meta"`` exist everywhere (``training=True`` refuses ``"meta"``, which
+    holds no data); another backend must be available, and an index must be below its
+    ``device_count()``.
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        return DeviceProblem("not a torch device",
+                             "a torch device such as 'cpu' or 'cuda' (or 'cuda:N')")
+    if dev.type == "cpu" or (dev.type == "meta" and not training):
+        return None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        why = ("this torch build has no CUDA support" if torch.version.cuda is None
+               else "no CUDA GPU is visible")
+        return DeviceProblem(why, f"'cpu' here ({why})")
+    module = getattr(torch, dev.type, None)
+    backend = torch.backends.mps if dev.type == "mps" else module
+    if backend is None or not getattr(backend, "is_available", lambda: False)():
+        why = f"'{dev.type}' is not available on this machine"
+        return DeviceProblem(why, f"'cpu' or 'cuda' ({why})")
+    count = getattr(module, "device_count", None)
+    if dev.index is not None and count is not None and dev.index >= count():
+        name = "GPU" if dev.type == "cuda" else f"'{dev.type}'"
+        return DeviceProblem(f"torch.{dev.type}.device_count() is {count()}",
+                             f"a {name} index below {count()}")
+    return None
+
+
 def device_available(device):
     """Whether the torch ``device`` (a string or ``torch.device``) exists on this machine.
 
@@ -40,19 +82,7 @@ def device_available(device):
     >>> device_available("cpu"), device_available("cuda:99")
     (True, False)
     """
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        return False
-    if dev.type in ("cpu", "meta"):
-        return True
-    if dev.type == "mps":
-        return torch.backends.mps.is_available()
-    module = getattr(torch, dev.type, None)
-    if module is None or not getattr(module, "is_available", lambda: False)():
-        return False
-    count = getattr(module, "device_count", None)
-    return dev.index is None or count is None or dev.index < count()
+    return device_problem(device) is None
 
 
 class _Window:
@@ -133,11 +163,8 @@ torch.serialization.register_package(19.5, _no_tag, _restore_on_cpu)
 
 
 def _why(window):
-    kinds = {torch.device(d).type for d in window.locations | window.devices}
-    if kinds == {"cuda"}:
-        return ("torch.cuda.is_available() is False" if not torch.cuda.is_available()
-                else f"torch.cuda.device_count() is {torch.cuda.device_count()}")
-    return "not available here"
+    problems = map(device_problem, window.locations | window.devices)
+    return "; ".join(sorted({p.why for p in problems if p is not None}))
 
 
 def _message(owner, window):
@@ -190,4 +217,4 @@ class DeviceFallbackMixin:
             warn_user(_message(self, outermost), DeviceWarning)
 
 
-__all__ = ["DeviceFallbackMixin", "device_available"]
+__all__ = ["DeviceFallbackMixin", "DeviceProblem", "device_available", "device_problem"]

@@ -7,6 +7,7 @@ import torch
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d, validate_data
 
+from ._devices import device_problem
 from ._interrupt import warn_user
 
 #: Largest finite float32: inputs beyond it become inf inside every torch network.
@@ -161,29 +162,12 @@ def encode_labels(owner, y):
 
 
 def check_device(owner, device, name="device"):
-    """A torch device that exists on this machine, checked before any work starts."""
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise param_error(owner, name, device,
-                          "a torch device such as 'cpu' or 'cuda' (or 'cuda:N')") from None
-    if dev.type == "cpu":
-        return dev
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            why = ("this torch build has no CUDA support" if torch.version.cuda is None
-                   else "no CUDA GPU is visible")
-            raise param_error(owner, name, device, f"'cpu' here ({why})")
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise param_error(owner, name, device,
-                              f"a GPU index below {torch.cuda.device_count()}")
-        return dev
-    backend = getattr(torch.backends, dev.type, None) if dev.type == "mps" else getattr(
-        torch, dev.type, None)
-    if backend is not None and getattr(backend, "is_available", lambda: False)():
-        return dev
-    raise param_error(owner, name, device,
-                      f"'cpu' or 'cuda' ('{dev.type}' is not available on this machine)")
+    """A torch device that exists on this machine (:func:`skdistill._devices.device_problem`,
+    ``"meta"`` refused), checked before any work starts."""
+    problem = device_problem(device, training=True)
+    if problem is not None:
+        raise param_error(owner, name, device, problem.expected)
+    return torch.device(device)
 
 
 def callback_objects(callbacks):

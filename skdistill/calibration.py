@@ -33,11 +33,16 @@ def _as_logits(func, name, values, allow_logits=True):
         raise param_error(func, name, "<array with NaN or inf>", "finite values")
     looks_like_proba = (Z >= 0).all() and (Z <= 1).all() and np.allclose(Z.sum(axis=1), 1, atol=1e-5)
     if looks_like_proba:
-        return np.log(np.clip(Z, _LOG_FLOOR, 1.0))
+        return _log_proba(Z)
     if not allow_logits:
         raise param_error(func, name, "<array that is not a probability matrix>",
                           "values in [0, 1] whose rows sum to 1 (within 1e-5)")
     return Z
+
+
+def _log_proba(P):
+    """Log-probabilities, zeros floored at ``_LOG_FLOOR``."""
+    return np.log(np.clip(P, _LOG_FLOOR, 1.0))
 
 
 def _encode(func, y, labels, n_classes, name="y"):
@@ -115,8 +120,12 @@ def fit_temperature(proba_or_logits, y, labels=None, sample_weight=None):
         raise param_error(func, "y", f"<array of shape {y.shape}>",
                           f"a 1-d array of {len(L)} labels, one per row of proba_or_logits")
     idx = _encode(func, y, labels, L.shape[1])
+    return _fit_temperature(L, idx, check_sample_weight(func, sample_weight, len(L)))
+
+
+def _fit_temperature(L, idx, weight):
+    """:func:`fit_temperature` on checked logits ``L``, column indices ``idx`` and weights."""
     rows = np.arange(len(L))
-    weight = check_sample_weight(func, sample_weight, len(L))
 
     def nll(log_t):
         log_p = log_softmax(L * np.exp(-log_t), axis=1)[rows, idx]
@@ -153,9 +162,14 @@ def apply_temperature(proba, temperature):
     if (isinstance(temperature, bool) or not isinstance(temperature, (int, float, np.number))
             or not np.isfinite(temperature) or temperature <= 0):
         raise param_error(func, "temperature", temperature, "a finite number > 0")
-    L = _as_logits(func, "proba", proba, allow_logits=False)
+    return _apply_temperature(_as_logits(func, "proba", proba, allow_logits=False), temperature,
+                              np.ndim(proba) == 1)
+
+
+def _apply_temperature(L, temperature, binary_1d):
+    """``softmax(L / temperature)``: only the positive class's column where ``binary_1d``."""
     scaled = softmax(L / temperature, axis=1)
-    return scaled[:, 1] if np.ndim(proba) == 1 else scaled
+    return scaled[:, 1] if binary_1d else scaled
 
 
 def _as_proba(owner, name, values):
@@ -233,14 +247,13 @@ class TemperatureCalibrator(_ProbaCalibrator):
         self
         """
         P, idx, weight = self._check_fit(proba, y, labels, sample_weight)
-        self.temperature_ = fit_temperature(P, idx, labels=np.arange(P.shape[1]),
-                                            sample_weight=weight)
+        self.temperature_ = _fit_temperature(_log_proba(P), idx, weight)
         return self
 
     def transform(self, proba):
         """Calibrated probabilities ``softmax(log p / temperature_)``, the shape of ``proba``."""
-        self._check_transform(proba)
-        return apply_temperature(proba, self.temperature_)
+        P = self._check_transform(proba)
+        return _apply_temperature(_log_proba(P), self.temperature_, np.ndim(proba) == 1)
 
 
 #: Default smallest probability an isotonic map hands on (see IsotonicCalibrator).

@@ -471,6 +471,21 @@ _threads_lock = threading.Lock()
 _threads_state = {"active": 0, "total": None}
 
 
+def _thread_share(nthreads, enter=False):
+    """``(each fit's share, the count it is a share of)`` on a worker running ``nthreads``
+    tasks at once: the count is torch's before the fits running in :func:`limit_threads`
+    lowered it. ``enter``: a fit enters :func:`limit_threads` (the first records the count).
+    """
+    with _threads_lock:
+        if enter:
+            if not _threads_state["active"]:
+                _threads_state["total"] = torch.get_num_threads()
+            _threads_state["active"] += 1
+        total = (_threads_state["total"] if _threads_state["active"]
+                 else torch.get_num_threads())
+    return max(1, total // nthreads), total
+
+
 def worker_threads():
     """torch intra-op threads that suit where this code runs, or None to leave them.
 
@@ -485,12 +500,7 @@ def worker_threads():
     - elsewhere: unchanged.
     """
     nthreads = _dask_worker_threads()
-    if nthreads is None:
-        return None
-    with _threads_lock:
-        total = (_threads_state["total"] if _threads_state["active"]
-                 else torch.get_num_threads())
-    return max(1, total // nthreads)
+    return None if nthreads is None else _thread_share(nthreads)[0]
 
 
 @contextmanager
@@ -506,12 +516,7 @@ def limit_threads():
     if nthreads is None:
         yield
         return
-    with _threads_lock:
-        if not _threads_state["active"]:
-            _threads_state["total"] = torch.get_num_threads()
-        _threads_state["active"] += 1
-        total = _threads_state["total"]
-    n = max(1, total // nthreads)
+    n, total = _thread_share(nthreads, enter=True)
     try:
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)

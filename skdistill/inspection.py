@@ -5,8 +5,6 @@ hands a student is its probabilities, so their calibration on held-out data matt
 than its accuracy, and a teacher that is far more confident on its training rows than on new
 ones should be cross-fitted (:class:`~skdistill.CrossFitDistiller`).
 """
-import numbers
-
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
@@ -14,7 +12,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import param_error
-from .metrics import (_check_proba, brier_score, calibration_bins,
+from .metrics import (_check_n_bins, _check_proba, _ece, brier_score, calibration_bins,
                       expected_calibration_error, negative_log_likelihood)
 
 
@@ -68,8 +66,8 @@ def spiegelhalter_test(y_true, y_prob, *, labels=None):
     (0.5774, 0.5637)
     """
     idx, P, _ = _check_proba("spiegelhalter_test", y_true, y_prob, labels)
-    brier = np.sum(P**2, axis=1) - 2 * P[np.arange(len(P)), idx] + 1
     sum_sq = np.sum(P**2, axis=1)
+    brier = sum_sq - 2 * P[np.arange(len(P)), idx] + 1
     excess = float(np.sum(brier - (1 - sum_sq)))
     variance = float(np.sum(4 * (np.sum(P**3, axis=1) - sum_sq**2)))
     if variance > 0:
@@ -98,11 +96,6 @@ def _named_models(func, models, name="model"):
                               f"({key!r} has none)", TypeError)
         check_is_fitted(model)
     return pairs
-
-
-def _check_n_bins(func, n_bins):
-    if isinstance(n_bins, bool) or not isinstance(n_bins, numbers.Integral) or n_bins < 1:
-        raise param_error(func, "n_bins", n_bins, "an integer >= 1")
 
 
 def _scores(y, P, labels, n_bins):
@@ -265,9 +258,8 @@ def plot_reliability(models, X, y, *, n_bins=15, ax=None):
     ax_curve.plot([0, 1], [0, 1], "k:", label="perfectly calibrated")
     for j, (name, model) in enumerate(named):
         labels = getattr(model, "classes_", None)
-        proba = model.predict_proba(X)
-        bins = calibration_bins(y, proba, n_bins=n_bins, labels=labels)
-        ece = expected_calibration_error(y, proba, n_bins=n_bins, labels=labels)
+        bins = calibration_bins(y, model.predict_proba(X), n_bins=n_bins, labels=labels)
+        ece = _ece(bins)
         filled = bins.count > 0
         (line,) = ax_curve.plot(bins.confidence[filled], bins.accuracy[filled], "o-",
                                 label=f"{name} (ECE {ece:.3f})")

@@ -85,9 +85,13 @@ def calibration_bins(y_true, y_prob, *, n_bins=15, labels=None):
     return _calibration_bins("calibration_bins", y_true, y_prob, n_bins, labels)
 
 
-def _calibration_bins(func, y_true, y_prob, n_bins, labels):
+def _check_n_bins(func, n_bins):
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise param_error(func, "n_bins", n_bins, "an integer >= 1")
+
+
+def _calibration_bins(func, y_true, y_prob, n_bins, labels):
+    _check_n_bins(func, n_bins)
     idx, P, _ = _check_proba(func, y_true, y_prob, labels)
     confidence = P.max(axis=1)
     correct = P.argmax(axis=1) == idx
@@ -137,7 +141,11 @@ def expected_calibration_error(y_true, y_prob, *, n_bins=15, labels=None):
     >>> round(expected_calibration_error([0, 1], [[0.9, 0.1], [0.7, 0.3]], n_bins=2), 6)
     0.3
     """
-    bins = _calibration_bins("expected_calibration_error", y_true, y_prob, n_bins, labels)
+    return _ece(_calibration_bins("expected_calibration_error", y_true, y_prob, n_bins, labels))
+
+
+def _ece(bins):
+    """The expected calibration error of :func:`calibration_bins`'s ``bins``."""
     filled = bins.count > 0
     weights = bins.count[filled] / bins.count.sum()
     return float(np.sum(weights * np.abs(bins.accuracy[filled] - bins.confidence[filled])))

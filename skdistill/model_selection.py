@@ -177,10 +177,15 @@ def pareto_front(results, cost, score):
     >>> list(pareto_front(runs, cost="flops", score="accuracy").index)  # d: b is cheaper and better
     ['a', 'b', 'c']
     """
-    func = "pareto_front"
-    frame = _as_frame(func, results)
-    c, _ = _column(func, frame, cost, "cost")
-    s, _ = _column(func, frame, score, "score")
+    frame = _as_frame("pareto_front", results)
+    return frame.iloc[_front("pareto_front", frame, cost, score)[-1]]
+
+
+def _front(func, frame, cost, score):
+    """``(cost values, cost label, score values, score label, front)``: ``front`` the row
+    positions of :func:`pareto_front`'s rows, by increasing cost."""
+    c, cost_name = _column(func, frame, cost, "cost")
+    s, score_name = _column(func, frame, score, "score")
     ok = np.isfinite(c.to_numpy()) & np.isfinite(s.to_numpy())
     position = np.flatnonzero(ok)
     cv, sv = c.to_numpy()[ok], s.to_numpy()[ok]
@@ -193,7 +198,7 @@ def pareto_front(results, cost, score):
             keep.append(i)
             if sv[i] > best:
                 best, last = sv[i], i
-    return frame.iloc[position[keep]]
+    return c, cost_name, s, score_name, position[keep]
 
 
 def plot_pareto(results, cost, score, *, ax=None, label=None, color=None, annotate=None,
@@ -238,19 +243,16 @@ def plot_pareto(results, cost, score, *, ax=None, label=None, color=None, annota
         raise ImportError("plot_pareto needs matplotlib: pip install skdistill[plot]") from None
     func = "plot_pareto"
     frame = _as_frame(func, results)
-    c, cost_name = _column(func, frame, cost, "cost")
-    s, score_name = _column(func, frame, score, "score")
-    front = pareto_front(frame, cost, score)
+    c, cost_name, s, score_name, front = _front(func, frame, cost, score)
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     points = ax.scatter(c, s, s=18, alpha=0.35, color=color)
     color = points.get_facecolor()[0][:3]
-    fc, _ = _column(func, front, cost, "cost")
-    fs, _ = _column(func, front, score, "score")
+    fc, fs = c.iloc[front], s.iloc[front]
     ax.plot(fc.to_numpy(), fs.to_numpy(), "o-", drawstyle="steps-post", color=color,
             label=label, markersize=5)
     if annotate is not None:
-        for text, x, y in zip(front[annotate], fc, fs):
+        for text, x, y in zip(frame[annotate].iloc[front], fc, fs):
             ax.annotate(str(text), (x, y), fontsize=7, textcoords="offset points",
                         xytext=(3, 3))
     if logx:

@@ -65,6 +65,7 @@ if importlib.util.find_spec("onnxscript") is None:  # pragma: no cover
 
 from ._validation import param_error
 from .distillers import CrossFitDistiller, EnsembleDistiller, GPEDDistiller, KnowledgeDistiller
+from .distillers.gped import decompose_uncertainty, head_expectation
 from .students import CNNStudent, LatentBECNNStudent, LatentBEStudent, MLPStudent
 from .students._base import BaseStudent
 
@@ -94,37 +95,26 @@ class _GPEDOutputs(nn.Module):
     """Flat float32 rows -> predictive probabilities, the other heads' expectations and, with
     an entropy head, the decomposition of :meth:`GPEDDistiller.predict_uncertainty`."""
 
-    def __init__(self, trunk, heads, row_shape, names, decompose):
+    def __init__(self, network, row_shape, names, decompose):
         super().__init__()
-        self.trunk, self.heads, self.row_shape = trunk, heads, row_shape
+        self.network, self.row_shape = network, row_shape
         self.names, self.decompose = names, decompose
 
     def forward(self, x):
         if self.row_shape is not None:
             x = x.reshape(-1, *self.row_shape)
-        h = self.trunk(x)
-        log_p = F.log_softmax(self.heads["predictive"](h), dim=1)
-        p = log_p.exp()
-        out = [p]
-        for name in self.names:
-            value = self.heads[name](h)
-            out.append(value[:, 0] if value.shape[1] == 1 else value)
+        heads = self.network(x)
+        out = [F.log_softmax(heads["predictive"], dim=1).exp()]
+        out += [head_expectation(heads[name]) for name in self.names]
         if self.decompose:
-            entropy = -(p * log_p).sum(dim=1)
-            aleatoric = torch.minimum(self.heads["entropy"](h)[:, 0], entropy)
-            epistemic = entropy - aleatoric
-            out += [aleatoric + epistemic, aleatoric, epistemic]
+            out += decompose_uncertainty(heads["predictive"],
+                                         head_expectation(heads["entropy"]))
         return tuple(out)
 
 
 def _student_of(model):
     """The skdistill student whose network makes ``model``'s predictions."""
     return model if isinstance(model, BaseStudent) else model.student_
-
-
-def _prediction_network(student):
-    """The network ``predict_proba`` runs: the merged one for a LatentBE student."""
-    return getattr(student, "merged_module_", student.module_)
 
 
 def _gped_outputs(model):
@@ -150,11 +140,9 @@ def _exported_module(model):
     row_shape = None if row_shape is None else tuple(int(s) for s in row_shape)
     if isinstance(model, GPEDDistiller):
         net = copy.deepcopy(model.module_).cpu().eval()
-        names = model.targets_[1:]
-        module = _GPEDOutputs(net.trunk, net.heads, row_shape, names,
-                              "entropy" in model.targets_)
+        module = _GPEDOutputs(net, row_shape, model.targets_[1:], "entropy" in model.targets_)
     else:
-        net = copy.deepcopy(_prediction_network(student)).cpu().eval()
+        net = copy.deepcopy(student._deployed_module()).cpu().eval()
         module = _Probabilities(net, row_shape)
     return module.eval(), int(student.n_features_in_)
 

@@ -34,6 +34,7 @@ from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from torch import nn
 
 from ._interrupt import warn_user
+from ._validation import _owner_name
 from .nets.utils import eval_mode
 
 #: Modules that act on each unit or channel on its own (so a constant unit stays constant).
@@ -479,6 +480,8 @@ class PruneCallback(Callback):
     Parameters
     ----------
     plan : GroupPlan
+    strength : float
+        ``lambda`` of the group-lasso penalty.
     threshold : float
     fine_tune_epochs : int or None
         ``None``: a fifth of the epochs (rounded down).
@@ -487,13 +490,19 @@ class PruneCallback(Callback):
         The student's own regularizer, which stays after pruning.
     owner : str
         The estimator's name, for warnings.
+
+    Attributes
+    ----------
+    penalised : SumRegularizer
+        The net's regularizer until pruning: ``regularizer`` plus the group-lasso penalty.
     """
 
-    def __init__(self, plan, threshold, fine_tune_epochs, fine_tune_lr, regularizer=None,
-                 owner=None):
+    def __init__(self, plan, strength, threshold, fine_tune_epochs, fine_tune_lr,
+                 regularizer=None, owner=None):
         self.plan, self.threshold = plan, threshold
         self.fine_tune_epochs, self.fine_tune_lr = fine_tune_epochs, fine_tune_lr
         self.regularizer, self.owner = regularizer, owner
+        self.penalised = SumRegularizer(regularizer, GroupLassoPenalty(strength, plan))
 
     def initialize(self):
         self.sizes_, self.prune_at_ = None, None
@@ -542,9 +551,7 @@ class PruneCallback(Callback):
 
 
 def _name(owner):
-    if owner is None:
-        return "prune_network"
-    return owner if isinstance(owner, str) else type(owner).__name__
+    return _owner_name("prune_network" if owner is None else owner)
 
 
 def layer_widths(module):

@@ -22,6 +22,7 @@ from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, Ensem
                        GPEDDistiller, KnowledgeDistiller, LaplaceTeacher, LatentBECNNStudent,
                        LatentBEStudent, MLPStudent, SGLDTeacher, VITeacher)
 from skdistill._devices import device_available
+from skdistill._validation import check_device
 
 pytestmark = pytest.mark.filterwarnings("ignore:GPEDDistiller.*student only:UserWarning")
 
@@ -151,6 +152,25 @@ def test_device_available():
     assert device_available("cpu") and device_available(torch.device("cpu"))
     assert device_available("cuda") == torch.cuda.is_available()
     assert not device_available("cuda:99") and not device_available("no-such-device")
+
+
+@pytest.mark.parametrize("device", ["cpu", "meta", "cuda", "cuda:1", "xpu", "xpu:0", "xpu:1",
+                                    "mps", "no-such-device"])
+@pytest.mark.parametrize("gpus", [0, 1])
+def test_fitting_and_unpickling_agree_on_which_devices_exist(device, gpus, monkeypatch):
+    # one predicate: a device the unpickling keeps is one a fit accepts ("meta" aside, which
+    # exists but holds no data), for CUDA and for other backends, index included
+    for backend in (torch.cuda, torch.xpu):
+        monkeypatch.setattr(backend, "is_available", lambda: gpus > 0)
+        monkeypatch.setattr(backend, "device_count", lambda: gpus)
+    try:
+        check_device("Est", device)
+        accepted = True
+    except ValueError as exc:
+        assert str(exc).startswith(f"Est: parameter device={device!r} is invalid; expected ")
+        accepted = False
+    assert accepted == (device_available(device) and device != "meta")
+    assert accepted == (device == "cpu" or (gpus == 1 and device in ("cuda", "xpu", "xpu:0")))
 
 
 def _unloadable():

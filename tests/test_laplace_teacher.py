@@ -10,6 +10,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import InvalidParameterError
 
+from bayes_logistic import log_posterior, logistic_data, metropolis, proba_1
 from skdistill import CNNStudent, GPEDDistiller, LaplaceTeacher, MLPStudent
 
 
@@ -36,44 +37,11 @@ def three_class():
     return X, y
 
 
-def log_posterior(theta, X, y, precision):
-    """2-class softmax regression, theta = (W (2x2) row-major, b (2)), batched over rows."""
-    W, b = theta[:, :4].reshape(-1, 2, 2), theta[:, 4:]
-    logits = np.einsum("nd,skd->snk", X, W) + b[:, None, :]
-    log_p = logits - logsumexp(logits, axis=2, keepdims=True)
-    return log_p[:, np.arange(len(y)), y].sum(axis=1) - 0.5 * precision * (theta**2).sum(axis=1)
-
-
-def metropolis(X, y, precision, n_chains=50, n_steps=4000, scale=0.35):
-    """Posterior samples of the 6 parameters by a long random-walk Metropolis."""
-    rng = np.random.default_rng(0)
-    theta = np.zeros((n_chains, 6))
-    lp = log_posterior(theta, X, y, precision)
-    kept = []
-    for t in range(n_steps):
-        proposal = theta + scale * rng.normal(size=theta.shape)
-        lp_new = log_posterior(proposal, X, y, precision)
-        accept = np.log(rng.uniform(size=n_chains)) < lp_new - lp
-        theta[accept], lp[accept] = proposal[accept], lp_new[accept]
-        if t >= 1000 and t % 5 == 0:
-            kept.append(theta.copy())
-    return np.concatenate(kept)
-
-
-def proba_1(theta, X):
-    W, b = theta[:, :4].reshape(-1, 2, 2), theta[:, 4:]
-    logits = np.einsum("nd,skd->snk", X, W) + b[:, None, :]
-    return 1 / (1 + np.exp(logits[:, :, 0] - logits[:, :, 1]))
-
-
 @pytest.fixture(scope="module")
 def logistic():
     """A 2-D Bayesian logistic regression with 20 rows and its Metropolis posterior."""
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(20, 2))
-    y = (X @ [1.5, -1.0] + 0.8 * rng.normal(size=20) > 0).astype(int)
-    X_test = np.array([[0, 0], [2, 2], [1, -1], [-2, 0.5], [3, 0], [-1, -3]], dtype=float)
-    samples = metropolis(X, y, precision=1.0)
+    X, y, X_test = logistic_data()
+    samples = metropolis(X, y, precision=1.0, n_steps=4000, keep_every=5)
     return X, y, X_test, samples
 
 

@@ -9,6 +9,7 @@ from sklearn.datasets import load_digits, make_classification
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
+from bayes_logistic import logistic_data, metropolis, proba_1
 from skdistill import SGLDTeacher
 from skdistill.nets import CNN
 from skdistill.teachers.sgld import SAMPLE_BUDGET_BYTES
@@ -26,44 +27,12 @@ def small_teacher(**kwargs):
     return SGLDTeacher(**{**params, **kwargs})
 
 
-def log_posterior(theta, X, y, precision):
-    """Softmax regression with 2 classes: theta = (W (2x2) row-major, b (2)), batched."""
-    W = theta[:, :4].reshape(-1, 2, 2)
-    b = theta[:, 4:]
-    logits = np.einsum("nd,skd->snk", X, W) + b[:, None, :]
-    logits -= logits.max(axis=2, keepdims=True)
-    log_p = logits - np.log(np.exp(logits).sum(axis=2, keepdims=True))
-    return log_p[:, np.arange(len(y)), y].sum(axis=1) - 0.5 * precision * (theta**2).sum(axis=1)
-
-
-def metropolis_predictive(X, y, X_test, precision, n_chains=50, n_steps=3000, scale=0.35):
-    """Long random-walk Metropolis reference of the posterior predictive p(y=1|x)."""
-    rng = np.random.default_rng(0)
-    theta = np.zeros((n_chains, 6))
-    lp = log_posterior(theta, X, y, precision)
-    kept = []
-    for t in range(n_steps):
-        proposal = theta + scale * rng.normal(size=theta.shape)
-        lp_new = log_posterior(proposal, X, y, precision)
-        accept = np.log(rng.uniform(size=n_chains)) < lp_new - lp
-        theta[accept], lp[accept] = proposal[accept], lp_new[accept]
-        if t >= 1000 and t % 10 == 0:
-            kept.append(theta.copy())
-    theta = np.concatenate(kept)
-    W, b = theta[:, :4].reshape(-1, 2, 2), theta[:, 4:]
-    logits = np.einsum("nd,skd->snk", X_test, W) + b[:, None, :]
-    z = logits[:, :, 1] - logits[:, :, 0]
-    return (1 / (1 + np.exp(-z))).mean(axis=0)
-
-
 @pytest.fixture(scope="module")
 def logistic():
     """A 2-D Bayesian logistic regression, test points and their Metropolis predictive."""
-    rng = np.random.default_rng(1)
-    X = rng.normal(size=(20, 2))
-    y = (X @ [1.5, -1.0] + 0.8 * rng.normal(size=20) > 0).astype(int)
-    X_test = np.array([[0, 0], [2, 2], [1, -1], [-2, 0.5], [3, 0], [-1, -3]], dtype=float)
-    return X, y, X_test, metropolis_predictive(X, y, X_test, precision=1.0)
+    X, y, X_test = logistic_data()
+    samples = metropolis(X, y, precision=1.0, n_steps=3000, keep_every=10)
+    return X, y, X_test, proba_1(samples, X_test).mean(axis=0)
 
 
 def test_bayesian_logistic_regression_predictive_matches_metropolis(logistic):

@@ -1,5 +1,7 @@
 """MLPStudent and CNNStudent: training, soft targets, reproducibility, callbacks, errors."""
 import pickle
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -271,3 +273,24 @@ def test_every_estimator_names_itself_for_nan_or_inf(make, bad):
     estimator.fit(X, y)
     with pytest.raises(ValueError, match=name):
         estimator.predict_proba(X_bad)
+
+
+def test_minimal_student_of_extending_md_fits_and_predicts(capsys):
+    """doc/extending.md's BaseStudent subclass (only the settings, ``_build_module`` and
+    ``_check_X``, no pruning parameters) runs as written, fits, predicts and distils."""
+    doc = (Path(__file__).resolve().parents[1] / "doc" / "extending.md").read_text()
+    [code] = [block for block in re.findall(r"^```python\n(.*?)^```", doc, flags=re.M | re.S)
+              if "class LinearStudent(BaseStudent)" in block]
+    namespace = {"__name__": "__main__"}
+    exec(compile(code, "doc/extending.md", "exec"), namespace)
+    capsys.readouterr()
+    student, X, y = namespace["student"], namespace["X"], namespace["y"]
+    assert student.score(X, y) > 0.85
+    assert student.n_pruned_units_ == 0 and "group_lasso" not in student.get_params()
+    proba = student.predict_proba(X)
+    assert proba.shape == (len(X), 3)
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_array_equal(student.predict(X), student.classes_[proba.argmax(axis=1)])
+    kd = KnowledgeDistiller(DummyClassifier(strategy="prior"), clone(student),
+                            random_state=0).fit(X, y)
+    assert kd.predict_proba(X).shape == (len(X), 3)

@@ -249,6 +249,17 @@ def test_sample_weight_reaches_the_calibration_map(binary):
     assert len(kd.teacher_calibrator_.isotonic_) == 1
 
 
+def test_kd_cross_fit_warns_once_for_a_teacher_without_weights(binary):
+    X, y = binary
+    w = np.random.default_rng(1).uniform(0.0, 3.0, size=len(y))
+    model = KnowledgeDistiller(TemperedTeacher(LogisticRegression(), T=2.0), MLPStudent(**TINY),
+                               teacher_calibration="temperature", teacher_calibration_cv=3,
+                               random_state=0)
+    with pytest.warns(UserWarning, match="sample_weight") as record:
+        model.fit(X, y, sample_weight=w)
+    assert sum("sample_weight" in str(r.message) for r in record) == 1
+
+
 def test_calibrated_fits_are_reproducible(binary):
     X, y = binary
     params = dict(teacher=RandomForestClassifier(n_estimators=10), student=MLPStudent(**TINY),

@@ -39,23 +39,21 @@ entropy of the batch's targets, which varies with soft targets even for a perfec
 import argparse
 import copy
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-from scipy.special import entr
 from skorch.callbacks import Callback
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.frozen import FrozenEstimator
 from threadpoolctl import threadpool_limits
 
 from .. import (DeepEnsembleTeacher, KnowledgeDistiller, LaplaceTeacher, MLPStudent,
                 SGLDTeacher, VITeacher)
 from ..datasets import load_fashion_mnist
-from ..metrics import expected_calibration_error, negative_log_likelihood
-
-REPO = Path(__file__).resolve().parents[2]
+from . import group_rows, resolve_data_home, scores
+from ..metrics import entropy
 TEACHERS = ["deterministic", "laplace", "vi", "sgld", "de4"]
 #: Morad et al., ResNet50 -> WRN-16-2 (accuracy in %); "–" where the paper has no such row.
 PAPER = {
@@ -81,15 +79,24 @@ class EpochSnapshot(Callback):
             self.state_dict_ = copy.deepcopy(net.module_.state_dict())
 
 
-def scores(y, proba, prefix):
-    """Accuracy, NLL and ECE under keys ``prefix_*``."""
-    return {f"{prefix}_accuracy": float(np.mean(proba.argmax(axis=1) == y)),
-            f"{prefix}_nll": negative_log_likelihood(y, proba),
-            f"{prefix}_ece": expected_calibration_error(y, proba)}
+class KnownProba(ClassifierMixin, BaseEstimator):
+    """A fitted ``teacher`` whose ``predict_proba`` of the rows ``X`` is already known
+    (``proba``): every seed's student is distilled from it without another posterior pass
+    over the training rows. Other rows go to the teacher."""
 
+    def __init__(self, teacher=None, X=None, proba=None):
+        self.teacher = teacher
+        self.X = X
+        self.proba = proba
 
-def entropy(proba):
-    return entr(np.asarray(proba, dtype=np.float64)).sum(axis=1)
+    def fit(self, X=None, y=None):
+        self.classes_ = self.teacher.classes_
+        return self
+
+    def predict_proba(self, X):
+        if X is self.X or (X.dtype == self.X.dtype and np.array_equal(X, self.X)):
+            return self.proba.copy()
+        return self.teacher.predict_proba(X)
 
 
 def gradient_noise(module, X, targets, batch_size, n_batches, seed):
@@ -215,7 +222,8 @@ def run_benchmark(args, log, data_home):
                     continue
                 start = time.perf_counter()
                 teacher = fit(X, y)
-                p_train = teacher.predict_proba(X).astype(np.float32)
+                proba = teacher.predict_proba(X)
+                p_train = proba.astype(np.float32)
                 p_train /= p_train.sum(axis=1, keepdims=True)
                 info = {"teacher_seed": seed, **scores(y_te, teacher.predict_proba(X_te),
                                                        "teacher"),
@@ -225,7 +233,7 @@ def run_benchmark(args, log, data_home):
                         "teacher_seconds": time.perf_counter() - start}
                 if name == "laplace":
                     info["laplace_prior_precision"] = teacher.prior_precision_
-                teachers[name] = (teacher, p_train, info)
+                teachers[name] = (KnownProba(teacher, X, proba).fit(), p_train, info)
                 log(f"teacher {name}: test acc {info['teacher_accuracy']:.4f}, NLL "
                     f"{info['teacher_nll']:.4f}, ECE {info['teacher_ece']:.4f}; train acc "
                     f"{info['teacher_train_accuracy']:.4f}, target entropy "
@@ -256,14 +264,11 @@ def run_benchmark(args, log, data_home):
 
 def summary(rows):
     """Per teacher: mean and std over seeds of every numeric column."""
-    out = {}
-    for name in dict.fromkeys(r["teacher"] for r in rows):
-        group = [r for r in rows if r["teacher"] == name]
-        out[name] = {key: {"mean": float(np.mean([r[key] for r in group])),
-                           "std": float(np.std([r[key] for r in group]))}
-                     for key, value in group[0].items()
-                     if isinstance(value, float) and all(r[key] is not None for r in group)}
-    return out
+    return {name: {key: {"mean": float(np.mean([r[key] for r in group])),
+                         "std": float(np.std([r[key] for r in group]))}
+                   for key, value in group[0].items()
+                   if isinstance(value, float) and all(r[key] is not None for r in group)}
+            for name, group in group_rows(rows, "teacher").items()}
 
 
 def print_table(summ, n_seeds):
@@ -340,9 +345,7 @@ def main(argv):
         args.teacher_epochs, args.vi_epochs, args.sgld_epochs, args.n_samples = 5, 5, 5, 10
         args.student_hidden, args.student_epochs, args.grad_batches = [16], 4, 10
 
-    data_home = args.data_home or os.environ.get("SKDISTILL_DATA")
-    if data_home is None and (REPO.parent / "shared" / "data").is_dir():
-        data_home = str(REPO.parent / "shared" / "data")
+    data_home = resolve_data_home(args.data_home)
     torch.set_num_threads(1)
     print(f"bayes_teachers: {vars(args)}", flush=True)
     log = (lambda msg: print(msg, flush=True))

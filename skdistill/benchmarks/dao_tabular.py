@@ -44,6 +44,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from . import REPO, resolve_data_home
 from .. import CrossFitDistiller, MLPStudent
 from ..engine import Objective
 from ..datasets import DataFileNotFoundError, load_adult, load_heloc, load_higgs, load_magic
@@ -51,8 +52,6 @@ from ..losses import SoftTargetCrossEntropy, corrected_targets
 
 SEED = 2357
 ALPHAS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
-REPO = Path(__file__).resolve().parents[2]
-
 #: The paper's figures (Dao et al. 2021, via DESIGN.md): AUC at 1 and 10 student trees.
 PAPER = {
     "adult": {"teacher": .910, "scratch": (.740, .882), "kd": (.888, .908),
@@ -280,9 +279,7 @@ def main(argv):
     parser.add_argument("--out", default=str(REPO / "benchmarks"))
     args = parser.parse_args(argv)
 
-    data_home = args.data_home
-    if data_home is None and (REPO.parent / "shared" / "data").is_dir():
-        data_home = os.environ.get("SKDISTILL_DATA") or str(REPO.parent / "shared" / "data")
+    data_home = resolve_data_home(args.data_home)
     torch.set_num_threads(1)
     try:
         X, y = load(args.dataset, data_home, args.higgs_rows)

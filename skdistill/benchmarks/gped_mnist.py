@@ -14,7 +14,6 @@ the teacher keeping every 100th state. ``--paper``: 10^6 steps at 4e-6, thinning
 """
 import argparse
 import json
-import os
 import resource
 import time
 from pathlib import Path
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import resolve_data_home
 from ..datasets import load_fashion_mnist, load_mnist, occlude
 from ..distillers import GPEDDistiller
 from ..metrics import entropy_mae, negative_log_likelihood
@@ -37,27 +37,23 @@ PAPER = {  # Vadera et al. figures, for side-by-side reporting
 }
 
 
-def data_home():
-    env = os.environ.get("SKDISTILL_DATA")
-    return env or str(Path(__file__).resolve().parents[3] / "shared" / "data")
-
-
 def load(dataset):
+    data_home = resolve_data_home()
     if dataset == "fashion":
-        Xtr, ytr = load_fashion_mnist(subset="train", return_X_y=True)
-        Xte, yte = load_fashion_mnist(subset="test", return_X_y=True)
+        Xtr, ytr = load_fashion_mnist(subset="train", data_home=data_home, return_X_y=True)
+        Xte, yte = load_fashion_mnist(subset="test", data_home=data_home, return_X_y=True)
         return Xtr, ytr, Xte, yte
-    X, y = load_mnist(subset="test", data_home=data_home(), return_X_y=True)
+    X, y = load_mnist(subset="test", data_home=data_home, return_X_y=True)
     order = np.random.RandomState(0).permutation(len(X))
     X, y = X[order], y[order]
     return X[:8000], y[:8000], X[8000:], y[8000:]
 
 
-def make_teacher(args, **kwargs):
+def make_teacher(args, thinning=100, **kwargs):
     module = CNN.from_architecture("mnist", (1, 28, 28), 10) if args.model == "cnn" else None
     return SGLDTeacher(hidden_layer_sizes=(400, 400), module=module, step_size=args.step_size,
                        prior_precision=10.0, batch_size=100, n_iter=args.n_iter,
-                       burn_in=args.burn_in, thinning=100, max_samples=args.max_samples,
+                       burn_in=args.burn_in, thinning=thinning, max_samples=args.max_samples,
                        device=args.device, **kwargs)
 
 
@@ -67,9 +63,10 @@ def make_student(args):
     return MLPStudent(hidden_layer_sizes=(400, 400), lr=1e-3, device=args.device)
 
 
-def make_gped(args, estimator, seed, student=None):
+def make_gped(args, estimator, seed, student=None, teacher=None):
     """The benchmark's GPEDDistiller: predictive and entropy heads, minibatches of 100."""
-    return GPEDDistiller(make_teacher(args), make_student(args) if student is None else student,
+    return GPEDDistiller(make_teacher(args) if teacher is None else teacher,
+                         make_student(args) if student is None else student,
                          target=["predictive", "entropy"], estimator=estimator,
                          thinning=args.thinning, distill_batch_size=100, random_state=seed)
 

@@ -63,9 +63,12 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.datasets import load_digits
 from skorch.callbacks import Callback
 
+from .. import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
+               GPEDDistiller, KnowledgeDistiller, LaplaceTeacher, LatentBECNNStudent,
+               LatentBEStudent, MLPStudent, SGLDTeacher, VITeacher)
 from .._validation import check_device
 from ..nets import MLP
-from .gped_mnist import PAPER, bare_sgld, evaluate, load, make_gped, make_student
+from .gped_mnist import PAPER, bare_sgld, evaluate, load, make_gped, make_student, make_teacher
 
 #: The paper's figures each data set is set beside (Vadera et al., as in ``gped_mnist.PAPER``).
 PAPER_ROWS = {
@@ -88,10 +91,6 @@ BARE_FRACTION, SCORING_FRACTION = 0.1, 0.1
 
 def _configs():
     """Small, fast configurations of every public estimator, seeded; device left to the caller."""
-    from .. import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
-                    GPEDDistiller, KnowledgeDistiller, LaplaceTeacher, LatentBECNNStudent,
-                    LatentBEStudent, MLPStudent, SGLDTeacher, VITeacher)
-
     def mlp(**kw):
         return MLPStudent(hidden_layer_sizes=(32,), max_epochs=10, lr=1e-2, **kw)
 
@@ -159,6 +158,18 @@ def public_estimators():
     return names
 
 
+def device_params(estimator):
+    """The ``device`` parameters of ``estimator``, nested ones too (``get_params(deep=True)``).
+
+    Examples
+    --------
+    >>> from skdistill import DeepEnsembleTeacher, MLPStudent
+    >>> device_params(DeepEnsembleTeacher(MLPStudent()))
+    ['base_estimator__device']
+    """
+    return [k for k in estimator.get_params(deep=True) if k.split("__")[-1] == "device"]
+
+
 def on_device(estimator, device):
     """A clone of ``estimator`` with every ``device`` parameter, nested ones too, set to ``device``.
 
@@ -173,7 +184,7 @@ def on_device(estimator, device):
     estimator : estimator
         The clone (unfitted).
     names : list of str
-        The parameters set, e.g. ``["base_estimator__device"]``; empty where there is none.
+        The parameters set (:func:`device_params`); empty where there is none.
 
     Examples
     --------
@@ -182,7 +193,7 @@ def on_device(estimator, device):
     >>> names
     ['base_estimator__device']
     """
-    names = [k for k in estimator.get_params(deep=True) if k.split("__")[-1] == "device"]
+    names = device_params(estimator)
     return clone(estimator).set_params(**{k: device for k in names}), names
 
 
@@ -294,7 +305,7 @@ def estimators_part(args, deadline):
                              "add one")
         else:
             estimator = CONFIGS[name]()
-            if not on_device(estimator, "cpu")[1]:
+            if not device_params(estimator):
                 row["status"] = "error: no device parameter, its own or a sub-estimator's"
             else:
                 try:
@@ -344,14 +355,14 @@ def _bare_rate(Xt, yt, step, seconds, device):
     return steps, time.perf_counter() - t0
 
 
-def _gped_run(args, dataset, size, deadline):
-    """Part 2 on one data set: the bare loop's rate, then GPED with scores."""
-    start = time.perf_counter()
+def _gped_run(args, dataset, size, share):
+    """Part 2 on one data set: the bare loop's rate, then GPED with scores, within ``share``
+    seconds (None: no limit)."""
+    deadline = None if share is None else time.perf_counter() + share
     Xtr, ytr, Xte, yte = load(dataset)
     if size["n_train"]:
         Xtr, ytr, Xte, yte = (Xtr[:size["n_train"]], ytr[:size["n_train"]],
                               Xte[:size["n_test"]], yte[:size["n_test"]])
-    share = None if deadline is None else deadline - start
     step = STEP_SIZES[dataset]
     bare_seconds = args.bare_seconds if share is None else min(args.bare_seconds,
                                                                BARE_FRACTION * share)
@@ -365,8 +376,8 @@ def _gped_run(args, dataset, size, deadline):
     fit_deadline = None if deadline is None else deadline - SCORING_FRACTION * share
     if fit_deadline is not None:
         student.set_params(callbacks=[("time_limit", _TimeLimit(fit_deadline))])
-    model = make_gped(settings, "online", seed=0, student=student).set_params(
-        teacher__thinning=size["teacher_thinning"])
+    model = make_gped(settings, "online", seed=0, student=student,
+                      teacher=make_teacher(settings, thinning=size["teacher_thinning"]))
     t0 = time.perf_counter()
     model.fit(Xtr, ytr)
     _sync(args.device)
@@ -408,8 +419,7 @@ def gped_part(args, size, deadline):
                 rows.append(dict(dataset=dataset, status="skipped: time limit"))
                 print(f"| {dataset} | skipped: time limit |", flush=True)
                 continue
-        row = _gped_run(args, dataset, size,
-                        None if share is None else time.perf_counter() + share)
+        row = _gped_run(args, dataset, size, share)
         rows.append(row)
         if row["status"] != "ok":
             print(f"| {dataset} | {row['status']} |", flush=True)

@@ -78,7 +78,6 @@ def measure(name, model, network, transform, X, args):
     options.inter_op_num_threads = 1
     sess = ort.InferenceSession(onx.SerializeToString(), options,
                                 providers=["CPUExecutionProvider"])
-    network.eval()
     rows = []
     for n, repeats in ((1, args.repeats), (1000, max(3, args.repeats // 20))):
         batch = np.ascontiguousarray(X[:n])

@@ -121,9 +121,10 @@ def quality(args):
                             thinning=100,
                             random_state=args.seed).fit(Xa, ytr)
         p_t = chain.predict_proba(Xb)
+        teacher_nll = negative_log_likelihood(yte, p_t)
         reference = chain.predict_expectation(Xb, "entropy")
         # the entropy MAE of a head that outputs 0 everywhere: the reference for entropy MAE
-        print(f"mask {mask}: teacher NLL {negative_log_likelihood(yte, p_t):.3f}, acc "
+        print(f"mask {mask}: teacher NLL {teacher_nll:.3f}, acc "
               f"{np.mean(p_t.argmax(1) == yte):.3f}, mean expected entropy "
               f"{reference.mean():.4f}, {len(chain.samples_)} samples, "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
@@ -139,7 +140,7 @@ def quality(args):
                 student = make_student(model, k1, k2, args.epochs, lam)
                 fitted, row = distil(teacher, student, Xa, ytr, Xb, yte, reference, args.seed)
                 row = dict(mask=mask, model=model, method=method, k1=k1, k2=k2, lam=lam,
-                           teacher_nll=negative_log_likelihood(yte, p_t), **row)
+                           teacher_nll=teacher_nll, **row)
                 rows.append(row)
                 if method == "pruning" or (k1, k2) == (1.0, 1.0):
                     kept[(mask, model, method, lam)] = fitted.student_

@@ -31,7 +31,6 @@ labels-only student) that calibration closes; issue 11 asks for at least half.
 """
 import argparse
 import json
-import os
 import time
 import warnings
 from pathlib import Path
@@ -54,9 +53,8 @@ from threadpoolctl import threadpool_limits
 from .. import CrossFitDistiller, KnowledgeDistiller, MLPStudent
 from ..datasets import DataFileNotFoundError, make_gaussian_mixture
 from ..datasets.synthetic import bayes_log_proba
+from . import group_rows, mean_sqdist, resolve_data_home, scores
 from ..metrics import expected_calibration_error, negative_log_likelihood
-
-REPO = Path(__file__).resolve().parents[2]
 TEMPERATURES = [0.5, 0.7, 1.5, 2.0, 3.0]
 #: teacher properties correlated with the student's test NLL (row key -> label)
 PROPERTIES = {
@@ -89,16 +87,6 @@ class BayesTeacher(ClassifierMixin, BaseEstimator):
         log_proba = bayes_log_proba(X, self.params.means, self.params.covariances,
                                     self.params.weights)
         return np.exp(log_softmax(log_proba / self.temperature, axis=1))
-
-
-def scores(y, proba, prefix, bayes=None):
-    """NLL, accuracy, ECE (and mean ``||proba - bayes||^2``) under keys ``prefix_*``."""
-    out = {f"{prefix}_nll": negative_log_likelihood(y, proba),
-           f"{prefix}_accuracy": float(np.mean(proba.argmax(axis=1) == y)),
-           f"{prefix}_ece": expected_calibration_error(y, proba)}
-    if bayes is not None:
-        out[f"{prefix}_sqdist"] = float(np.mean(np.sum((proba - bayes) ** 2, axis=1)))
-    return out
 
 
 def synthetic_teachers(args, params, seed):
@@ -159,7 +147,7 @@ def part_synthetic(args, log):
                 "part": "synthetic", "teacher": name, "kind": kind, "seed": seed,
                 **scores(y_te, p_te, "teacher"),
                 "teacher_ece_train": expected_calibration_error(y_tr, p_tr),
-                "teacher_sqdist_train": float(np.mean(np.sum((p_tr - bayes_tr) ** 2, axis=1))),
+                "teacher_sqdist_train": mean_sqdist(p_tr, bayes_tr),
                 **scores(y_te, model.predict_proba(X_te), "student", bayes_te),
                 "seconds": time.perf_counter() - start})
         log(f"seed {seed}: {len(rows)} rows so far")
@@ -168,15 +156,12 @@ def part_synthetic(args, log):
 
 def mean_by(rows, key):
     """``{rows[key]: {metric: mean over seeds}}`` in first-seen order."""
-    groups = {}
-    for row in rows:
-        groups.setdefault(row[key], []).append(row)
     return {name: {metric: (None if group[0][metric] is None
                             else float(np.mean([r[metric] for r in group])))
                    for metric, value in group[0].items()
                    if metric not in ("part", "teacher", "kind", "seed", "method")
                    and (value is None or isinstance(value, float))}
-            for name, group in groups.items()}
+            for name, group in group_rows(rows, key).items()}
 
 
 def correlations(rows):
@@ -370,9 +355,7 @@ def main(argv):
         args.digits_epochs, args.heloc_epochs, args.folds = 10, 3, 2
         args.heloc_depths = args.heloc_depths[:1]
 
-    data_home = args.data_home or os.environ.get("SKDISTILL_DATA")
-    if data_home is None and (REPO.parent / "shared" / "data").is_dir():
-        data_home = str(REPO.parent / "shared" / "data")
+    data_home = resolve_data_home(args.data_home)
     torch.set_num_threads(1)
     print(f"teacher_quality: {vars(args)}", flush=True)
     log = (lambda msg: print(msg, flush=True))

@@ -56,6 +56,23 @@ class MultiHeadNet(nn.Module):
         return {name: head(h) for name, head in self.heads.items()}
 
 
+def head_expectation(value):
+    """A head's output as the expectation it estimates: ``(n,)`` for a head one wide."""
+    return value[:, 0] if value.ndim == 2 and value.shape[1] == 1 else value
+
+
+def decompose_uncertainty(predictive_logits, expected_entropy):
+    """``(total, aleatoric, epistemic)`` of :meth:`GPEDDistiller.predict_uncertainty`, from
+    the predictive head's logits ``(n, C)`` and the entropy head's expectation ``(n,)``; the
+    ONNX export (:mod:`skdistill.onnx`) computes its outputs with it too."""
+    log_p = torch.log_softmax(predictive_logits, 1)
+    entropy = -(log_p.exp() * log_p).sum(1)
+    aleatoric = torch.minimum(expected_entropy, entropy)
+    epistemic = entropy - aleatoric
+    # rebuilt from its parts, so that the identity has no rounding error
+    return aleatoric + epistemic, aleatoric, epistemic
+
+
 class GPEDDistiller(BaseDistiller):
     """Distil posterior expectations of an SGLD teacher into a student network, online.
 
@@ -461,8 +478,7 @@ default="predictive"
         out = self._outputs(X)[name]
         if name == "predictive":
             return torch.softmax(out, 1).numpy()
-        out = out.numpy()
-        return out[:, 0] if out.ndim == 2 and out.shape[1] == 1 else out
+        return head_expectation(out).numpy()
 
     def predict_uncertainty(self, X):
         """Total, aleatoric and epistemic uncertainty from one forward pass of the student.
@@ -486,12 +502,9 @@ default="predictive"
             raise param_error(self, "target", self.target,
                               'a list including "entropy" to decompose the uncertainty')
         out = self._outputs(X)
-        log_p = torch.log_softmax(out["predictive"], 1)
-        entropy = -(log_p.exp() * log_p).sum(1).numpy()
-        aleatoric = np.minimum(out["entropy"][:, 0].numpy(), entropy)
-        epistemic = entropy - aleatoric
-        # rebuilt from its parts, so that the identity has no rounding error
-        return Bunch(total=aleatoric + epistemic, aleatoric=aleatoric, epistemic=epistemic)
+        total, aleatoric, epistemic = (v.numpy() for v in decompose_uncertainty(
+            out["predictive"], head_expectation(out["entropy"])))
+        return Bunch(total=total, aleatoric=aleatoric, epistemic=epistemic)
 
 
 def _is_chain(teacher):

@@ -4,10 +4,9 @@ import numbers
 import numpy as np
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import has_fit_parameter
 
 from .._interrupt import fit_policy
-from .._meta import fit_with_weights
+from .._meta import fit_with_weights, weights_for
 from ..engine import Objective
 from ..losses import DistillationLoss, soften
 from ._base import TEACHER_CALIBRATION, BaseDistiller
@@ -152,7 +151,8 @@ class KnowledgeDistiller(BaseDistiller):
                      and not isinstance(self._teacher(), FrozenEstimator))
         if cross_fit:
             self._check_n_folds("teacher_calibration_cv", self.teacher_calibration_cv, y_enc)
-        self.teacher_ = self._fit_teacher(X, y, sample_weight)
+        teacher_weight = weights_for(self, self._teacher(), sample_weight)
+        self.teacher_ = self._fit_teacher(X, y, teacher_weight)
         proba = self._teacher_proba(self.teacher_, X)
         labels = y_enc
         if X_unlabeled is not None:
@@ -161,7 +161,7 @@ class KnowledgeDistiller(BaseDistiller):
             labels = np.concatenate([y_enc, np.full(X_unlabeled.shape[0], -1)])
         self.teacher_calibrator_ = None
         if self.teacher_calibration is not None:
-            held_out = (self._cross_fitted_proba(X, y, y_enc, sample_weight) if cross_fit
+            held_out = (self._cross_fitted_proba(X, y, y_enc, teacher_weight) if cross_fit
                         else proba)
             proba = self._calibrate_teacher(held_out, y_enc, sample_weight, proba)
             if X_unlabeled is not None:
@@ -178,17 +178,15 @@ class KnowledgeDistiller(BaseDistiller):
             self._student_verbose(self._seeded_clone(student, offset=1)), X, y, objective,
             sample_weight)
 
-    def _cross_fitted_proba(self, X, y, y_enc, sample_weight):
+    def _cross_fitted_proba(self, X, y, y_enc, teacher_weight):
         """Probabilities of each row from a clone of the teacher fitted without its fold.
 
         Folds are stratified and shuffled with a seed drawn from ``random_state``; the fold
-        teachers are seeded and fitted as :class:`CrossFitDistiller`'s. Weights go to the
-        clones only if the teacher's ``fit`` takes them (``teacher_``'s fit has already
-        warned otherwise).
+        teachers are seeded and fitted as :class:`CrossFitDistiller`'s, with the weights
+        :func:`~skdistill._meta.weights_for` gave ``teacher_``'s fit.
         """
         teacher = self._teacher()
-        weight = (sample_weight if sample_weight is not None
-                  and has_fit_parameter(teacher, "sample_weight") else None)
         folds = self._folds(X, y_enc, self.teacher_calibration_cv)
-        fitted = [fit_with_weights(*job) for job in self._fold_jobs(teacher, X, y, folds, weight)]
+        fitted = [fit_with_weights(*job)
+                  for job in self._fold_jobs(teacher, X, y, folds, teacher_weight)]
         return self._out_of_fold_proba(fitted, X, folds)

@@ -65,7 +65,7 @@ class BayesLinear(nn.Module):
     def kl(self, prior_precision):
         """``KL(q || N(0, 1/prior_precision))`` summed over the layer's parameters."""
         total = 0.0
-        for mu, std in ((self.weight_mu, self.stds()[0]), (self.bias_mu, self.stds()[1])):
+        for mu, std in zip((self.weight_mu, self.bias_mu), self.stds()):
             var = std.square()
             total = total + 0.5 * (prior_precision * (var + mu.square()) - 1.0
                                    - torch.log(prior_precision * var)).sum()

@@ -22,8 +22,7 @@ from ..engine import (BatchIterator, NonFiniteLossError, Objective, RowDataset, 
                       limit_threads, max_abs, non_finite_problem)
 from ..losses import SoftTargetCrossEntropy
 from ..nets.utils import eval_mode
-from ..pruning import (GroupLassoPenalty, PruneCallback, SumRegularizer, group_plan,
-                       layer_widths)
+from ..pruning import PruneCallback, group_plan, layer_widths
 
 OPTIMIZERS = {
     "adam": (torch.optim.Adam, {}),
@@ -59,7 +58,16 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
     (:class:`skdistill.engine.StudentNet`): :meth:`fit` on labels or soft targets, and
     :meth:`fit_objective` on any :class:`~skdistill.engine.Objective`, which is how
     distillers train a student on their own targets and loss.
+
+    The pruning parameters default to the class attributes below (no pruning), so a subclass
+    whose ``__init__`` does not take them trains its full network.
     """
+
+    # pruning off unless a subclass takes these as parameters (MLPStudent, CNNStudent...)
+    group_lasso = 0.0
+    prune_threshold = 1e-3
+    fine_tune_epochs = None
+    fine_tune_lr = None
 
     _parameter_constraints = {
         "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
@@ -104,6 +112,12 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
     def _record_architecture(self, module):
         """Set the attributes describing the deployed network (``hidden_layer_sizes_``...)."""
         self.hidden_layer_sizes_ = layer_widths(module)[1]
+
+    def _deployed_module(self):
+        """The network the fitted student predicts with (``predict_proba``, ONNX export):
+        ``module_``; a LatentBE student's merged network."""
+        check_is_fitted(self, "module_")
+        return self.module_
 
     # -- fitting ----------------------------------------------------------------------------
     @fit_policy
@@ -245,7 +259,8 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
         except ValueError as exc:
             raise param_error(self, "group_lasso", self.group_lasso,
                               f"0 for this network: {exc}") from None
-        return PruneCallback(plan, self.prune_threshold, self.fine_tune_epochs,
+        return PruneCallback(plan, self.group_lasso, self.prune_threshold,
+                             self.fine_tune_epochs,
                              self.lr if self.fine_tune_lr is None else self.fine_tune_lr,
                              self._regularizer(),
                              owner=f"{type(self).__name__} (group_lasso={self.group_lasso:g})")
@@ -255,11 +270,11 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
         opt_kwargs = {f"optimizer__{k}": v for k, v in opt_kwargs.items()}
         loss = as_loss_module(objective.loss)
         loss = loss if objective.member_aware else self._training_loss(loss)
-        regularizer, callbacks = self._regularizer(), copy.deepcopy(self.callbacks)
+        # with pruning, the pruner's: the student's own term plus the penalty until pruning,
+        # the student's term (the same object) after it
+        regularizer = self._regularizer() if pruner is None else pruner.penalised
+        callbacks = copy.deepcopy(self.callbacks)
         if pruner is not None:
-            # the student's own term (which stays after pruning) plus the penalty
-            regularizer = SumRegularizer(pruner.regularizer,
-                                         GroupLassoPenalty(self.group_lasso, pruner.plan))
             callbacks = (callbacks or []) + [("prune", pruner)]
         return StudentNet(
             module=module,
@@ -324,7 +339,7 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
         self._set_trained(objective.deploy(net.module_), net, net.history)
         pruner = dict(net.callbacks_).get("prune")
         self.n_pruned_units_ = pruner.n_pruned_units_ if pruner is not None else 0
-        self._record_architecture(getattr(self, "merged_module_", self.module_))
+        self._record_architecture(self._deployed_module())
         return self
 
     def _salvage(self):
@@ -378,9 +393,9 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
         return torch.cat(out) if out else torch.empty(0, len(self.classes_))
 
     def _logits(self, X, batch_size=4096):
-        """Logits that ``predict_proba`` turns into probabilities (CPU, float32); a student
-        that predicts with another network than ``module_`` (merged LatentBE) overrides it."""
-        return self.forward(X, batch_size=batch_size)
+        """Logits of the deployed network, which ``predict_proba`` turns into probabilities
+        (CPU, float32)."""
+        return self.forward(X, module=self._deployed_module(), batch_size=batch_size)
 
     def predict_log_proba(self, X):
         """Log class probabilities, columns in ``classes_`` order."""

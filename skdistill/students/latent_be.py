@@ -75,10 +75,10 @@ class _LatentBEMixin:
         self.merged_module_ = merge_batch_ensemble(self.module_)
         return self
 
-    def _logits(self, X, batch_size=4096):
-        """Logits of the merged network (the one deployed)."""
+    def _deployed_module(self):
+        """The merged network: the one that predicts."""
         check_is_fitted(self, "merged_module_")
-        return self.forward(X, module=self.merged_module_, batch_size=batch_size)
+        return self.merged_module_
 
     def ensemble_proba(self, X):
         """Class probabilities of each unmerged member: shape ``(n_members, n, n_classes)``.

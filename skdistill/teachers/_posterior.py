@@ -4,9 +4,10 @@ VI), and Monte Carlo over a seeded sample set (the Gaussian posteriors: Laplace,
 A teacher using :class:`SampledPosteriorMixin` draws the same ``n_samples`` posterior samples
 at every call (sample ``s`` from seed ``_sample_seed + s``), so its predictions are
 reproducible and :meth:`iter_samples` hands a distiller exactly the samples its
-``predict_proba`` averages over. It provides ``_check_predict_X(X)`` (validated rows) and
-``_chunk_sample_proba(chunk)``: the ``(n_samples, n, C)`` probabilities of a float32 batch
-on its device.
+``predict_proba`` averages over. It names the attribute a fit sets (``_fitted_attribute``)
+and provides ``_draws()``, what it needs of the ``n_samples`` draws, made once per
+prediction call, and ``_chunk_sample_proba(chunk, draws)``: the ``(n_samples, n, C)``
+probabilities of a float32 batch on its device.
 """
 import numpy as np
 import torch
@@ -14,7 +15,7 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import check_is_fitted
 
 from .._meta import is_fitted
-from .._validation import param_error
+from .._validation import check_input, param_error
 from ..engine import dense_chunks
 from ..expectations import EXPECTATIONS, expected_entropy
 
@@ -127,15 +128,27 @@ class SampledPosteriorMixin(PosteriorPredictionMixin):
     def _row_shape(self):
         return None
 
+    def _generator(self, s):
+        """The CPU generator of draw ``s``: its own seed, so draw ``s`` is the same whichever
+        draws are asked for."""
+        return torch.Generator().manual_seed((self._sample_seed + s) % 2**63)
+
+    def _check_predict_X(self, X):
+        check_is_fitted(self, self._fitted_attribute)
+        return check_input(self, X, reset=False, allow_nd=True, dtype=("float32", "float64"),
+                           accept_sparse="csr")
+
     def _iter_chunks(self, X):
         """``(n_samples, b, C)`` float64 CPU probabilities, chunk by chunk of ``X``."""
         X = self._check_predict_X(X)
         device = torch.device(self.device)
+        with torch.no_grad():
+            draws = self._draws()
         empty = True
         for chunk in dense_chunks(X, CHUNK, self._row_shape()):
             empty = False
             with torch.no_grad():
-                yield self._chunk_sample_proba(chunk.to(device)).cpu().double()
+                yield self._chunk_sample_proba(chunk.to(device), draws).cpu().double()
         if empty:
             yield torch.empty(self.n_samples, 0, len(self.classes_), dtype=torch.float64)
 

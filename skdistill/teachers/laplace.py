@@ -34,6 +34,15 @@ MARGLIK_BOUNDS = (1e-6, 1e6)
 _JACOBIAN_FLOATS = 2**23
 
 
+def _plus_diagonal(H, value):
+    """``H + value I`` of a full ``(P, P)`` matrix, or ``H + value`` of a diagonal ``(P,)``."""
+    if H.dim() == 1:
+        return H + value
+    out = H.clone()
+    out.diagonal().add_(value)
+    return out
+
+
 class LaplaceSample:
     """One posterior sample of a :class:`LaplaceTeacher`: ``sample(X) -> probabilities``.
 
@@ -220,6 +229,8 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
         "random_state": ["random_state"],
     }
 
+    _fitted_attribute = "posterior_precision_"
+
     def __init__(self, estimator=None, *, subset_of_weights="last_layer",
                  hessian_structure="full", prior_precision=1.0, n_samples=100, link_approx="mc",
                  device="cpu", random_state=None):
@@ -272,9 +283,7 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
         self.prior_precision_ = (self._tune_prior_precision()
                                  if self.prior_precision == "marglik"
                                  else float(self.prior_precision))
-        eye = (torch.eye(self.n_params_, dtype=ggn.dtype, device=ggn.device)
-               if ggn.dim() == 2 else 1.0)
-        self.posterior_precision_ = ggn + self.prior_precision_ * eye
+        self.posterior_precision_ = _plus_diagonal(ggn, self.prior_precision_)
         self._cholesky = self._factor(self.posterior_precision_) if ggn.dim() == 2 else None
         self.log_marginal_likelihood_ = self._log_evidence(self.prior_precision_)
         self._ggn = None  # H minus the prior: not kept twice
@@ -424,20 +433,17 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
 
     # -- marginal likelihood ------------------------------------------------------------------
     def _log_det_ggn_plus(self, precision):
-        """``log det(GGN + precision I)``."""
-        if self._ggn is None:  # fitted: the GGN is H minus the fitted prior
-            eye = (torch.eye(self.n_params_, dtype=torch.float64,
-                             device=self.posterior_precision_.device)
-                   if self.posterior_precision_.dim() == 2 else 1.0)
-            ggn = self.posterior_precision_ - self.prior_precision_ * eye
-        else:
-            ggn = self._ggn
-        if ggn.dim() == 1:
-            return float(torch.log(ggn.clamp_min(0) + precision).sum())
+        """``log det(GGN + precision I)``: from the Cholesky factor at the fitted prior, else
+        from the GGN's eigenvalues (computed once), or its diagonal."""
         if (precision == getattr(self, "prior_precision_", None)
                 and getattr(self, "_cholesky", None) is not None):
             return float(2 * torch.log(torch.diagonal(self._cholesky)).sum())
         if self._ggn_eigenvalues is None:
+            # fitted, the GGN is only kept as H minus the fitted prior
+            ggn = (self._ggn if self._ggn is not None
+                   else _plus_diagonal(self.posterior_precision_, -self.prior_precision_))
+            if ggn.dim() == 1:
+                return float(torch.log(ggn.clamp_min(0) + precision).sum())
             self._ggn_eigenvalues = torch.linalg.eigvalsh(ggn).clamp_min(0).cpu()
         return float(torch.log(self._ggn_eigenvalues + precision).sum())
 
@@ -483,8 +489,7 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
         """
         device = self.posterior_precision_.device
         z = torch.stack([torch.randn(self.n_params_, dtype=torch.float64,
-                                     generator=torch.Generator().manual_seed(
-                                         (self._sample_seed + s) % 2**63))
+                                     generator=self._generator(s))
                          for s in range(first, first + count)]).to(device)
         if self.posterior_precision_.dim() == 2:
             # H = L L^T: L^-T z has covariance L^-T L^-1 = H^-1
@@ -525,14 +530,11 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
     def _sample(self, s):
         return LaplaceSample(self, self._deltas(s, 1)[0])
 
-    def _chunk_sample_proba(self, chunk):
-        inputs = self._inputs(chunk)
-        return torch.softmax(self._glm_logits(inputs, self._deltas(0, self.n_samples)), dim=-1)
+    def _draws(self):
+        return self._deltas(0, self.n_samples)  # (S, P): one solve for all chunks of a call
 
-    def _check_predict_X(self, X):
-        check_is_fitted(self, "posterior_precision_")
-        return check_input(self, X, reset=False, allow_nd=True, dtype=("float32", "float64"),
-                           accept_sparse="csr")
+    def _chunk_sample_proba(self, chunk, deltas):
+        return torch.softmax(self._glm_logits(self._inputs(chunk), deltas), dim=-1)
 
     # -- prediction ---------------------------------------------------------------------------
     def predict_proba(self, X):

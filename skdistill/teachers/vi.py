@@ -7,7 +7,6 @@ import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 
 from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
@@ -138,6 +137,8 @@ class VITeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin, Clas
         "random_state": ["random_state"],
     }
 
+    _fitted_attribute = "module_"
+
     def __init__(self, hidden_layer_sizes=(400, 400), *, prior_precision=1.0, n_samples=100,
                  max_epochs=50, batch_size=128, lr=1e-3, kl_weight=1.0, kl_annealing=0,
                  device="cpu", random_state=None):
@@ -240,18 +241,16 @@ class VITeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin, Clas
     # -- posterior samples --------------------------------------------------------------------
     def _weights(self, s):
         """Draw ``s`` of all the weights, from its own seed."""
-        generator = torch.Generator().manual_seed((self._sample_seed + s) % 2**63)
         with torch.no_grad():
-            return self.module_.sample(generator)
+            return self.module_.sample(self._generator(s))
 
     def _sample(self, s):
         return VISample(self.module_, self._weights(s))
 
-    def _chunk_sample_proba(self, chunk):
-        return torch.stack([torch.softmax(self.module_(chunk, self._weights(s)), dim=-1)
-                            for s in range(self.n_samples)])
+    def _draws(self):
+        # the seeds: each chunk draws its weights afresh, holding one set of them at a time
+        return range(self.n_samples)
 
-    def _check_predict_X(self, X):
-        check_is_fitted(self, "module_")
-        return check_input(self, X, reset=False, allow_nd=True, dtype=("float32", "float64"),
-                           accept_sparse="csr")
+    def _chunk_sample_proba(self, chunk, seeds):
+        return torch.stack([torch.softmax(self.module_(chunk, self._weights(s)), dim=-1)
+                            for s in seeds])
