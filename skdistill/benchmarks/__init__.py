@@ -19,6 +19,10 @@ from ..metrics import expected_calibration_error, negative_log_likelihood
 #: The checkout's root (benchmarks write recorded results under its ``benchmarks/``).
 REPO = Path(__file__).resolve().parents[2]
 
+#: The command line and the helpers benchmarks share (``scores``, ``mean_sqdist``,
+#: ``group_rows`` are internal to the benchmark modules and left out of the reference).
+__all__ = ["BENCHMARKS", "main", "run", "usage", "summary", "resolve_data_home"]
+
 #: benchmark name -> module (relative to this package) holding ``main(argv)``.
 BENCHMARKS = {
     "students": "students",
@@ -91,8 +95,27 @@ def main(argv=None, prog=PROG):
         return 2
     return run(argv[0], argv[1:])
 def resolve_data_home(data_home=None):
-    """Data folder of a benchmark: ``data_home``, else ``$SKDISTILL_DATA``, else the checkout's
-    ``../shared/data`` where it exists, else ``None`` (the loaders' own default)."""
+    """The data folder a benchmark reads.
+
+    ``data_home`` if given, else ``$SKDISTILL_DATA``, else the checkout's ``../shared/data``
+    where it exists, else ``None`` (then the loaders use their own default,
+    ``~/skdistill_data``).
+
+    Parameters
+    ----------
+    data_home : str or path-like, default=None
+        The folder given on the command line (``--data-home``).
+
+    Returns
+    -------
+    data_home : str or path-like or None
+
+    Examples
+    --------
+    >>> from skdistill.benchmarks import resolve_data_home
+    >>> resolve_data_home("/data/skdistill")
+    '/data/skdistill'
+    """
     data_home = data_home or os.environ.get("SKDISTILL_DATA")
     if data_home is None and (REPO.parent / "shared" / "data").is_dir():
         data_home = str(REPO.parent / "shared" / "data")

@@ -46,8 +46,10 @@ class PosteriorPredictionMixin:
         raise NotImplementedError
 
     def predict_expectation(self, X, target="predictive"):
-        """Monte Carlo posterior expectation ``mean_s g(p(y|x, theta_s))`` over the posterior
-        samples.
+        """Monte Carlo posterior expectation ``mean_s g(p(y|x, theta_s))``.
+
+        The mean runs over the teacher's posterior samples (SGLD's kept samples, the Laplace
+        or VI draws).
 
         Parameters
         ----------
