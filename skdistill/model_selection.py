@@ -239,6 +239,7 @@ def plot_pareto(results, cost, score, *, ax=None, label=None, color=None, annota
     """
     try:
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import LogLocator
     except ImportError:  # pragma: no cover - the plot extra is not installed
         raise ImportError("plot_pareto needs matplotlib: pip install skdistill[plot]") from None
     func = "plot_pareto"
@@ -257,6 +258,9 @@ def plot_pareto(results, cost, score, *, ax=None, label=None, color=None, annota
                         xytext=(3, 3))
     if logx:
         ax.set_xscale("log")
+        # minor ticks at 2 and 5 per decade: within about one decade matplotlib labels every
+        # minor tick, and its default 2..9 crowds the labels into each other
+        ax.xaxis.set_minor_locator(LogLocator(subs=(2.0, 5.0)))
     ax.set_xlabel(cost_name)
     ax.set_ylabel(score_name)
     if label is not None:

@@ -130,3 +130,21 @@ def test_plot_pareto_draws_the_frontier_of_each_method():
     with pytest.raises(ValueError, match="pareto_front: parameter cost='method' is invalid; "
                                          "expected a numeric column"):
         pareto_front(runs, cost="method", score="nll")
+
+
+def test_plot_pareto_cost_labels_do_not_overlap():
+    # the FLOPs of examples/prune_student.py: about one decade, where matplotlib labels
+    # minor ticks too
+    import matplotlib.pyplot as plt
+    runs = pd.DataFrame({"flops": [1312, 2880, 6784, 17664], "score": [-.9, -.4, -.3, -.2]})
+    fig, ax = plt.subplots()
+    plot_pareto(runs, "flops", "score", ax=ax)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.get_xticklabels(minor=False) + ax.get_xticklabels(minor=True)
+              if t.get_visible() and t.get_text() and ax.get_xlim()[0] <= t.get_position()[0]
+              <= ax.get_xlim()[1]]
+    boxes = sorted((t.get_window_extent(renderer) for t in labels), key=lambda b: b.x0)
+    plt.close(fig)
+    assert len(boxes) >= 3
+    assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), [t.get_text() for t in labels]
