@@ -11,6 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import InvalidParameterError
 
 from bayes_logistic import log_posterior, logistic_data, metropolis, proba_1
+from posterior_checks import assert_uncertainty_decomposes
 from skdistill import CNNStudent, GPEDDistiller, LaplaceTeacher, MLPStudent
 
 
@@ -180,12 +181,7 @@ def test_uncertainty_decomposes_into_expected_entropy_and_mutual_information(dat
     X, y = data
     teacher = LaplaceTeacher(small_student(random_state=0), n_samples=40,
                              random_state=0).fit(X, y)
-    u = teacher.predict_uncertainty(X[:20])
-    assert np.array_equal(u.total, u.aleatoric + u.epistemic)
-    assert (u.epistemic >= 0).all() and u.epistemic.max() > 0
-    np.testing.assert_allclose(u.aleatoric, teacher.predict_expectation(X[:20], "entropy"))
-    p = teacher.predict_proba(X[:20])
-    np.testing.assert_allclose(u.total, -(p * np.log(p)).sum(1), rtol=1e-9, atol=1e-12)
+    assert_uncertainty_decomposes(teacher, X[:20])
 
 
 def test_samples_are_seeded_and_iter_samples_gives_those_of_predict_proba(data):

@@ -7,6 +7,7 @@ import torch
 from sklearn.datasets import make_classification
 from sklearn.utils._param_validation import InvalidParameterError
 
+from posterior_checks import assert_uncertainty_decomposes
 from skdistill import GPEDDistiller, MLPStudent, VITeacher
 from skdistill.nets import BayesLinear
 
@@ -108,12 +109,7 @@ def test_samples_are_seeded_and_iter_samples_gives_those_of_predict_proba(data):
 def test_uncertainty_decomposes_into_expected_entropy_and_mutual_information(data):
     X, y = data
     teacher = small_teacher().fit(X, y)
-    u = teacher.predict_uncertainty(X[:20])
-    assert np.array_equal(u.total, u.aleatoric + u.epistemic)
-    assert (u.epistemic >= 0).all() and u.epistemic.max() > 0
-    np.testing.assert_allclose(u.aleatoric, teacher.predict_expectation(X[:20], "entropy"))
-    p = teacher.predict_proba(X[:20])
-    np.testing.assert_allclose(u.total, -(p * np.log(p)).sum(1), rtol=1e-9, atol=1e-12)
+    assert_uncertainty_decomposes(teacher, X[:20])
 
 
 def test_gped_distils_it_and_pickling_keeps_predictions(data):
