@@ -56,24 +56,33 @@ def distillation_loss(logits, labels, teacher_proba_t, temperature=1.0, alpha=1.
 
     ``teacher_proba_t`` are the teacher's probabilities already softened at temperature ``T``
     (``softmax(log p / T)``); the ``T^2`` factor keeps the soft term's gradients on the same
-    scale as the hard term's when ``T`` changes.
+    scale as the hard term's when ``T`` changes. A label of ``-1`` marks a row without one
+    (an unlabeled transfer row): its loss is the teacher term ``T^2 CE(q_T, z / T)`` alone,
+    whatever ``alpha``.
 
     >>> z = torch.zeros(1, 2)
     >>> loss = distillation_loss(z, torch.tensor([0]), torch.tensor([[0.5, 0.5]]), 2.0, 0.5)
     >>> round(loss.item(), 4)  # 0.5 * log 2 + 0.5 * 4 * log 2
     1.7329
     """
-    soft = soft_cross_entropy(logits, teacher_proba_t, temperature, reduction) * temperature**2
     if alpha == 1.0:
-        return soft
-    return (1.0 - alpha) * soft_cross_entropy(logits, labels, reduction=reduction) + alpha * soft
+        return soft_cross_entropy(logits, teacher_proba_t, temperature, reduction) * temperature**2
+    unlabeled = labels < 0
+    # with unlabeled rows, per-row losses are mixed first and reduced after
+    mixed = bool(unlabeled.any())
+    rows = "none" if mixed else reduction
+    soft = soft_cross_entropy(logits, teacher_proba_t, temperature, rows) * temperature**2
+    hard = soft_cross_entropy(logits, labels.clamp_min(0) if mixed else labels, reduction=rows)
+    loss = (1.0 - alpha) * hard + alpha * soft
+    return _reduce(torch.where(unlabeled, soft, loss), reduction) if mixed else loss
 
 
 class DistillationLoss(nn.Module):
     """Criterion for :func:`distillation_loss`; the target packs ``[label, q_T...]`` per row.
 
     A label of ``-1`` marks a row without one (an unlabeled transfer row): its loss is the
-    teacher term ``T^2 CE(q_T, z / T)`` alone, whatever ``alpha``.
+    teacher term ``T^2 CE(q_T, z / T)`` alone, whatever ``alpha`` (see
+    :func:`distillation_loss`).
 
     >>> z = torch.tensor([[2.0, 0.0], [2.0, 0.0]])
     >>> target = torch.tensor([[1.0, 0.5, 0.5], [-1.0, 0.5, 0.5]])  # label 1; no label
@@ -90,15 +99,8 @@ class DistillationLoss(nn.Module):
 
     def forward(self, logits, target):
         labels = target[:, 0].long()
-        unlabeled = labels < 0
-        if self.alpha == 1.0 or not bool(unlabeled.any()):
-            return distillation_loss(logits, labels, target[:, 1:], self.temperature,
-                                     self.alpha, self.reduction)
-        per_row = distillation_loss(logits, labels.clamp_min(0), target[:, 1:],
-                                    self.temperature, self.alpha, "none")
-        teacher = distillation_loss(logits, labels, target[:, 1:], self.temperature, 1.0,
-                                    "none")
-        return _reduce(torch.where(unlabeled, teacher, per_row), self.reduction)
+        return distillation_loss(logits, labels, target[:, 1:], self.temperature, self.alpha,
+                                 self.reduction)
 
 
 def soften(proba, temperature):

@@ -105,6 +105,8 @@ def test_kd_without_a_label_uses_the_teacher_term_alone():
     teacher = distillation_loss(z, labels, q, 2.0, 1.0, reduction="none")
     assert torch.allclose(loss, torch.where(labels < 0, teacher, both))
     assert not torch.allclose(both, teacher)
+    # the function itself reads -1 as "no label"; the module only unpacks the target
+    assert torch.equal(distillation_loss(z, labels, q, 2.0, 0.3, reduction="none"), loss)
     mean = DistillationLoss(temperature=2.0, alpha=0.3)(z, target)
     assert torch.isclose(mean, loss.mean())
 
