@@ -83,6 +83,7 @@ def load_demo_data(name, data_home=None):
     >>> X.shape, len(set(y))
     ((1797, 64), 10)
     """
+    _check_dataset(name)
     if name == "digits":
         return load_digits(return_X_y=True)
     if name == "breast_cancer":
@@ -97,7 +98,12 @@ def load_demo_data(name, data_home=None):
         bunch = datasets.load_adult(subset="train", data_home=data_home, as_frame=True)
         X = pd.get_dummies(bunch.data, dummy_na=True, dtype=float)
         return X.to_numpy(dtype=np.float64), bunch.target.to_numpy()
-    raise ValueError(f"demo: parameter dataset={name!r} is invalid; expected one of {DATASETS}.")
+
+
+def _check_dataset(name):
+    if name not in SETTINGS:
+        raise ValueError(f"demo: parameter dataset={name!r} is invalid; expected one of "
+                         f"{DATASETS}.")
 
 
 def split_demo_data(X, y, setting, seed):
@@ -218,9 +224,7 @@ def run_demo(dataset="digits", seeds=5, quick=False, out_dir=".", data_home=None
     ['teacher', 'crossfit', 'kd', 'labels']
     """
     stream = sys.stdout if stream is None else stream
-    if dataset not in SETTINGS:
-        raise ValueError(f"demo: parameter dataset={dataset!r} is invalid; expected one of "
-                         f"{DATASETS}.")
+    _check_dataset(dataset)
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise ValueError(f"demo: parameter seeds={seeds!r} is invalid; expected an integer "
                          ">= 1.")
@@ -239,6 +243,7 @@ def _run_demo(dataset, seeds, quick, out_dir, data_home, stream, progress):
     setting = dict(SETTINGS[dataset], n_estimators=50 if quick else 500,
                    steps=150 if quick else 1000)
     X, y = load_demo_data(dataset, data_home)
+    names = {key: name.format(n=setting["labelled"]) for key, name in MODELS.items()}
     seed_list = list(range(seeds))
     per_seed = {key: [] for key in MODELS}
     first = None
@@ -262,8 +267,8 @@ def _run_demo(dataset, seeds, quick, out_dir, data_home, stream, progress):
     bar.close()
 
     rows = []
-    for key, name in MODELS.items():
-        row = {"key": key, "model": name.format(n=setting["labelled"])}
+    for key, name in names.items():
+        row = {"key": key, "model": name}
         for metric in METRICS:
             values = [s[metric] for s in per_seed[key]]
             row[metric] = float(np.mean(values))
@@ -271,7 +276,7 @@ def _run_demo(dataset, seeds, quick, out_dir, data_home, stream, progress):
         rows.append(row)
     result = {"dataset": dataset, "setting": setting, "seeds": seed_list, "rows": rows,
               "per_seed": per_seed}
-    result["figure"] = save_reliability(first, dataset, out_dir)
+    result["figure"] = save_reliability(first, names, dataset, out_dir)
     result["seconds"] = time.perf_counter() - start
     print(describe(result), file=stream)
     print(format_table(rows), file=stream)
@@ -284,8 +289,11 @@ def _run_demo(dataset, seeds, quick, out_dir, data_home, stream, progress):
     return result
 
 
-def save_reliability(first, dataset, out_dir):
-    """Reliability diagram of one seed's four models, as a PNG in ``out_dir``; its path."""
+def save_reliability(first, names, dataset, out_dir):
+    """Reliability diagram of one seed's four models, as a PNG in ``out_dir``; its path.
+
+    ``names`` maps each model key to what the table calls it.
+    """
     try:
         from matplotlib.figure import Figure
     except ImportError:
@@ -294,8 +302,7 @@ def save_reliability(first, dataset, out_dir):
 
     seed, models, X_test, y_test = first
     n = len(models["labels"].classes_)
-    named = {MODELS[key].format(n=SETTINGS[dataset]["labelled"]): model
-             for key, model in models.items()}
+    named = {names[key]: model for key, model in models.items()}
     fig = Figure(figsize=(10, 5.2), layout="constrained")
     plot_reliability(named, X_test, y_test, n_bins=10, ax=fig.subplots(1, 2))
     fig.suptitle(f"skdistill demo: {dataset} ({n} classes), {len(y_test)} test rows, seed {seed}")

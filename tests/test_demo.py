@@ -10,7 +10,7 @@ from conftest import data_home, require_file
 from skdistill.__main__ import main
 from skdistill.benchmarks import BENCHMARKS, summary
 from skdistill.benchmarks import main as benchmarks_main
-from skdistill.demo import MODELS, format_table, run_demo, student_for
+from skdistill.demo import MODELS, format_table, load_demo_data, run_demo, student_for
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 # 64 pixels -> 32 hidden units -> 10 digits: 64*32 + 32 + 32*10 + 10 weights and biases.
@@ -97,6 +97,8 @@ def test_demo_progress_bar_and_bad_arguments(tmp_path, capsys):
         run_demo(seeds=0)
     with pytest.raises(ValueError, match=r"demo: parameter dataset='nope' is invalid"):
         run_demo("nope")
+    with pytest.raises(ValueError, match=r"demo: parameter dataset='nope' is invalid"):
+        load_demo_data("nope")
     for argv in (["demo", "--dataset", "nope"], ["demo", "--seeds", "0"]):
         with pytest.raises(SystemExit) as exc:
             main(argv)
