@@ -124,3 +124,18 @@ def test_bad_unlabeled_rows_name_the_distiller_and_parameter(binary, make):
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match=rf"^{name}: parameter X_unlabeled is invalid"):
         make().fit(X, y, X_unlabeled=bad)
+
+
+@pytest.mark.parametrize("make", [
+    lambda student: CrossFitDistiller(LogisticRegression(), student, n_folds=3),
+    lambda student: KnowledgeDistiller(LogisticRegression(), student),
+], ids=["crossfit", "kd"])
+def test_the_student_validation_split_counts_the_unlabeled_rows(binary, make):
+    # the split is checked before any teacher is fitted, on every row the student learns from
+    X, y, X_unlabeled = binary
+    student = MLPStudent(hidden_layer_sizes=(4,), max_epochs=1, validation_fraction=0.999)
+    with pytest.raises(ValueError, match=r"MLPStudent: parameter validation_fraction=0\.999 "
+                                         r"is invalid.*of the 260 rows"):
+        make(student).fit(X, y, X_unlabeled=X_unlabeled)
+    with pytest.raises(ValueError, match=r"of the 160 rows"):
+        make(student).fit(X, y)

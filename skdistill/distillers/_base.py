@@ -79,8 +79,12 @@ class BaseDistiller(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, MetaEs
         self.history_ = getattr(student, "history_", None)
         return self
 
-    def _check_student_rows(self, student, n_rows):
-        """Checks on the student that need the data size, done before any teacher is fitted."""
+    def _check_student_rows(self, student, X, X_unlabeled=None):
+        """Checks on the student that need the data size, done before any teacher is fitted.
+
+        The student learns from the rows of ``X`` and of ``X_unlabeled`` (when given).
+        """
+        n_rows = X.shape[0] + (0 if X_unlabeled is None else X_unlabeled.shape[0])
         check_validation_fraction(student, getattr(student, "validation_fraction", None), n_rows)
 
     def _salvage(self):
@@ -177,7 +181,12 @@ class BaseDistiller(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, MetaEs
                                    teacher)
 
     def _check_unlabeled(self, X_unlabeled):
-        """Validate the rows a student learns from without labels, like ``X`` at predict."""
+        """Validate the rows a student learns from without labels, like ``X`` at predict.
+
+        ``None`` (no such rows) is returned as it is.
+        """
+        if X_unlabeled is None:
+            return None
         try:
             X_unlabeled = validate_data(self, X_unlabeled, reset=False, allow_nd=True,
                                         accept_sparse="csr")

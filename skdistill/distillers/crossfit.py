@@ -228,12 +228,10 @@ class CrossFitDistiller(BaseDistiller):
         self
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
-        if X_unlabeled is not None:
-            X_unlabeled = self._check_unlabeled(X_unlabeled)
+        X_unlabeled = self._check_unlabeled(X_unlabeled)
         teacher = self._crossfit_teacher()
         student = self._crossfit_student()
-        n_unlabeled = 0 if X_unlabeled is None else X_unlabeled.shape[0]
-        self._check_student_rows(student, X.shape[0] + n_unlabeled)
+        self._check_student_rows(student, X, X_unlabeled)
         self._check_n_folds("n_folds", self.n_folds, y_enc)
         folds = self._folds(X, y_enc, self.n_folds, self.stratify)
         self._fit(X, y, y_enc, sample_weight, teacher, student, folds, X_unlabeled)

@@ -166,7 +166,7 @@ class EnsembleDistiller(BaseDistiller):
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
         student = self._student_verbose(self._seeded_clone(self._student(), offset=1))
-        self._check_student_rows(student, X.shape[0])
+        self._check_student_rows(student, X)
         self.teacher_ = self._fit_teacher(X, y, sample_weight)
         teacher_classes = getattr(self.teacher_, "classes_", self.classes_)
         if not np.array_equal(teacher_classes, self.classes_):

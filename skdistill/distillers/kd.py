@@ -142,11 +142,9 @@ class KnowledgeDistiller(BaseDistiller):
         self
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
-        if X_unlabeled is not None:
-            X_unlabeled = self._check_unlabeled(X_unlabeled)
+        X_unlabeled = self._check_unlabeled(X_unlabeled)
         student = self._student()
-        n_unlabeled = 0 if X_unlabeled is None else X_unlabeled.shape[0]
-        self._check_student_rows(student, X.shape[0] + n_unlabeled)
+        self._check_student_rows(student, X, X_unlabeled)
         cross_fit = (self.teacher_calibration is not None
                      and not isinstance(self._teacher(), FrozenEstimator))
         if cross_fit:
