@@ -19,11 +19,15 @@ probabilities, by default through a ``ZipMap`` (a list of ``{class: probability}
 ``"nocl": True`` labels classes by their index. A ``GPEDDistiller`` adds one output per
 distilled expectation (``expected_entropy``...) and, when the entropy was distilled, the
 ``total``, ``aleatoric`` and ``epistemic`` uncertainty of :meth:`~skdistill.GPEDDistiller.
-predict_uncertainty`. Inside, the student's torch network is exported by
-:func:`torch.onnx.export` (with a dynamic batch axis) at skl2onnx's ``target_opset`` (18 or
-more) and spliced into skl2onnx's graph; a ``CrossFitDistiller`` with a scikit-learn regressor
-student goes through skl2onnx's converter for that regressor, followed by the mapping to
-probabilities that :meth:`~skdistill.CrossFitDistiller.predict_proba` applies.
+predict_uncertainty`. A row holding NaN or infinity, which ``predict_proba`` refuses but a
+graph cannot, gets NaN in every probability and uncertainty output and the label
+:data:`NO_LABEL_INT64` (integer labels) or :data:`NO_LABEL_STRING` (string labels).
+
+Inside, the student's torch network is exported by :func:`torch.onnx.export` (with a dynamic
+batch axis) at skl2onnx's ``target_opset`` (18 or more) and spliced into skl2onnx's graph; a
+``CrossFitDistiller`` with a scikit-learn regressor student goes through skl2onnx's converter
+for that regressor, followed by the mapping to probabilities that
+:meth:`~skdistill.CrossFitDistiller.predict_proba` applies.
 
 Inputs are rows of ``float32`` (or ``float64``, computed in ``float32``); a CNN student takes
 flat rows or images, reshaped inside the graph. Needs the ``onnx`` extra:
@@ -32,6 +36,7 @@ alone never imports them. See ``doc/onnx.md``.
 """
 import contextlib
 import copy
+import functools
 import importlib.util
 import logging
 import re
@@ -71,6 +76,12 @@ from .students._base import BaseStudent
 
 #: The lowest ONNX opset that torch's exporter (torch.onnx.export, dynamo) writes.
 MIN_OPSET = 18
+#: The label the graph gives a row holding NaN or infinity, for integer labels (``nocl``
+#: included): int64 has no NaN, and the smallest int64 is no class in practice (``-1`` often
+#: is). Its probabilities and uncertainties are NaN.
+NO_LABEL_INT64 = int(np.iinfo(np.int64).min)
+#: The label the graph gives a row holding NaN or infinity, for string labels.
+NO_LABEL_STRING = ""
 
 _STUDENTS = (MLPStudent, CNNStudent, LatentBEStudent, LatentBECNNStudent)
 _DISTILLERS = (KnowledgeDistiller, CrossFitDistiller, EnsembleDistiller, GPEDDistiller)
@@ -134,7 +145,7 @@ def _extra_outputs(model):
 
 
 def _exported_module(model):
-    """``(torch module on the CPU, number of flat features)`` computing ``model``'s outputs."""
+    """The torch module, on the CPU, computing ``model``'s outputs from flat rows."""
     student = _student_of(model)
     row_shape = student._row_shape()
     row_shape = None if row_shape is None else tuple(int(s) for s in row_shape)
@@ -144,7 +155,7 @@ def _exported_module(model):
     else:
         net = copy.deepcopy(student._deployed_module()).cpu().eval()
         module = _Probabilities(net, row_shape)
-    return module.eval(), int(student.n_features_in_)
+    return module.eval()
 
 
 # -- torch.onnx.export and the splice into skl2onnx's graph -----------------------------------
@@ -241,17 +252,28 @@ def _parse(scope, model, inputs, custom_parsers=None):
 
 
 def _label_classes(scope, model):
-    """``(classes as an ONNX initializer array, ONNX type)``: int64 or strings."""
+    """``(classes as an ONNX initializer array, ONNX type, label of a non-finite row)``: int64
+    or strings. A class equal to that label is refused: the two would be indistinguishable."""
     classes = np.asarray(get_label_classes(scope, model))
     if classes.dtype.kind in "biuf":
-        return classes.astype(np.int64), onnx.TensorProto.INT64
-    return np.array([str(c).encode("utf-8") for c in classes]), onnx.TensorProto.STRING
+        classes, label_type, marker = (classes.astype(np.int64), onnx.TensorProto.INT64,
+                                       NO_LABEL_INT64)
+    else:
+        classes, label_type, marker = (np.array([str(c) for c in classes]),
+                                       onnx.TensorProto.STRING, NO_LABEL_STRING)
+    if marker in classes.tolist():
+        raise param_error(model, "classes_", classes.tolist(),
+                          f"no class {marker!r} for ONNX export: the graph labels a row with "
+                          "NaN or infinity by that value", ValueError)
+    if label_type == onnx.TensorProto.STRING:
+        classes = np.array([c.encode("utf-8") for c in classes])
+    return classes, label_type, marker
 
 
 def _shape_calculator(operator):
     model = operator.raw_operator
     n = operator.inputs[0].get_first_dimension()
-    _, label_type = _label_classes(operator.scope_inst, model)
+    _, label_type, _ = _label_classes(operator.scope_inst, model)
     label_cls = Int64TensorType if label_type == onnx.TensorProto.INT64 else StringTensorType
     proba_type = _proba_type(operator.inputs[0].type)
     operator.outputs[0].set_type(label_cls([n]))
@@ -293,41 +315,80 @@ def _float_rows(scope, container, variable, n_features, model):
     return name
 
 
-def _add_label(scope, operator, container):
-    """``label = classes_[argmax(probabilities)]``."""
-    classes, label_type = _label_classes(scope, operator.raw_operator)
+def _nonfinite_rows(scope, container, rows):
+    """``(N,)`` bool: the float32 ``rows`` holding NaN, +inf or -inf (a float64 value beyond
+    float32's range is inf here, as it would be in the network)."""
+    node = functools.partial(_node, scope, container)
+    bad = node("Or", [node("IsNaN", [rows]), node("IsInf", [rows])])
+    # ReduceMax takes no bool before opset 20: reduce the 0/1 floats
+    any_bad = node("ReduceMax", [node("Cast", [bad], to=_FLOAT),
+                                 _const(scope, container, [1], onnx.TensorProto.INT64)],
+                   keepdims=0)
+    return node("Cast", [any_bad], to=onnx.TensorProto.BOOL)
+
+
+def _mark(scope, container, bad_rows, marker, values, output, one_dim=True):
+    """``output = marker`` on the ``bad_rows``, ``values`` elsewhere (``values`` of shape
+    ``(N,)``, or ``(N, k)`` with ``one_dim=False``)."""
+    if not one_dim:  # (N, 1): broadcasting the (N,) mask against (N, k) would pair N with k
+        bad_rows = _node(scope, container, "Unsqueeze",
+                         [bad_rows, _const(scope, container, [1], onnx.TensorProto.INT64)])
+    container.add_node("Where", [bad_rows, marker, values], [output],
+                       name=scope.get_unique_operator_name("Where"))
+
+
+def _add_label(scope, operator, container, bad_rows):
+    """``label = classes_[argmax(probabilities)]``, the marker of its type on the
+    ``bad_rows``."""
+    model = operator.raw_operator
+    classes, label_type, marker = _label_classes(scope, model)
     classes_name = scope.get_unique_variable_name("classes")
     container.add_initializer(classes_name, label_type, list(classes.shape), classes)
+    marker_name = scope.get_unique_variable_name("no_label")
+    container.add_initializer(marker_name, label_type, [],
+                              [marker.encode("utf-8") if isinstance(marker, str) else marker])
     index = scope.get_unique_variable_name("argmax")
     container.add_node("ArgMax", [operator.outputs[1].full_name], [index], axis=1, keepdims=0,
                        name=scope.get_unique_operator_name("ArgMax"))
-    container.add_node("Gather", [classes_name, index], [operator.outputs[0].full_name], axis=0,
+    label = scope.get_unique_variable_name("label_of_argmax")
+    container.add_node("Gather", [classes_name, index], [label], axis=0,
                        name=scope.get_unique_operator_name("Gather"))
+    _mark(scope, container, bad_rows, marker_name, label, operator.outputs[0].full_name)
 
 
 def _convert(scope, operator, container):
     """skl2onnx converter: the exported network (or a regressor student) -> label and
-    probabilities, plus a GPED distiller's extra outputs."""
+    probabilities, plus a GPED distiller's extra outputs; NaN (and the label's marker) for a
+    row that is not finite, since a graph cannot raise as ``predict_proba`` does."""
     model = operator.raw_operator
     opset = _opset(model, container)
     double = isinstance(operator.outputs[1].type, DoubleTensorType)
     targets = [v.full_name for v in operator.outputs[1:]]
     computed = [scope.get_unique_variable_name(f"{v.raw_name}32") for v in operator.outputs[1:]]
+    n_features = int(model.n_features_in_)
+    rows = _float_rows(scope, container, operator.inputs[0], n_features, model)
     if isinstance(model, CrossFitDistiller) and is_regressor(model.student_):
         _regressor_probabilities(scope, operator, container, computed[0], opset)
     else:
-        module, n_features = _exported_module(model)
-        rows = _float_rows(scope, container, operator.inputs[0], n_features, model)
-        graph, opsets = _export_graph(model, module, n_features, opset)
+        graph, opsets = _export_graph(model, _exported_module(model), n_features, opset)
         _splice(graph, opsets, scope, container, rows, computed)
-    for source, target in zip(computed, targets):
+    bad_rows = _nonfinite_rows(scope, container, rows)
+    nan = _const(scope, container, np.nan)
+    one_dim = [False] + [width is None for _, width in _extra_outputs(model)]
+    for source, target, is_1d in zip(computed, targets, one_dim):
+        marked = scope.get_unique_variable_name(f"{source}_marked") if double else target
+        _mark(scope, container, bad_rows, nan, source, marked, one_dim=is_1d)
         if double:
-            container.add_node("Cast", [source], [target], to=_DOUBLE,
+            container.add_node("Cast", [marked], [target], to=_DOUBLE,
                                name=scope.get_unique_operator_name("Cast"))
-        else:
-            container.add_node("Identity", [source], [target],
-                               name=scope.get_unique_operator_name("Identity"))
-    _add_label(scope, operator, container)
+    _add_label(scope, operator, container, bad_rows)
+
+
+def _node(scope, container, op, inputs, **attrs):
+    """Add one ``op`` node and return the name of its (single) output."""
+    out = scope.get_unique_variable_name(op.lower())
+    container.add_node(op, inputs, [out], name=scope.get_unique_operator_name(op), **attrs)
+    return out
 
 
 def _const(scope, container, value, dtype=_FLOAT):
@@ -349,12 +410,7 @@ def _regressor_probabilities(scope, operator, container, output, opset):
         raise param_error(model, "student", regressor,
                           "a skdistill student or a scikit-learn regressor that skl2onnx can "
                           f"convert, for ONNX export (skl2onnx: {exc})", TypeError) from exc
-
-    def node(op, inputs, **attrs):
-        out = scope.get_unique_variable_name(op.lower())
-        container.add_node(op, inputs, [out], name=scope.get_unique_operator_name(op), **attrs)
-        return out
-
+    node = functools.partial(_node, scope, container)
     width = 1 if n_classes == 2 else n_classes
     values = node("Cast", [raw], to=_FLOAT)
     values = node("Reshape", [values, _const(scope, container, [-1, width],
@@ -442,4 +498,4 @@ def to_onnx(model, X, **kwargs):
 
 register_converters()
 
-__all__ = ["register_converters", "to_onnx"]
+__all__ = ["NO_LABEL_INT64", "NO_LABEL_STRING", "register_converters", "to_onnx"]

@@ -17,7 +17,8 @@ from sklearn.preprocessing import StandardScaler
 from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
                        GPEDDistiller, KnowledgeDistiller, LatentBECNNStudent, LatentBEStudent,
                        MLPStudent, SGLDTeacher)
-from skdistill.onnx import MIN_OPSET  # importing skdistill.onnx registers the converters
+# importing skdistill.onnx registers the converters
+from skdistill.onnx import MIN_OPSET, NO_LABEL_INT64, NO_LABEL_STRING
 
 from test_package import _in_a_fresh_interpreter
 
@@ -50,8 +51,38 @@ def last_step(model):
     return model.steps[-1][1] if isinstance(model, Pipeline) else model
 
 
+def with_bad_rows(X):
+    """``(rows, bad)``: X's first rows with NaN, +inf and -inf, each in one feature (the last,
+    the first, the middle one) of rows 1, 3 and 4, and, in float64 rows, a value beyond
+    float32's range in row 5; ``bad`` marks those rows."""
+    rows = X[:7].copy()
+    flat = rows.reshape(len(rows), -1)  # a view: images get their bad value in one pixel
+    n = flat.shape[1]
+    flat[1, -1], flat[3, 0], flat[4, n // 2] = np.nan, np.inf, -np.inf
+    bad = np.isin(np.arange(len(rows)), [1, 3, 4])
+    if X.dtype == np.float64:
+        flat[5, 1], bad[5] = 1e300, True
+    return rows, bad
+
+
+def assert_bad_rows_marked(model, rows, bad, label, proba, *uncertainties):
+    """The finite rows as ``predict_proba`` gives them; the bad ones NaN in every output and
+    labelled by the marker of the label's type, while ``predict_proba`` refuses each."""
+    proba = np.asarray(proba)
+    np.testing.assert_allclose(proba[~bad], model.predict_proba(rows[~bad]), rtol=0, atol=ATOL)
+    np.testing.assert_array_equal(label[~bad], model.predict(rows[~bad]))
+    for out in (proba, *uncertainties):
+        assert np.isnan(out[bad]).all() and np.isfinite(out[~bad]).all()
+    marker = NO_LABEL_STRING if label.dtype.kind in "OSU" else NO_LABEL_INT64
+    assert (label[bad] == marker).all() and not np.isin(model.classes_, [marker]).any()
+    for row in rows[bad]:
+        with pytest.raises(ValueError, match="NaN|infinity|float32's range"):
+            model.predict_proba(row[None])
+
+
 def assert_parity(model, X, **kwargs):
-    """Labels and probabilities (zipmap off) equal the model's, on X and on one row."""
+    """Labels and probabilities (zipmap off) equal the model's, on X, on one row and on the
+    finite rows of a batch with NaN and inf rows, which are marked."""
     onx = skl2onnx.to_onnx(model, X[:1], options={id(last_step(model)): {"zipmap": False}},
                            **kwargs)
     sess = session(onx)
@@ -63,6 +94,8 @@ def assert_parity(model, X, **kwargs):
     label1, proba1 = run(sess, X[3:4])  # a batch of one row
     np.testing.assert_allclose(proba1, model.predict_proba(X[3:4]), rtol=0, atol=ATOL)
     np.testing.assert_array_equal(label1, model.predict(X[3:4]))
+    rows, bad = with_bad_rows(X)
+    assert_bad_rows_marked(model, rows, bad, *run(sess, rows))
     return onx
 
 
@@ -202,6 +235,11 @@ def test_gped_outputs_give_predict_uncertainty_in_one_call(iris, digits, kind):
             assert out[part].shape == (len(rows),)
             np.testing.assert_allclose(out[part], u[part], rtol=0, atol=ATOL)
     assert (model.predict_uncertainty(X).epistemic > 0).any()  # the identity is not trivial
+    rows, bad = with_bad_rows(X)
+    out = dict(zip(names, run(sess, rows)))
+    proba = [[d[c] for c in model.classes_] for d in out["output_probability"]]
+    assert_bad_rows_marked(model, rows, bad, out["output_label"], proba,
+                           *(out[name] for name in names[2:]))
 
 
 # -- what is refused ---------------------------------------------------------------------------
@@ -210,6 +248,19 @@ def regressor_crossfit(iris):
     X, y = iris
     return CrossFitDistiller(RandomForestClassifier(n_estimators=5, random_state=0), Ridge(),
                              n_folds=2, random_state=0).fit(X, y)
+
+
+def test_bad_rows_are_marked_in_probability_columns(iris, regressor_crossfit):
+    rows, bad = with_bad_rows(iris[0])
+    onx = skl2onnx.to_onnx(regressor_crossfit, rows[:1],
+                           options={id(regressor_crossfit): {"zipmap": "columns"}})
+    label, *columns = run(onx, rows)
+    proba = np.stack(columns, axis=1)
+    assert proba.shape == (len(rows), 3) and np.isnan(proba[bad]).all()
+    expected = regressor_crossfit.predict_proba(rows[~bad])
+    np.testing.assert_allclose(proba[~bad], expected, rtol=0, atol=ATOL)
+    np.testing.assert_array_equal(label[~bad], expected.argmax(axis=1))
+    assert (label[bad] == NO_LABEL_INT64).all()
 
 
 def test_regressor_without_a_skl2onnx_converter_is_named(iris):
@@ -235,6 +286,12 @@ def test_unsupported_requests_get_clear_errors(iris, regressor_crossfit):
                                          r"\[None, 5\]>' is invalid; expected rows of 4 "
                                          r"features"):
         skl2onnx.to_onnx(clf, initial_types=[("X", FloatTensorType([None, 5]))])
+    # "" labels the rows with NaN or inf: a class "" could not be told from them
+    clf = MLPStudent(hidden_layer_sizes=(4,), max_epochs=1, random_state=0).fit(
+        X, np.where(y == 0, "", "other"))
+    with pytest.raises(ValueError, match=r"MLPStudent: parameter classes_=\['', 'other'\] is "
+                                         r"invalid; expected no class '' for ONNX export"):
+        skl2onnx.to_onnx(clf, X[:1])
 
 
 def test_importing_skdistill_imports_no_onnx_package():
