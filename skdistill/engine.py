@@ -471,18 +471,12 @@ _threads_lock = threading.Lock()
 _threads_state = {"active": 0, "total": None}
 
 
-def _thread_share(nthreads, enter=False):
+def _thread_share(nthreads):
     """``(each fit's share, the count it is a share of)`` on a worker running ``nthreads``
     tasks at once: the count is torch's before the fits running in :func:`limit_threads`
-    lowered it. ``enter``: a fit enters :func:`limit_threads` (the first records the count).
-    """
-    with _threads_lock:
-        if enter:
-            if not _threads_state["active"]:
-                _threads_state["total"] = torch.get_num_threads()
-            _threads_state["active"] += 1
-        total = (_threads_state["total"] if _threads_state["active"]
-                 else torch.get_num_threads())
+    lowered it. Called with ``_threads_lock`` held."""
+    total = (_threads_state["total"] if _threads_state["active"]
+             else torch.get_num_threads())
     return max(1, total // nthreads), total
 
 
@@ -500,7 +494,10 @@ def worker_threads():
     - elsewhere: unchanged.
     """
     nthreads = _dask_worker_threads()
-    return None if nthreads is None else _thread_share(nthreads)[0]
+    if nthreads is None:
+        return None
+    with _threads_lock:
+        return _thread_share(nthreads)[0]
 
 
 @contextmanager
@@ -510,22 +507,28 @@ def limit_threads():
     torch keeps a thread count per thread, and a thread's first use copies the count last
     set by any thread: the first fit to enter records the process's count, each fit sets
     its thread to its share of that count, and each sets its thread back to that count when
-    it leaves (not to what it found, which may be another fit's share).
+    it leaves (not to what it found, which may be another fit's share). Each setting is made
+    under the same lock as the bookkeeping: a fit entering between another's leaving and its
+    setting back would otherwise record that fit's share as the process's count.
     """
     nthreads = _dask_worker_threads()
     if nthreads is None:
         yield
         return
-    n, total = _thread_share(nthreads, enter=True)
-    try:
+    with _threads_lock:
+        n, total = _thread_share(nthreads)
+        if not _threads_state["active"]:
+            _threads_state["total"] = total
+        _threads_state["active"] += 1
         if torch.get_num_threads() != n:
             torch.set_num_threads(n)
+    try:
         yield
     finally:
         with _threads_lock:
             _threads_state["active"] -= 1
-        if torch.get_num_threads() != total:
-            torch.set_num_threads(total)
+            if torch.get_num_threads() != total:
+                torch.set_num_threads(total)
 
 
 __all__ = ["StudentNet", "Objective", "as_loss_module", "RowDataset", "BatchIterator",
