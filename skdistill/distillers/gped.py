@@ -347,7 +347,7 @@ default="predictive"
             # chain, which stores the samples it drew (SGLDTeacher keeps them)
             stream.close()
             self._record_steps()
-        self.module_ = student.net_.module_
+        self.module_ = student.net_.module_.eval()
 
     def _labels_for(self, Xd, y, X_unlabeled):
         """Labels for the student's ``fit_objective`` on ``D'``: ``y``, or for unlabeled rows
@@ -399,7 +399,7 @@ default="predictive"
         kept = super()._salvage()
         if kept is None:
             return None
-        self.module_ = self.student_.net_.module_
+        self.module_ = self.student_.net_.module_.eval()
         n_kept = len(getattr(self.teacher_, "samples_", ()))
         n_iter = getattr(self.teacher_, "n_iter_", None)
         teacher = (f"the teacher's {n_kept} samples of its first {n_iter} iterations"

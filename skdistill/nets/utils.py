@@ -6,6 +6,9 @@ from contextlib import contextmanager
 def eval_mode(module):
     """Run ``module`` in eval mode, then give every submodule back its own train/eval mode.
 
+    A module already in eval mode throughout is left untouched, so that predictions from
+    several threads at once with a fitted network (in eval mode) write nothing to it.
+
     Yields
     ------
     torch.nn.Module
@@ -21,10 +24,11 @@ def eval_mode(module):
     >>> net[1].training
     True
     """
-    modes = [(m, m.training) for m in module.modules()]
-    module.eval()
+    training = [m for m in module.modules() if m.training]
+    if training:
+        module.eval()
     try:
         yield module
     finally:
-        for m, training in modes:
-            m.training = training
+        for m in training:
+            m.training = True

@@ -2,6 +2,7 @@
 import copy
 import math
 import numbers
+import threading
 
 import numpy as np
 import torch
@@ -32,6 +33,18 @@ MARGLIK_MAP_PRECISION = 1.0
 MARGLIK_BOUNDS = (1e-6, 1e6)
 # Floats in one batch of Jacobians (rows x classes x parameters): 32 MB.
 _JACOBIAN_FLOATS = 2**23
+# torch.func's transforms (vmap, jacrev, jvp) enter levels kept by the process, not by the
+# thread (forward AD's dual levels, functorch's interpreter stack): two at once in different
+# threads corrupt each other (wrong numbers, or an error inside torch). Every use here holds
+# this lock, whichever teacher it is for.
+_TORCH_FUNC_LOCK = threading.Lock()
+
+
+def _private_copy(module):
+    """A copy of ``module`` for ``functional_call``, which swaps the parameters it is given
+    into the module while it runs: another thread's forward pass of the teacher's own network
+    would run with them."""
+    return copy.deepcopy(module)
 
 
 def _plus_diagonal(H, value):
@@ -381,14 +394,23 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
     def _jacobian(self, inputs):
         """Logits ``(b, C)`` and their Jacobian in the subnetwork's parameters ``(b, C, P)``."""
         subnet = self._subnet()
-        params = {name: p.detach() for name, p in subnet.named_parameters()}
-
-        def logits(p, x):
-            return functional_call(subnet, p, (x.unsqueeze(0),)).squeeze(0)
-
-        jac = vmap(jacrev(logits), in_dims=(None, 0))(params, inputs)
         with torch.no_grad():
             f = subnet(inputs)
+        if self.subset_of_weights == "last_layer":
+            # a linear head: d f_k / d W_kd = inputs_d and d f_k / d b_k = 1, as autograd
+            # gives them, without torch.func's process-wide transforms
+            b, C = f.shape
+            eye = torch.eye(C, dtype=inputs.dtype, device=inputs.device)
+            d_weight = torch.einsum("kl,bd->bkld", eye, inputs).reshape(b, C, -1)
+            return f, torch.cat([d_weight, eye.expand(b, C, C)], dim=2)
+        params = {name: p.detach() for name, p in subnet.named_parameters()}
+        with _TORCH_FUNC_LOCK:
+            module = _private_copy(subnet)
+
+            def logits(p, x):
+                return functional_call(module, p, (x.unsqueeze(0),)).squeeze(0)
+
+            jac = vmap(jacrev(logits), in_dims=(None, 0))(params, inputs)
         return f, torch.cat([jac[name].reshape(len(inputs), f.shape[1], -1) for name in params],
                             dim=2)
 
@@ -515,16 +537,18 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
                         + d_bias[:, None, :])
         params = {name: p.detach() for name, p in subnet.named_parameters()}
         sizes = [p.numel() for p in params.values()]
-
-        def logits(p):
-            return functional_call(subnet, p, (inputs,))
-
         out = []
-        for delta in deltas:
-            tangent = {name: part.reshape(p.shape) for (name, p), part
-                       in zip(params.items(), torch.split(delta, sizes))}
-            f, jd = jvp(logits, (params,), (tangent,))
-            out.append(f + jd)
+        with _TORCH_FUNC_LOCK:
+            module = _private_copy(subnet)
+
+            def logits(p):
+                return functional_call(module, p, (inputs,))
+
+            for delta in deltas:
+                tangent = {name: part.reshape(p.shape) for (name, p), part
+                           in zip(params.items(), torch.split(delta, sizes))}
+                f, jd = jvp(logits, (params,), (tangent,))
+                out.append(f + jd)
         return torch.stack(out)
 
     def _sample(self, s):

@@ -10,7 +10,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
-from torch.nn.utils import parameters_to_vector, vector_to_parameters
+from torch.nn.utils import vector_to_parameters
 
 from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
@@ -18,7 +18,7 @@ from .._random import draw_seed, seeded
 from .._validation import (check_device, check_input, check_layer_sizes, check_sample_weight,
                            encode_labels, param_error)
 from ..engine import RowDataset, limit_threads, weighted_rows
-from ..nets import MLP, eval_mode
+from ..nets import MLP
 from ..samplers import as_schedule, sgld_step_
 from ._posterior import PosteriorPredictionMixin
 
@@ -495,22 +495,21 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         return _Rows(X, "cpu")
 
     def _iter_sample_proba(self, Xt, batch_size=4096):
-        """Yield ``(n, C)`` probability tensors, one per kept sample (chain state restored)."""
-        module = self.module_
+        """Yield ``(n, C)`` probability tensors, one per kept sample.
+
+        The samples are loaded into a copy of the network, never into ``module_``: a
+        prediction running at the same time in another thread uses ``module_``.
+        """
+        module = copy.deepcopy(self.module_).eval()
         params = [p for p in module.parameters() if p.requires_grad]
         device = params[0].device
-        current = parameters_to_vector(params).detach().clone()
-        try:
-            with eval_mode(module), torch.no_grad():
-                for theta in self.samples_:
-                    vector_to_parameters(theta, params)
-                    yield torch.cat([torch.softmax(module(Xt[i:i + batch_size].to(device)), 1)
-                                     .cpu().double() for i in range(0, len(Xt), batch_size)]
-                                    ) if len(Xt) else torch.empty(0, len(self.classes_),
-                                                                  dtype=torch.float64)
-        finally:
-            with torch.no_grad():
-                vector_to_parameters(current, params)
+        with torch.no_grad():
+            for theta in self.samples_:
+                vector_to_parameters(theta, params)
+                yield torch.cat([torch.softmax(module(Xt[i:i + batch_size].to(device)), 1)
+                                 .cpu().double() for i in range(0, len(Xt), batch_size)]
+                                ) if len(Xt) else torch.empty(0, len(self.classes_),
+                                                              dtype=torch.float64)
 
     def sample_proba(self, X):
         """Class probabilities under each kept posterior sample.
