@@ -1,4 +1,5 @@
 """Model size and cost: parameter counts, forward-pass FLOPs and prediction time."""
+import math
 import time
 
 import numpy as np
@@ -95,19 +96,40 @@ def count_parameters(estimator_or_module, trainable_only=False):
     raise param_error(func, "estimator_or_module", est, _ACCEPTED, TypeError)
 
 
-def count_flops(estimator_or_module, input_shape):
-    """Floating-point operations of one forward pass, counted by torch's ``FlopCounterMode``.
+def _triangular_solve_flops(a_shape, b_shape, *args, out_shape=None, **kwargs):
+    # substitution with an n x n triangle: n^2 / 2 multiply-adds per right-hand side
+    return a_shape[-1] * math.prod(out_shape)
 
-    The network runs once, in eval mode and without gradients, on a zero tensor of
-    ``input_shape``. A multiply-add counts as 2 FLOPs (a ``Linear(d_in, d_out)`` at batch
-    ``b`` is ``2 * b * d_in * d_out``); bias additions, activations, pooling and
-    normalisation are not counted, following ``torch.utils.flop_counter``.
+
+# torch has no formula for it; the Laplace teacher's probit solves one per row and class
+_FORMULAS = {torch.ops.aten.linalg_solve_triangular: _triangular_solve_flops}
+
+
+def count_flops(estimator_or_module, input_shape):
+    """Floating-point operations of a forward pass, or of a fitted estimator's
+    ``predict_proba``, counted by torch's ``FlopCounterMode``.
+
+    A network runs once, in eval mode and without gradients, on a zero tensor of
+    ``input_shape``. A fitted estimator's ``predict_proba`` runs on zero rows of
+    ``input_shape``, so that everything it does counts: a student's one pass of its deployed
+    network, but every posterior sample a teacher averages over (``n_samples`` passes of a
+    ``VITeacher``, one per kept sample of an ``SGLDTeacher``; a ``LaplaceTeacher`` runs its
+    trunk once and ``n_samples`` products of its last layer, or a Jacobian-vector product per
+    draw for all weights, or for ``link_approx="probit"`` each row's Jacobian and its
+    triangular solves). Work done once per call, such as drawing a Laplace posterior's
+    samples, is counted too.
+
+    A multiply-add counts as 2 FLOPs (a ``Linear(d_in, d_out)`` at batch ``b`` is
+    ``2 * b * d_in * d_out``; a triangular solve with an ``n x n`` matrix ``n^2`` per
+    right-hand side); bias additions, activations, pooling and normalisation are not counted,
+    following ``torch.utils.flop_counter``.
 
     Parameters
     ----------
     estimator_or_module : torch.nn.Module or fitted estimator
-        A network, or a fitted student or distiller (resolved as in
-        :func:`count_parameters`). Tree ensembles and scikit-learn models are not accepted.
+        A network, or a fitted student, distiller or teacher backed by a torch network
+        (found as in :func:`count_parameters`), with ``predict_proba``. Tree ensembles and
+        scikit-learn models are not accepted.
     input_shape : tuple of int
         Shape of the input including the batch dimension, e.g. ``(1, 784)``.
 
@@ -133,11 +155,20 @@ def count_flops(estimator_or_module, input_shape):
                              and s > 0 for s in shape)):
         raise param_error(func, "input_shape", input_shape,
                           "a tuple of positive ints including the batch dimension, e.g. (1, 784)")
+    counter = FlopCounterMode(display=False, custom_mapping=_FORMULAS)
+    if module is not estimator_or_module:
+        if not hasattr(estimator_or_module, "predict_proba"):
+            raise param_error(func, "estimator_or_module", estimator_or_module,
+                              "a fitted estimator with predict_proba, or a torch nn.Module",
+                              TypeError)
+        with counter:
+            estimator_or_module.predict_proba(np.zeros(shape, dtype=np.float32))
+        return int(counter.get_total_flops())
     first = next(module.parameters(), None)
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32
     device = first.device if first is not None else "cpu"
     x = torch.zeros(shape, dtype=dtype, device=device)
-    with eval_mode(module), torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with eval_mode(module), torch.no_grad(), counter:
         module(x)
     return int(counter.get_total_flops())
 

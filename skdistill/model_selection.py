@@ -1,8 +1,8 @@
 """Choosing a student: cost scorers for a search, its Pareto frontier, and a plot of it.
 
 A student is chosen on two axes, how good it is and what it costs. :func:`cost_scorers` gives
-scikit-learn scorers for the cost of a fitted estimator (forward-pass FLOPs per row, parameter
-count, measured ``predict_proba`` time per row), to put next to a quality metric in a
+scikit-learn scorers for the cost of a fitted estimator (``predict_proba``'s FLOPs per row,
+parameter count, measured ``predict_proba`` time per row), to put next to a quality metric in a
 multi-metric search::
 
     search = GridSearchCV(student, grid, refit="neg_log_loss",
@@ -59,7 +59,9 @@ class _CostScorer:
         network, shape = deployed_network(estimator, X)
         if self.cost == "parameters":
             return -float(count_parameters(network))
-        return -float(count_flops(network, shape))
+        # two rows less one: work done once per call (drawing a Laplace posterior's
+        # samples) is not a row's
+        return -float(count_flops(network, (2,) + shape[1:]) - count_flops(network, shape))
 
     def __repr__(self):
         return f"make_cost_scorer({self.cost!r})"
@@ -71,8 +73,10 @@ def make_cost_scorer(cost, *, n_repeats=3):
     Parameters
     ----------
     cost : {"flops", "parameters", "latency"}
-        ``"flops"``: FLOPs of one forward pass on one row (:func:`~skdistill.complexity.
-        count_flops`); ``"parameters"``: :func:`~skdistill.complexity.count_parameters`
+        ``"flops"``: FLOPs per row of ``predict_proba`` (:func:`~skdistill.complexity.
+        count_flops`: one forward pass of a student, every posterior sample of a teacher;
+        those of two rows less those of one, so that work done once per call is left
+        out); ``"parameters"``: :func:`~skdistill.complexity.count_parameters`
         (tree ensembles: their node count); both of the network behind ``predict_proba``
         (:func:`deployed_network`: the last step of a pipeline, a distiller's student).
         ``"latency"``: median seconds per row of ``predict_proba`` on the scored rows

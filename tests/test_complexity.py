@@ -18,13 +18,19 @@ def mlp():
 
 
 class _Fitted(ClassifierMixin, BaseEstimator):
-    """Stands in for a fitted student: a module_ and, optionally, a merged_module_."""
+    """Stands in for a fitted student: a module_ and, optionally, a merged_module_ (the
+    network its predict_proba runs)."""
 
     def fit(self, X=None, y=None, merged=False):
         self.module_ = mlp()
         if merged:
             self.merged_module_ = torch.nn.Linear(10, 3)
         return self
+
+    def predict_proba(self, X):
+        module = getattr(self, "merged_module_", self.module_)
+        with torch.no_grad():
+            return torch.softmax(module(torch.as_tensor(X)), 1).numpy()
 
 
 class _Distiller(ClassifierMixin, BaseEstimator):
@@ -104,3 +110,73 @@ def test_inference_time_is_positive():
     assert inference_time(model, X, n_repeats=2, per=100) > 0
     with pytest.raises(ValueError, match="inference_time: parameter n_repeats=0"):
         inference_time(model, X, n_repeats=0)
+
+
+# -- what predict_proba really does (issue 21, item 6) ------------------------------------------
+D, H, C = 6, 8, 3  # features, hidden units, classes of the posterior teachers below
+FORWARD = 2 * (D * H + H * C)  # one pass of the D-H-C network at one row
+
+
+def _data():
+    X, y = make_classification(60, n_features=D, n_informative=4, n_classes=C,
+                               random_state=0)
+    return X.astype(np.float32), y
+
+
+def _laplace(n_samples, **kw):
+    from skdistill import LaplaceTeacher, MLPStudent
+
+    return LaplaceTeacher(MLPStudent(hidden_layer_sizes=(H,), max_epochs=1, random_state=0),
+                          n_samples=n_samples, random_state=0, **kw).fit(*_data())
+
+
+def test_flops_of_a_vi_teacher_count_every_posterior_sample():
+    from skdistill import VITeacher
+
+    for n_samples in (1, 10):
+        teacher = VITeacher(hidden_layer_sizes=(H,), max_epochs=1, n_samples=n_samples,
+                            random_state=0).fit(*_data())
+        assert count_flops(teacher, (1, D)) == n_samples * FORWARD
+
+
+def test_flops_of_an_sgld_teacher_count_every_kept_sample():
+    from skdistill import SGLDTeacher
+
+    teacher = SGLDTeacher(hidden_layer_sizes=(H,), n_iter=60, burn_in=20, thinning=10,
+                          random_state=0).fit(*_data())
+    assert count_flops(teacher, (1, D)) == len(teacher.samples_) * FORWARD
+
+
+def test_flops_of_a_last_layer_laplace_teacher():
+    # the trunk once, the MAP head and one head product per draw; the draws' triangular
+    # solves (P^2 per draw, once per call) with the head's P = H * C + C parameters
+    P = H * C + C
+    for n_samples in (1, 10):
+        teacher = _laplace(n_samples)
+        assert count_flops(teacher, (1, D)) == FORWARD + n_samples * (2 * H * C + P * P)
+        assert count_flops(teacher, (2, D)) - count_flops(teacher, (1, D)) == (
+            FORWARD + n_samples * 2 * H * C)
+
+
+def test_flops_of_an_all_weights_laplace_teacher_grow_with_the_draws():
+    # a Jacobian-vector product per draw: at least the forward pass and its tangent
+    one, ten = (count_flops(_laplace(s, subset_of_weights="all", hessian_structure="diag"),
+                            (1, D)) for s in (1, 10))
+    assert one >= 2 * FORWARD
+    assert ten == 10 * one
+
+
+def test_flops_of_a_probit_laplace_teacher_count_the_jacobian_and_its_solves():
+    P = H * C + C
+    full = _laplace(1, link_approx="probit")
+    # last layer: the network, then per row and class a solve with the P x P Cholesky factor
+    assert count_flops(full, (1, D)) == FORWARD + C * P * P
+    assert count_flops(full, (1, D)) == count_flops(_laplace(10, link_approx="probit"), (1, D))
+    assert count_flops(_laplace(1, link_approx="probit", hessian_structure="diag"),
+                       (1, D)) == FORWARD
+    # all weights: the network and, per class, a backward pass for the Jacobian (at least as
+    # costly as the forward); the full Hessian adds the solves with all P parameters
+    diag, full = (_laplace(1, link_approx="probit", subset_of_weights="all",
+                           hessian_structure=h) for h in ("diag", "full"))
+    assert count_flops(diag, (1, D)) >= (1 + C) * FORWARD
+    assert count_flops(full, (1, D)) - count_flops(diag, (1, D)) == C * full.n_params_ ** 2

@@ -6,14 +6,14 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
+from sklearn.datasets import load_digits, make_classification  # noqa: E402
 from sklearn.ensemble import RandomForestClassifier  # noqa: E402
 from sklearn.model_selection import GridSearchCV  # noqa: E402
 from sklearn.pipeline import make_pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 from skdistill import (CNNStudent, DeepEnsembleTeacher, GPEDDistiller,  # noqa: E402
-                       MLPStudent)
+                       LaplaceTeacher, MLPStudent, VITeacher)
 from skdistill.complexity import count_flops, count_parameters  # noqa: E402
 from skdistill.model_selection import (cost_scorers, make_cost_scorer, pareto_front,  # noqa: E402
                                        plot_pareto)
@@ -104,6 +104,36 @@ def test_cost_of_a_distiller_is_its_students_network(digits):
     assert -make_cost_scorer("flops")(model, X, y) == count_flops(student, (1, 1, 8, 8))
     assert -make_cost_scorer("parameters")(model, X, y) == count_parameters(student)
     assert count_parameters(student) < count_parameters(model.module_)  # + entropy head
+
+
+def _three_classes():
+    X, y = make_classification(60, n_features=6, n_informative=4, n_classes=3, random_state=0)
+    return X.astype(np.float32), y
+
+
+def test_flops_cost_of_a_posterior_teacher_counts_every_sample_per_row():
+    X, y = _three_classes()
+    forward = 2 * (6 * 8 + 8 * 3)  # one pass of the 6-8-3 network at one row
+    flops = make_cost_scorer("flops")
+    for n_samples in (1, 10):
+        vi = make_pipeline(StandardScaler(), VITeacher(
+            (8,), max_epochs=1, n_samples=n_samples, random_state=0)).fit(X, y)
+        assert flops(vi, X, y) == -n_samples * forward
+        laplace = LaplaceTeacher(MLPStudent((8,), max_epochs=1, random_state=0),
+                                 n_samples=n_samples, random_state=0).fit(X, y)
+        # per row the trunk and the MAP head once and a head product per draw; the draws
+        # themselves (triangular solves) are made once per call, not per row
+        assert flops(laplace, X, y) == -(forward + n_samples * 2 * 8 * 3)
+
+
+def test_latency_cost_times_the_real_predict_proba(monkeypatch):
+    X, y = _three_classes()
+    teacher = VITeacher((8,), max_epochs=1, n_samples=5, random_state=0).fit(X, y)
+    draws, weights = [], VITeacher._weights
+    monkeypatch.setattr(VITeacher, "_weights",
+                        lambda self, s: draws.append(s) or weights(self, s))
+    assert make_cost_scorer("latency", n_repeats=2)(teacher, X, y) < 0
+    assert draws == [*range(5)] * 3  # a warm-up and two timed calls, each with every draw
 
 
 def test_parameter_cost_of_a_forest_is_its_node_count(digits):
