@@ -12,11 +12,11 @@ from functools import lru_cache
 import numpy as np
 import pytest
 import torch
-from skorch import NeuralNet
-from torch import nn
 from sklearn.base import BaseEstimator
 from sklearn.datasets import make_classification
 from sklearn.linear_model import LogisticRegression
+from skorch import NeuralNet
+from torch import nn
 
 import skdistill
 from skdistill import engine
@@ -97,7 +97,22 @@ def public_estimators():
 
 def test_every_public_estimator_has_a_configuration():
     missing = public_estimators() - set(CONFIGS)
-    assert not missing, f"add a fast configuration to CONFIGS for {sorted(c.__name__ for c in missing)}"
+    assert not missing, ("add a fast configuration to CONFIGS for "
+                         f"{sorted(c.__name__ for c in missing)}")
+
+
+def _fitted_networks(estimator):
+    """The torch modules a fitted estimator predicts with (``module_``, ``modules_``, ...),
+    and those of its fitted sub-estimators (``student_``, ``members_``, ...); not those of
+    the skorch net that trained a student (its training loss and wrapper networks)."""
+    for name, value in vars(estimator).items():
+        if not name.endswith("_"):
+            continue
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, nn.Module):
+                yield f"{type(estimator).__name__}.{name}", item
+            elif isinstance(item, BaseEstimator) and not isinstance(item, NeuralNet):
+                yield from _fitted_networks(item)
 
 
 # name -> the fitted networks in training mode right after the fit (later predictions, if
@@ -162,20 +177,6 @@ def test_different_predictions_at_once_are_the_serial_ones(name):
                             for m in chosen])
         for method, result in zip(chosen, results):
             np.testing.assert_array_equal(result, serial[method], err_msg=f"{name}.{method}")
-
-
-def _fitted_networks(estimator):
-    """The torch modules a fitted estimator predicts with (``module_``, ``modules_``, ...),
-    and those of its fitted sub-estimators (``student_``, ``members_``, ...); not those of
-    the skorch net that trained a student (its training loss and wrapper networks)."""
-    for name, value in vars(estimator).items():
-        if not name.endswith("_"):
-            continue
-        for item in value if isinstance(value, (list, tuple)) else [value]:
-            if isinstance(item, nn.Module):
-                yield f"{type(estimator).__name__}.{name}", item
-            elif isinstance(item, BaseEstimator) and not isinstance(item, NeuralNet):
-                yield from _fitted_networks(item)
 
 
 @pytest.mark.parametrize("name", sorted(FACTORIES))
