@@ -404,12 +404,12 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
             d_weight = torch.einsum("kl,bd->bkld", eye, inputs).reshape(b, C, -1)
             return f, torch.cat([d_weight, eye.expand(b, C, C)], dim=2)
         params = {name: p.detach() for name, p in subnet.named_parameters()}
+        module = _private_copy(subnet)
+
+        def logits(p, x):
+            return functional_call(module, p, (x.unsqueeze(0),)).squeeze(0)
+
         with _TORCH_FUNC_LOCK:
-            module = _private_copy(subnet)
-
-            def logits(p, x):
-                return functional_call(module, p, (x.unsqueeze(0),)).squeeze(0)
-
             jac = vmap(jacrev(logits), in_dims=(None, 0))(params, inputs)
         return f, torch.cat([jac[name].reshape(len(inputs), f.shape[1], -1) for name in params],
                             dim=2)
@@ -537,13 +537,13 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
                         + d_bias[:, None, :])
         params = {name: p.detach() for name, p in subnet.named_parameters()}
         sizes = [p.numel() for p in params.values()]
+        module = _private_copy(subnet)
+
+        def logits(p):
+            return functional_call(module, p, (inputs,))
+
         out = []
         with _TORCH_FUNC_LOCK:
-            module = _private_copy(subnet)
-
-            def logits(p):
-                return functional_call(module, p, (inputs,))
-
             for delta in deltas:
                 tangent = {name: part.reshape(p.shape) for (name, p), part
                            in zip(params.items(), torch.split(delta, sizes))}
