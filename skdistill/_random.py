@@ -1,6 +1,6 @@
 """Random-state helpers shared by students, teachers and distillers."""
 import threading
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import numpy as np
 import torch
@@ -31,10 +31,8 @@ def seeded(seed, device="cpu", owner=None):
                   "torch's random generator is shared by the process, so random_state does not "
                   "make these fits reproducible. Fit in separate processes (joblib's default "
                   "loky backend, dask workers with threads_per_worker=1) to reproduce them.")
-    dev = torch.device(device)
-    devices = [dev.index or 0] if dev.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=devices):
+        with torch.random.fork_rng(devices=_cuda_devices(device)):
             torch.manual_seed(seed)
             yield
     finally:
@@ -44,9 +42,59 @@ def seeded(seed, device="cpu", owner=None):
                 del _seeded_threads[me]
 
 
+def _cuda_devices(device):
+    dev = torch.device(device)
+    return [dev.index or 0] if dev.type == "cuda" else []
+
+
+def _rng_state(devices):
+    return torch.get_rng_state(), [torch.cuda.get_rng_state(d) for d in devices]
+
+
+def _set_rng_state(state, devices):
+    cpu, cuda = state
+    torch.set_rng_state(cpu)
+    for d, s in zip(devices, cuda):
+        torch.cuda.set_rng_state(s, d)
+
+
+def seeded_steps(steps, seed, device="cpu", owner=None, context=nullcontext):
+    """Run the generator ``steps`` as if in one :func:`seeded` block (and ``context()``),
+    the caller's torch state in force whenever it waits at a ``yield``.
+
+    torch's random generator, grad mode and thread count belong to the thread, not to a
+    generator: a block held open across a ``yield`` stays in force in the consumer's code,
+    and where the consumer leaves the generator half way (an error whose traceback is kept,
+    as a notebook keeps the last one), until the generator is collected. Here each stretch
+    between two yields runs in a block of its own; the generator's random state is carried
+    from one stretch to the next, so it draws what one seeded block would, whatever the
+    consumer draws in between.
+    """
+    devices = _cuda_devices(device)
+    state, done = None, object()
+
+    def resume():
+        nonlocal state
+        with seeded(seed, device, owner), context():
+            if state is not None:
+                _set_rng_state(state, devices)
+            try:
+                return next(steps, done)
+            finally:
+                state = _rng_state(devices)
+
+    try:
+        while (item := resume()) is not done:
+            yield item
+    finally:
+        # in the caller's state: closing only runs the generator's clean-up, which must not
+        # draw, and may come at interpreter exit, when torch can no longer be seeded
+        steps.close()
+
+
 def draw_seed(random_state):
     """An int seed for torch from a scikit-learn ``random_state``."""
     return int(check_random_state(random_state).randint(np.iinfo(np.int32).max))
 
 
-__all__ = ["seeded", "draw_seed"]
+__all__ = ["seeded", "seeded_steps", "draw_seed"]

@@ -150,7 +150,9 @@ class SampledPosteriorMixin(PosteriorPredictionMixin):
         for chunk in dense_chunks(X, CHUNK, self._row_shape()):
             empty = False
             with torch.no_grad():
-                yield self._chunk_sample_proba(chunk.to(device), draws).cpu().double()
+                proba = self._chunk_sample_proba(chunk.to(device), draws).cpu().double()
+            # outside the no_grad block: a consumer that stops here keeps its grad mode
+            yield proba
         if empty:
             yield torch.empty(self.n_samples, 0, len(self.classes_), dtype=torch.float64)
 

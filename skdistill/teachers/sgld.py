@@ -14,7 +14,7 @@ from torch.nn.utils import vector_to_parameters
 
 from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
-from .._random import draw_seed, seeded
+from .._random import draw_seed, seeded_steps
 from .._validation import (check_device, check_input, check_layer_sizes, check_sample_weight,
                            encode_labels, param_error)
 from ..engine import RowDataset, limit_threads, weighted_rows
@@ -279,19 +279,9 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         # A continued chain must not replay the noise of its first run.
         seed = (draw_seed(self.random_state) + (self.n_iter_ if warm else 0)) % 2**31
         device = torch.device(self.device)
-        with seeded(seed, device, self):
-            if not warm:
-                self.module_ = self._build_module().to(device)
-                self.n_iter_ = 0
-                self.samples_ = torch.empty(0, self._n_params(), device=device)
-                self.step_sizes_ = []
-            self._resolve_sample_grid(warm)
-            yt = torch.as_tensor(y_enc, dtype=torch.int64, device=device)
-            wt = None if weight is None else torch.as_tensor(weight, dtype=torch.float32,
-                                                               device=device)
-            with limit_threads():
-                yield from self._run(_Rows(X, device), yt, wt, keep,
-                                     self.thinning if every is None else every)
+        yield from seeded_steps(
+            self._run(X, y_enc, weight, warm, keep, self.thinning if every is None else every,
+                      device), seed, device, self, limit_threads)
 
     def _resolve_sample_grid(self, warm):
         """Set ``max_samples_`` and, for a new chain, its sampling grid (burn_in, thinning)."""
@@ -310,7 +300,17 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         self._sample_grid = (self.burn_in, self.thinning)
         self.sample_thinning_ = self.thinning
 
-    def _run(self, Xt, yt, wt, keep, every):
+    def _run(self, X, y_enc, weight, warm, keep, every, device):
+        if not warm:
+            self.module_ = self._build_module().to(device)
+            self.n_iter_ = 0
+            self.samples_ = torch.empty(0, self._n_params(), device=device)
+            self.step_sizes_ = []
+        self._resolve_sample_grid(warm)
+        Xt = _Rows(X, device)
+        yt = torch.as_tensor(y_enc, dtype=torch.int64, device=device)
+        wt = None if weight is None else torch.as_tensor(weight, dtype=torch.float32,
+                                                           device=device)
         module, params = self.module_, [p for p in self.module_.parameters() if p.requires_grad]
         module.train()
         n, batch = len(Xt), min(self.batch_size, len(Xt))
@@ -495,21 +495,24 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         return _Rows(X, "cpu")
 
     def _iter_sample_proba(self, Xt, batch_size=4096):
-        """Yield ``(n, C)`` probability tensors, one per kept sample.
+        """Yield ``(n, C)`` float64 CPU probability tensors, one per kept sample.
 
-        The samples are loaded into a copy of the network, never into ``module_``: a
-        prediction running at the same time in another thread uses ``module_``.
+        The samples are loaded into a copy of the network made per call, never into
+        ``module_``: a prediction running at the same time in another thread uses
+        ``module_``. No grad mode is held open at a ``yield``, where a consumer that stops half
+        way would leave it.
         """
         module = copy.deepcopy(self.module_).eval()
         params = [p for p in module.parameters() if p.requires_grad]
         device = params[0].device
-        with torch.no_grad():
-            for theta in self.samples_:
+        for theta in self.samples_:
+            with torch.no_grad():
                 vector_to_parameters(theta, params)
-                yield torch.cat([torch.softmax(module(Xt[i:i + batch_size].to(device)), 1)
-                                 .cpu().double() for i in range(0, len(Xt), batch_size)]
-                                ) if len(Xt) else torch.empty(0, len(self.classes_),
-                                                              dtype=torch.float64)
+                proba = torch.cat([
+                    torch.softmax(module(Xt[i:i + batch_size].to(device)), 1).cpu().double()
+                    for i in range(0, len(Xt), batch_size)
+                ]) if len(Xt) else torch.empty(0, len(self.classes_), dtype=torch.float64)
+            yield proba
 
     def sample_proba(self, X):
         """Class probabilities under each kept posterior sample.
