@@ -1,4 +1,12 @@
 """scikit-learn's common estimator checks over every public estimator."""
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import make_classification
+from sklearn.metrics import log_loss
+from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
@@ -64,3 +72,17 @@ def expected_failed_checks(estimator):
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
+def test_predict_proba_rows_are_float64_and_sum_to_one(estimator):
+    # scikit-learn's log_loss warns "y_prob values do not sum to one" beyond ~1e-8
+    X, y = make_classification(n_samples=120, n_features=5, n_informative=3, n_classes=3,
+                               random_state=0)
+    X = StandardScaler().fit_transform(X)
+    proba = clone(estimator).fit(X, y).predict_proba(X)
+    assert proba.dtype == np.float64
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=0, atol=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        log_loss(y, proba)

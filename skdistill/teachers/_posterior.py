@@ -107,7 +107,8 @@ class PosteriorPredictionMixin:
     def predict_proba(self, X):
         """Posterior predictive probabilities: the mean over the posterior samples.
 
-        Columns in ``classes_`` order.
+        Columns in ``classes_`` order; float64 rows that sum to one to float64 rounding (each
+        sample's softmax is taken in float64).
         """
         return self.predict_expectation(X, "predictive")
 

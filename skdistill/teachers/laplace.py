@@ -558,7 +558,8 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
         return self._deltas(0, self.n_samples)  # (S, P): one solve for all chunks of a call
 
     def _chunk_sample_proba(self, chunk, deltas):
-        return torch.softmax(self._glm_logits(self._inputs(chunk), deltas), dim=-1)
+        # in float64: float32 rows sum to one only within ~1e-7, which log_loss reports
+        return torch.softmax(self._glm_logits(self._inputs(chunk), deltas).double(), dim=-1)
 
     # -- prediction ---------------------------------------------------------------------------
     def predict_proba(self, X):

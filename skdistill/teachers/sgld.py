@@ -509,7 +509,9 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
             with torch.no_grad():
                 vector_to_parameters(theta, params)
                 proba = torch.cat([
-                    torch.softmax(module(Xt[i:i + batch_size].to(device)), 1).cpu().double()
+                    # in float64: float32 rows sum to one only within ~1e-7, which
+                    # scikit-learn's log_loss reports as "y_prob values do not sum to one"
+                    torch.softmax(module(Xt[i:i + batch_size].to(device)).double(), 1).cpu()
                     for i in range(0, len(Xt), batch_size)
                 ]) if len(Xt) else torch.empty(0, len(self.classes_), dtype=torch.float64)
             yield proba

@@ -252,5 +252,6 @@ class VITeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin, Clas
         return range(self.n_samples)
 
     def _chunk_sample_proba(self, chunk, seeds):
-        return torch.stack([torch.softmax(self.module_(chunk, self._weights(s)), dim=-1)
-                            for s in seeds])
+        # in float64: float32 rows sum to one only within ~1e-7, which log_loss reports
+        return torch.stack([torch.softmax(self.module_(chunk, self._weights(s)).double(),
+                                          dim=-1) for s in seeds])
