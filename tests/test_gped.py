@@ -123,8 +123,37 @@ def test_variance_and_callable_targets_get_their_own_heads(data):
     assert top.shape == (100,)
     with pytest.raises(ValueError, match="GPEDDistiller: parameter target='entropy'"):
         model.predict_expectation(X_test, "entropy")
-    with pytest.raises(ValueError, match="GPEDDistiller: parameter target=.*\"entropy\""):
+    with pytest.raises(ValueError, match=r"GPEDDistiller: parameter target=.* expected "
+                                         r"target=\['variance', top_probability, 'entropy'\] "
+                                         r"and a new fit"):
         model.predict_uncertainty(X_test)
+
+
+def test_uncertainty_of_a_default_target_says_what_to_set(data):
+    X, y, X_test, _ = data
+    model = gped(n_iter=300, burn_in=100, target="predictive").fit(X, y)
+    assert GPEDDistiller().target == "predictive"
+    with pytest.raises(ValueError, match=r"expected target=\['predictive', 'entropy'\] and a "
+                                         r"new fit for predict_uncertainty"):
+        model.predict_uncertainty(X_test)
+
+
+def test_default_teacher_step_is_a_quarter_over_its_training_rows(data):
+    # the teacher's rows (X), not the distillation set's
+    X, y, X_test, _ = data
+    model = gped(teacher=SGLDTeacher(hidden_layer_sizes=(32,), prior_precision=1.0),
+                 n_iter=300, burn_in=100).fit(X, y, X_unlabeled=X_test)
+    assert model.teacher_.step_size_ == 0.25 / len(X)
+
+
+def test_verbose_shows_one_progress_display(data, capsys):
+    # the chain's bar alone: the student's epoch table interleaved with it line by line
+    X, y, _, _ = data
+    model = gped(n_iter=1500, burn_in=100, verbose=1).fit(X, y)
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.count("\n") <= 1 and "SGLDTeacher" in err
+    assert len(model.history_) > 1  # the student's epochs are recorded all the same
 
 
 def test_callable_heads_get_unique_names_and_stay_reachable(data):

@@ -270,6 +270,18 @@ def test_bad_module_and_parameters_get_clear_errors(data):
         small_teacher(warm_start=True).fit(X, y).fit(X, y + 1)
 
 
+def test_default_step_is_a_quarter_over_the_number_of_training_rows(data):
+    # the paper's 4e-6 suits 60,000 rows; on 200 it would barely move the chain
+    X, y = data
+    assert SGLDTeacher().step_size == "auto"
+    for n in (200, 50):
+        teacher = small_teacher(step_size="auto", n_iter=300).fit(X[:n], y[:n])
+        assert teacher.step_size_ == teacher.step_sizes_[-1] == 0.25 / n
+    assert small_teacher(n_iter=300).fit(X, y).step_size_ == 1e-3
+    with pytest.raises(InvalidParameterError, match=r"step_size.*'auto'"):
+        small_teacher(step_size="fast").fit(X, y)
+
+
 def test_verbose_shows_a_progress_bar(data, capsys):
     X, y = data
     small_teacher(verbose=1).fit(X, y)

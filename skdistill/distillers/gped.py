@@ -141,7 +141,10 @@ default="predictive"
         Standard deviation of Gaussian noise added to the distillation minibatch (teacher and
         student see the same perturbed inputs); U_o then averages over the noise draws too.
     verbose : int, default=0
-        When positive: the chain's progress bar and the student's per-epoch table.
+        When positive, one progress display: a chain teacher's progress bar (e.g.
+        ``SGLDTeacher``'s, over its iterations), else the student's per-epoch table (after
+        the teacher's own display, if it has a ``verbose`` parameter). The student's losses
+        are in ``history_`` and ``loss_curve_`` either way.
     random_state : int, RandomState instance or None, default=None
         Seeds the teacher (if it has no seed of its own), the student's initialisation and
         the distillation minibatches.
@@ -322,9 +325,14 @@ default="predictive"
                                       f"None for a teacher without a chain ("
                                       f"{type(teacher).__name__} has no n_iter/burn_in): its "
                                       "samples are cycled for the student's max_epochs")
-        if self.verbose and "verbose" in self.teacher_.get_params():
+        student = self._seeded_clone(student, offset=1)
+        shows = self.verbose and "verbose" in self.teacher_.get_params()
+        if shows:
             self.teacher_.set_params(verbose=self.verbose)
-        student = self._student_verbose(self._seeded_clone(student, offset=1))
+        if not (shows and chain):
+            # a chain's bar and the student's epoch table, both written as the chain runs,
+            # would interleave line by line: one display per fit
+            student = self._student_verbose(student)
         batch = self._check_student(student, chain, Xd.shape[0])
         self.targets_ = list(targets)
         self._target_fns = targets
@@ -490,7 +498,8 @@ default="predictive"
         more than ``total``, ``aleatoric`` is taken as ``total`` and ``epistemic`` is 0. So
         both parts are non-negative and ``total == aleatoric + epistemic`` holds exactly (in
         floating point; ``total`` may differ from the predictive head's entropy by one
-        rounding). Needs ``"entropy"`` among the distilled targets.
+        rounding). Needs ``"entropy"`` among the distilled targets: a model fitted with the
+        default ``target="predictive"`` raises a ``ValueError`` saying what to set.
 
         Returns
         -------
@@ -499,8 +508,13 @@ default="predictive"
         """
         check_is_fitted(self, "module_")
         if "entropy" not in self.targets_:
+            items = self.target if isinstance(self.target, (list, tuple)) else [self.target]
+            names = [repr(t) if isinstance(t, str) else getattr(t, "__name__", repr(t))
+                     for t in items]
             raise param_error(self, "target", self.target,
-                              'a list including "entropy" to decompose the uncertainty')
+                              f"target=[{', '.join(names + [repr('entropy')])}] and a new fit "
+                              "for predict_uncertainty, which takes the aleatoric part from "
+                              "the student's expected-entropy head")
         out = self._outputs(X)
         total, aleatoric, epistemic = (v.numpy() for v in decompose_uncertainty(
             out["predictive"], head_expectation(out["entropy"])))

@@ -7,7 +7,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.nn.utils import vector_to_parameters
@@ -82,9 +82,11 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         SGLD needs a deterministic likelihood.
     prior_precision : float, default=10.0
         Precision ``lambda`` of the isotropic Gaussian prior on all parameters.
-    step_size : float or callable, default=4e-6
-        SGLD step ``epsilon``; a callable ``t -> epsilon_t`` (0-based iteration ``t``) such as
-        :class:`skdistill.samplers.PolynomialDecay` gives a schedule.
+    step_size : "auto", float or callable, default="auto"
+        SGLD step ``epsilon``. ``"auto"`` is ``0.25 / N`` for the ``N`` rows of ``X`` (the
+        paper's 4e-6 at N = 60,000; see Notes), which suits ``X`` scaled to about unit range
+        (``StandardScaler``, pixels / 255). A callable ``t -> epsilon_t`` (0-based iteration
+        ``t``) such as :class:`skdistill.samplers.PolynomialDecay` gives a schedule.
     batch_size : int, default=100
         Minibatch size ``M``.
     n_iter : int, default=20000
@@ -127,6 +129,9 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         Cap on the number of kept samples: ``max_samples``, or the one its ``None`` resolved to.
     n_iter_ : int
         Iterations run on the chain so far (all ``fit`` calls with ``warm_start``).
+    step_size_ : float or callable
+        The step of the last ``fit``: ``step_size``, or the ``0.25 / N`` that ``"auto"``
+        resolved to.
     step_sizes_ : list of float
         Step size of the last iteration of each ``fit`` call.
 
@@ -150,8 +155,9 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
     iterations, started from the initialisation, are not judged). This catches a chain
     wandering at huge parameters with chance accuracy by iteration 200, or at the end of a
     shorter chain; the teacher is then left unfitted. The message suggests
-    ``step_size = 0.25 / N`` for ``N`` training rows (the paper's 4e-6 at N = 60,000), which
-    suits inputs scaled to about unit range.
+    ``step_size = 0.25 / N`` for ``N`` training rows (the paper's 4e-6 at N = 60,000, and
+    what ``"auto"`` takes), which suits inputs scaled to about unit range; where the step is
+    already that small, it suggests scaling ``X``.
 
     References
     ----------
@@ -179,7 +185,8 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "module": [nn.Module, None],
         "prior_precision": [Interval(numbers.Real, 0, None, closed="left")],
-        "step_size": [Interval(numbers.Real, 0, None, closed="neither"), callable],
+        "step_size": [StrOptions({"auto"}), Interval(numbers.Real, 0, None, closed="neither"),
+                      callable],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "n_iter": [Interval(numbers.Integral, 0, None, closed="left")],
         "burn_in": [Interval(numbers.Integral, 0, None, closed="left")],
@@ -192,7 +199,7 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
     }
 
     def __init__(self, hidden_layer_sizes=(400, 400), module=None, prior_precision=10.0,
-                 step_size=4e-6, batch_size=100, n_iter=20000, burn_in=1000, thinning=100,
+                 step_size="auto", batch_size=100, n_iter=20000, burn_in=1000, thinning=100,
                  max_samples=None, device="cpu", warm_start=False, verbose=0,
                  random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -315,7 +322,8 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         module.train()
         n, batch = len(Xt), min(self.batch_size, len(Xt))
         scale = n / batch
-        schedule = as_schedule(self.step_size)
+        self.step_size_ = _SAFE_STEP_TIMES_N / n if self.step_size == "auto" else self.step_size
+        schedule = as_schedule(self.step_size_)
         chance = math.log(len(self.classes_))
         start = self.n_iter_
         kept, buffer = self._sample_buffer(start, keep)
