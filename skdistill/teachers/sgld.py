@@ -286,6 +286,8 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         # A continued chain must not replay the noise of its first run.
         seed = (draw_seed(self.random_state) + (self.n_iter_ if warm else 0)) % 2**31
         device = torch.device(self.device)
+        # the chain's seed and thread share hold only while it runs, not while a consumer
+        # (GPED's student, a user's loop) holds a sample or drops the chain half way
         yield from seeded_steps(
             self._run(X, y_enc, weight, warm, keep, self.thinning if every is None else every,
                       device), seed, device, self, limit_threads)
@@ -308,6 +310,8 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
         self.sample_thinning_ = self.thinning
 
     def _run(self, X, y_enc, weight, warm, keep, every, device):
+        """The chain itself (run by :meth:`_chain` under its seed), from a new network or,
+        ``warm``, from ``module_``."""
         if not warm:
             self.module_ = self._build_module().to(device)
             self.n_iter_ = 0
