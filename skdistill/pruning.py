@@ -3,9 +3,9 @@
 A **group** is all incoming weights of one unit of a ``torch.nn.Linear`` layer (a row of its
 weight) or of one output channel of a ``torch.nn.Conv2d`` (a filter). Training adds the
 group-lasso penalty ``lambda * sum_k ||w_{G_k}||_2``, which drives whole groups to zero; after
-training every unit or channel whose incoming weights are all below ``threshold`` in magnitude
-is **removed**: the layer loses the unit, the next layer loses the matching inputs, and the
-network is rebuilt smaller, not masked.
+training every unit or channel whose incoming weights are all at most ``threshold`` in
+magnitude is **removed**: the layer loses the unit, the next layer loses the matching inputs,
+and the network is rebuilt smaller, not masked.
 
 The groups are derived from the network itself (:func:`group_plan`): one forward pass with
 hooks records which layer feeds which. A layer can be pruned when its output reaches only other
@@ -296,7 +296,7 @@ def _probe(module, layer, example):
                 m.bias[drop] = torch.linspace(0.3, 0.9, int(drop.sum()), dtype=torch.double)
             x = torch.randn(example.shape, generator=gen, dtype=torch.double)
             expected = _tensors(probe(x))
-            pruned, sizes = _prune(probe, GroupPlan([layer], {}), 0.0, exact_zero=True)
+            pruned, sizes = _prune(probe, GroupPlan([layer], {}), 0.0)
             got = _tensors(pruned(x))
     except Exception as exc:  # noqa: BLE001 - a user's forward may raise anything
         return f"removing units made the forward pass fail ({type(exc).__name__}: {exc})"
@@ -347,11 +347,11 @@ class GroupLassoPenalty:
 def prune_network(module, plan, threshold=1e-3, *, owner=None):
     """A smaller copy of ``module`` without the units whose incoming weights are all small.
 
-    Every unit (or conv channel) of a prunable layer whose incoming weights are all below
-    ``threshold`` in magnitude is removed, with the matching inputs of the layers that read
-    it; its constant output (the activated bias) is folded into their biases. The result
-    computes exactly what ``module`` computes with those weights set to zero. A layer keeps
-    at least its largest unit (with a warning naming ``owner``).
+    Every unit (or conv channel) of a prunable layer whose incoming weights are all at most
+    ``threshold`` in magnitude (at 0: all zero) is removed, with the matching inputs of the
+    layers that read it; its constant output (the activated bias) is folded into their biases.
+    The result computes exactly what ``module`` computes with those weights set to zero. A
+    layer keeps at least its largest unit (with a warning naming ``owner``).
 
     Parameters
     ----------
@@ -389,19 +389,19 @@ def prune_network(module, plan, threshold=1e-3, *, owner=None):
     return _prune(module, plan, threshold, owner=owner)
 
 
-def _prune(module, plan, threshold, exact_zero=False, owner=None):
+def _prune(module, plan, threshold, owner=None):
     module = copy.deepcopy(module)
     sizes = {}
     with torch.no_grad():
         for layer in plan.layers:
             m = module.get_submodule(layer.name)
             rows = m.weight.flatten(1)
-            keep = rows.abs().amax(1) > 0 if exact_zero else ~(rows.abs() < threshold).all(1)
+            keep = rows.abs().amax(1) > threshold
             if not keep.any():
                 keep[rows.norm(dim=1).argmax()] = True
                 warn_user(f"{_name(owner)}: every unit of layer {layer.name!r} has incoming "
-                          f"weights below {threshold:g}; its largest unit is kept. The penalty "
-                          "is too strong for this network (lower group_lasso).")
+                          f"weights of at most {threshold:g}; its largest unit is kept. The "
+                          "penalty is too strong for this network (lower group_lasso).")
             sizes[layer.name] = (len(keep), int(keep.sum()))
             if keep.all():
                 continue

@@ -77,6 +77,17 @@ def test_small_weights_below_threshold_are_removed_and_large_ones_kept():
     assert prune_network(net, plan, threshold=0.0)[1] == {"features.1": (5, 5)}
 
 
+def test_units_whose_weights_are_all_zero_are_removed_at_threshold_zero():
+    net = MLP(4, 2, (5,)).double()
+    with torch.no_grad():
+        net.features[1].weight[[1, 3]] = 0.0
+    plan = group_plan(net, torch.zeros(1, 4, dtype=torch.double))
+    small, sizes = prune_network(net, plan, threshold=0.0)
+    assert sizes == {"features.1": (5, 3)}
+    x = torch.randn(20, 4, dtype=torch.double)
+    torch.testing.assert_close(small(x), net(x), rtol=0, atol=1e-12)
+
+
 def test_removing_a_conv_channel_removes_the_next_layers_input_channels():
     torch.manual_seed(0)
     net = CNN((1, 14, 14), 3, channels=(4, 5), kernel_size=3, fc_sizes=(6,)).double()
