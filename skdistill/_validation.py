@@ -4,6 +4,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d, validate_data
 
@@ -12,6 +13,23 @@ from ._interrupt import warn_user
 
 #: Largest finite float32: inputs beyond it become inf inside every torch network.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+class Number(Interval):
+    """scikit-learn's ``Interval`` parameter constraint, without booleans.
+
+    ``True`` is an ``int`` to Python, so ``Interval`` takes ``lr=True`` as 1 and
+    ``group_lasso=True`` as 1.0; no count, rate or strength is meant as a bool.
+
+    Examples
+    --------
+    >>> import numbers
+    >>> Number(numbers.Integral, 1, None, closed="left").is_satisfied_by(True)
+    False
+    """
+
+    def is_satisfied_by(self, val):
+        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
 
 
 def param_error(estimator, name, value, expected, cls=ValueError):
@@ -57,7 +75,8 @@ def check_soft_targets(estimator, soft_targets, n_samples, n_classes, name="soft
 def check_layer_sizes(estimator, sizes, name="hidden_layer_sizes"):
     """Hidden layer widths as a tuple of positive ints (one int is one layer)."""
     layers = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
-    if not all(isinstance(s, numbers.Integral) and s >= 1 for s in layers):
+    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
+               for s in layers):
         raise param_error(estimator, name, sizes, "positive integers")
     return layers
 
@@ -302,7 +321,7 @@ def align_proba(proba, source_classes, target_classes):
     return out
 
 
-__all__ = ["param_error", "named_errors", "check_soft_targets", "check_two_classes",
+__all__ = ["Number", "param_error", "named_errors", "check_soft_targets", "check_two_classes",
            "check_layer_sizes", "align_proba", "check_float32_range", "encode_labels",
            "check_device", "check_callbacks", "check_input", "check_labels_present",
            "check_validation_fraction", "validate_params", "check_teacher_proba",

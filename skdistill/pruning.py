@@ -493,8 +493,9 @@ class PruneCallback(Callback):
 
     Attributes
     ----------
+    penalty : GroupLassoPenalty
     penalised : SumRegularizer
-        The net's regularizer until pruning: ``regularizer`` plus the group-lasso penalty.
+        The net's regularizer until pruning: ``regularizer`` plus ``penalty``.
     """
 
     def __init__(self, plan, strength, threshold, fine_tune_epochs, fine_tune_lr,
@@ -502,7 +503,8 @@ class PruneCallback(Callback):
         self.plan, self.threshold = plan, threshold
         self.fine_tune_epochs, self.fine_tune_lr = fine_tune_epochs, fine_tune_lr
         self.regularizer, self.owner = regularizer, owner
-        self.penalised = SumRegularizer(regularizer, GroupLassoPenalty(strength, plan))
+        self.penalty = GroupLassoPenalty(strength, plan)
+        self.penalised = SumRegularizer(regularizer, self.penalty)
 
     def initialize(self):
         self.sizes_, self.prune_at_ = None, None
@@ -514,14 +516,17 @@ class PruneCallback(Callback):
     def on_train_begin(self, net, **kwargs):
         self.prune_at_ = net.max_epochs - self.fine_tune_epochs_for(net.max_epochs)
 
+    def fine_tuning(self, net):
+        """Whether ``net`` has trained since it was pruned: its last epoch (the one under
+        way, or the last one) is not the epoch of pruning."""
+        return self.sizes_ is not None and "n_pruned_units" not in net.history[-1]
+
     def on_epoch_end(self, net, **kwargs):
         if self.sizes_ is None and len(net.history) >= self.prune_at_:
             self.prune(net)
 
     def on_train_end(self, net, **kwargs):
         if self.sizes_ is None and not getattr(net, "interrupted_", False):
-            if not net.history:  # max_epochs=0: nothing was trained, nothing to prune
-                return
             warn_user(f"{_name(self.owner)}: training stopped after {len(net.history)} epochs, "
                       f"before the {self.prune_at_} with the group-lasso penalty; the network "
                       "is pruned now, without fine-tuning.")

@@ -372,7 +372,7 @@ def test_checkpoint_with_load_best_is_refused_before_training(digits, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_zero_epochs_with_a_penalty_trains_and_prunes_nothing(digits):
+def test_zero_epochs_with_a_penalty_are_refused(digits):
     X, y = digits
-    clf = MLPStudent(hidden_layer_sizes=(8,), max_epochs=0, group_lasso=1e-2).fit(X[:50], y[:50])
-    assert clf.n_pruned_units_ == 0 and clf.hidden_layer_sizes_ == (8,)
+    with pytest.raises(InvalidParameterError, match="'max_epochs' parameter of MLPStudent"):
+        MLPStudent(hidden_layer_sizes=(8,), max_epochs=0, group_lasso=1e-2).fit(X[:50], y[:50])

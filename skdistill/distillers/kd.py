@@ -170,8 +170,9 @@ class KnowledgeDistiller(BaseDistiller):
             proba = np.concatenate([proba, unlabeled])
         soft = soften(proba, self.temperature)
         targets = np.column_stack([labels, soft]).astype(np.float32)
-        objective = Objective(DistillationLoss(self.temperature, self.alpha, reduction="none"),
-                              targets, fields=("target",))
+        objective = _DistillationObjective(
+            DistillationLoss(self.temperature, self.alpha, reduction="none"), targets,
+            fields=("target",))
         return self._train_student(
             self._student_verbose(self._seeded_clone(student, offset=1)), X, y, objective,
             sample_weight)
@@ -188,3 +189,11 @@ class KnowledgeDistiller(BaseDistiller):
         fitted = [fit_with_weights(*job)
                   for job in self._fold_jobs(teacher, X, y, folds, teacher_weight)]
         return self._out_of_fold_proba(fitted, X, folds)
+
+
+class _DistillationObjective(Objective):
+    """Targets ``[label, teacher probabilities...]`` per row (:class:`DistillationLoss`'s);
+    the student learns to predict the teacher's."""
+
+    def target_proba(self, rows, y, n_classes):
+        return self.targets[rows, 1:]

@@ -8,18 +8,19 @@ from skorch.callbacks import Checkpoint
 from skorch.dataset import ValidSplit
 from skorch.history import History
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._devices import DeviceFallbackMixin
-from .._interrupt import FitPolicyMixin, fit_policy
+from .._interrupt import FitPolicyMixin, fit_policy, warn_user
 from .._random import draw_seed, seeded
-from .._validation import (callback_objects, check_callbacks, check_device, check_sample_weight,
-                           check_soft_targets, check_validation_fraction, encode_labels,
-                           param_error)
+from .._validation import (Number, callback_objects, check_callbacks, check_device,
+                           check_sample_weight, check_soft_targets, check_validation_fraction,
+                           encode_labels, param_error)
 from ..engine import (BatchIterator, NonFiniteLossError, Objective, RowDataset, StudentNet,
-                      as_loss_module, completed_epochs, dense_chunks, divergence_error,
-                      limit_threads, max_abs, non_finite_problem)
+                      as_loss_module, checked_rows, completed_epochs, dense_chunks,
+                      divergence_error, first_batch_loss, limit_threads, max_abs,
+                      non_finite_problem, predicted_spread, untrained_warning)
 from ..losses import SoftTargetCrossEntropy
 from ..nets.utils import eval_mode
 from ..pruning import PruneCallback, group_plan, layer_widths
@@ -70,21 +71,21 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
     fine_tune_lr = None
 
     _parameter_constraints = {
-        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
-        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
-        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
+        "max_epochs": [Number(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Number(numbers.Integral, 1, None, closed="left")],
+        "lr": [Number(numbers.Real, 0, None, closed="neither")],
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
-        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
-        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
+        "weight_decay": [Number(numbers.Real, 0, None, closed="left")],
+        "dropout": [Number(numbers.Real, 0, 1, closed="left")],
         "device": [str, torch.device],
         "callbacks": [list, None],
-        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
+        "validation_fraction": [Number(numbers.Real, 0, 1, closed="neither"), None],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
-        "group_lasso": [Interval(numbers.Real, 0, None, closed="left")],
-        "prune_threshold": [Interval(numbers.Real, 0, None, closed="left")],
-        "fine_tune_epochs": [Interval(numbers.Integral, 0, None, closed="left"), None],
-        "fine_tune_lr": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "group_lasso": [Number(numbers.Real, 0, None, closed="left")],
+        "prune_threshold": [Number(numbers.Real, 0, None, closed="left")],
+        "fine_tune_epochs": [Number(numbers.Integral, 0, None, closed="left"), None],
+        "fine_tune_lr": [Number(numbers.Real, 0, None, closed="neither"), None],
     }
 
     # -- to be provided by subclasses -------------------------------------------------------
@@ -307,13 +308,21 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
         data = RowDataset(X, {"y": y_enc.astype(np.int64), "target": targets,
                               "weight": sample_weight}, row_shape=self._row_shape(),
                           keep=objective.fields)
+        rows, checked, checked_weight = self._checked_rows(data, sample_weight)
         with seeded(seed, self.device, self), limit_threads():
             module = objective.build(self._build_module(n_outputs))
             pruner = self._pruner(module, data)
+            penalties = self._penalties(module, objective, pruner)
+            spread_before = predicted_spread(objective.deploy(module), checked,
+                                             checked_weight)
             net = self._make_net(module, objective, seed, split, pruner)
             net.max_epochs = objective.n_epochs(data, self.batch_size, self.max_epochs)
-            if pruner is not None and pruner.fine_tune_epochs_for(net.max_epochs) >= max(
-                    net.max_epochs, 1):
+            if net.max_epochs < 1:
+                raise param_error(self, "objective", objective,
+                                  f"an objective that trains for at least one epoch (its "
+                                  f"n_epochs gave {net.max_epochs})")
+            if pruner is not None and pruner.fine_tune_epochs_for(
+                    net.max_epochs) >= net.max_epochs:
                 raise param_error(self, "fine_tune_epochs", self.fine_tune_epochs,
                                   f"fewer than the {net.max_epochs} training epochs (the "
                                   "network is pruned after max_epochs - fine_tune_epochs "
@@ -323,15 +332,48 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
                 net.fit(data, None)
             except NonFiniteLossError as exc:
                 raise divergence_error(self, f"the loss became {exc.value} at epoch "
-                                       f"{exc.epoch}, batch {exc.batch}", self.lr,
-                                       max_abs(X)) from None
+                                       f"{exc.epoch}, batch {exc.batch}",
+                                       **self._causes(net, pruner, penalties, X)) from None
         if net.interrupted_:
             # skorch swallows Ctrl-C and returns; the policy (fit_policy) needs to see it.
             raise KeyboardInterrupt
-        problem = non_finite_problem(net.module_, data.dense(slice(0, self.batch_size)))
+        problem = non_finite_problem(net.module_, checked[0])
         if problem is not None:
-            raise divergence_error(self, problem, self.lr, max_abs(X))
+            raise divergence_error(self, problem, **self._causes(net, pruner, penalties, X))
+        warning = untrained_warning(
+            self, net.history, spread_before,
+            predicted_spread(objective.deploy(net.module_), checked, checked_weight),
+            objective.target_proba(rows, y_enc[rows], len(self.classes_)),
+            lambda: self._causes(net, pruner, penalties, X), checked_weight)
+        if warning is not None:
+            warn_user(warning)
         return self._install(net, objective)
+
+    def _checked_rows(self, data, sample_weight):
+        """``(row numbers, their inputs in batches, their weights or None)``: the training
+        rows on which the predictions are checked before and after training."""
+        rows = checked_rows(len(data))
+        batches = [data.dense(torch.as_tensor(rows[i:i + self.batch_size]))
+                   for i in range(0, len(rows), self.batch_size)]
+        return rows, batches, None if sample_weight is None else sample_weight[rows]
+
+    def _penalties(self, module, objective, pruner):
+        """The penalty terms on the untrained ``module``, by label: the objective's and the
+        group lasso; floats."""
+        with torch.no_grad():
+            terms = dict(objective.penalties(module))
+            if pruner is not None:
+                terms[f"group_lasso={self.group_lasso:g}"] = pruner.penalty(module)
+            return {label: float(term) for label, term in terms.items()}
+
+    def _causes(self, net, pruner, penalties, X):
+        """:func:`~skdistill.engine.likely_causes`' arguments for a failed run of ``net``:
+        the learning rate in use (``fine_tune_lr``'s once the pruned network fine-tunes)."""
+        lr_name, lr = "lr", self.lr
+        if pruner is not None and self.fine_tune_lr is not None and pruner.fine_tuning(net):
+            lr_name, lr = "fine_tune_lr", self.fine_tune_lr
+        return dict(lr=lr, x_scale=max_abs(X), lr_name=lr_name, penalties=penalties,
+                    first_loss=first_batch_loss(net.history))
 
     def _install(self, net, objective):
         """The trained network becomes the fitted state; the net keeps no per-fit hooks."""

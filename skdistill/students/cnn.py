@@ -4,10 +4,10 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.validation import _check_feature_names, check_array
 
-from .._validation import check_float32_range, named_errors, param_error
+from .._validation import Number, check_float32_range, named_errors, param_error
 from ..nets import CNN, CNN_ARCHITECTURES
 from ..nets.mlp import ACTIVATIONS
 from ..pruning import layer_widths
@@ -74,7 +74,7 @@ callbacks, validation_fraction, verbose, random_state
     _parameter_constraints = {
         **BaseStudent._parameter_constraints,
         "architecture": [StrOptions(set(CNN_ARCHITECTURES))],
-        "width_multiplier": [Interval(numbers.Real, 0, None, closed="neither"), "array-like"],
+        "width_multiplier": [Number(numbers.Real, 0, None, closed="neither"), "array-like"],
         "input_shape": ["array-like", None],
         "activation": [StrOptions(set(ACTIVATIONS))],
     }

@@ -1,8 +1,8 @@
 """MLPStudent: a fully connected student network with width multipliers."""
 import numbers
 
-from sklearn.utils._param_validation import Interval, StrOptions
-from .._validation import check_input, check_layer_sizes, param_error
+from sklearn.utils._param_validation import StrOptions
+from .._validation import Number, check_input, check_layer_sizes, param_error
 from ..nets import MLP, scaled_widths
 from ..nets.mlp import ACTIVATIONS
 from ._base import BaseStudent
@@ -25,7 +25,7 @@ class MLPStudent(BaseStudent):
     dropout : float, default=0.0
         Dropout probability after each hidden activation.
     max_epochs : int, default=50
-        Passes over the training data; the data are shuffled each epoch.
+        Passes over the training data (at least one); the data are shuffled each epoch.
     batch_size : int, default=128
     lr : float, default=1e-3
         Learning rate.
@@ -49,15 +49,15 @@ class MLPStudent(BaseStudent):
         the incoming weights of each hidden unit (Vadera et al. §3.3), added to the mean
         training loss; the paper searches it on a log scale, 1e-8 to 1e-3. When positive, the
         network is **pruned**: after ``max_epochs - fine_tune_epochs`` epochs every unit whose
-        incoming weights are all below ``prune_threshold`` is removed (with the next layer's
+        incoming weights are all at most ``prune_threshold`` is removed (with the next layer's
         matching inputs; see :mod:`skdistill.pruning`), and the smaller network is fine-tuned
         without the penalty for the remaining epochs. Works the same when a distiller trains
         the student (its loss, and so the useful ``lambda``, may be on another scale). 0
         trains and keeps the full network. The paper trains without dropout while
         regularising.
     prune_threshold : float, default=1e-3
-        The paper's epsilon: a unit is removed when all its incoming weights are below it in
-        magnitude.
+        The paper's epsilon: a unit is removed when all its incoming weights are at most it
+        in magnitude (0: when they are all zero).
     fine_tune_epochs : int, default=None
         Epochs of fine-tuning after pruning, counted within ``max_epochs`` (or within the
         epochs a distiller's teacher decides); ``None`` is a fifth of them. Must be fewer.
@@ -113,8 +113,8 @@ class MLPStudent(BaseStudent):
 
     _parameter_constraints = {
         **BaseStudent._parameter_constraints,
-        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
-        "width_multiplier": [Interval(numbers.Real, 0, None, closed="neither"), "array-like"],
+        "hidden_layer_sizes": ["array-like", Number(numbers.Integral, 1, None, closed="left")],
+        "width_multiplier": [Number(numbers.Real, 0, None, closed="neither"), "array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
     }
 

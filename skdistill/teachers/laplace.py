@@ -82,8 +82,10 @@ class _WithSquaredNorm(nn.Module):
         self.network = network
 
     def forward(self, x):
-        return {"logits": self.network(x),
-                "sq_norm": sum(p.square().sum() for p in self.network.parameters())}
+        return {"logits": self.network(x), "sq_norm": self.sq_norm()}
+
+    def sq_norm(self):
+        return sum(p.square().sum() for p in self.network.parameters())
 
 
 class _PenalisedCrossEntropy(nn.Module):
@@ -100,10 +102,15 @@ class _PenalisedCrossEntropy(nn.Module):
 
 
 class _MAPObjective(Objective):
-    """Train a student to the MAP under the Gaussian prior ``N(0, 1 / prior_precision)``."""
+    """Train a student to the MAP under the Gaussian prior ``N(0, 1 / prior_precision)``;
+    ``label`` names the prior precision when its term swamps the data."""
 
-    def __init__(self, penalty):
+    def __init__(self, penalty, label):
         super().__init__(_PenalisedCrossEntropy(penalty), fields=("y",))
+        self.label = label
+
+    def penalties(self, module):
+        return {self.label: self.loss.penalty * module.sq_norm()}
 
     def build(self, module):
         return _WithSquaredNorm(module)
@@ -361,7 +368,10 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
         precision = (MARGLIK_MAP_PRECISION if self.prior_precision == "marglik"
                      else self.prior_precision)
         total = len(y_enc) if weight is None else float(weight.sum())
-        student.fit_objective(X, y, _MAPObjective(precision / (2 * total)),
+        shown = (repr(self.prior_precision) if isinstance(self.prior_precision, str)
+                 else f"{self.prior_precision:g}")
+        label = f"the prior precision of {type(self).__name__} (prior_precision={shown})"
+        student.fit_objective(X, y, _MAPObjective(precision / (2 * total), label),
                               sample_weight=weight)
         self.classes_, self.estimator_ = classes, student
         return y_enc

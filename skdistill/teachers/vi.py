@@ -72,7 +72,7 @@ class VITeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin, Clas
     n_samples : int, default=100
         Posterior draws of the predictions.
     max_epochs : int, default=50
-        Passes over the data.
+        Passes over the data (at least one).
     batch_size : int, default=128
     lr : float, default=1e-3
         Adam's learning rate.
@@ -128,7 +128,7 @@ class VITeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin, Clas
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "prior_precision": [Interval(numbers.Real, 0, None, closed="neither")],
         "n_samples": [Interval(numbers.Integral, 1, None, closed="left")],
-        "max_epochs": [Interval(numbers.Integral, 0, None, closed="left")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
         "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "kl_weight": [Interval(numbers.Real, 0, None, closed="left")],
