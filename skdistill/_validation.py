@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import InvalidParameterError, Interval, make_constraint
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d, validate_data
 
@@ -13,23 +13,6 @@ from ._interrupt import warn_user
 
 #: Largest finite float32: inputs beyond it become inf inside every torch network.
 FLOAT32_MAX = float(np.finfo(np.float32).max)
-
-
-class Number(Interval):
-    """scikit-learn's ``Interval`` parameter constraint, without booleans.
-
-    ``True`` is an ``int`` to Python, so ``Interval`` takes ``lr=True`` as 1 and
-    ``group_lasso=True`` as 1.0; no count, rate or strength is meant as a bool.
-
-    Examples
-    --------
-    >>> import numbers
-    >>> Number(numbers.Integral, 1, None, closed="left").is_satisfied_by(True)
-    False
-    """
-
-    def is_satisfied_by(self, val):
-        return not isinstance(val, (bool, np.bool_)) and super().is_satisfied_by(val)
 
 
 def param_error(estimator, name, value, expected, cls=ValueError):
@@ -44,6 +27,44 @@ def _short(value):
         shape = getattr(value, "shape", None)
         text = f"<{type(value).__name__} shape={shape}>" if shape is not None else text[:77] + "..."
     return text
+
+
+def is_number(value, kind=numbers.Real):
+    """Whether ``value`` is a number of ``kind`` (``numbers.Real``, ``numbers.Integral``) and
+    not a bool: Python counts ``True`` as the int 1, which no numeric setting means."""
+    return isinstance(value, kind) and not isinstance(value, (bool, np.bool_))
+
+
+def check_numbers_not_bools(estimator):
+    """Refuse a bool for a parameter that scikit-learn's constraints accept only as a number.
+
+    scikit-learn's ``Interval(numbers.Integral, ...)`` and ``Interval(numbers.Real, ...)``
+    accept ``True`` and ``False`` (bools are ints), so ``n_samples=True`` would silently be
+    one sample. A parameter that also accepts bools by another constraint (``"verbose"``,
+    ``"boolean"``) keeps them.
+    """
+    params = estimator.get_params(deep=False)
+    for name, constraints in estimator._parameter_constraints.items():
+        value = params.get(name)
+        if not isinstance(value, bool):
+            continue
+        made = [make_constraint(c) for c in constraints]
+        if any(c.is_satisfied_by(value) for c in made if not isinstance(c, Interval)):
+            continue
+        if any(isinstance(c, Interval) for c in made):
+            shown = " or ".join(str(c) for c in made if not c.hidden)
+            raise param_error(estimator, name, value, f"{shown}, not a bool",
+                              InvalidParameterError)
+
+
+class StrictParamsMixin:
+    """scikit-learn's parameter validation, where a bool is not a number
+    (:func:`check_numbers_not_bools`): every skdistill estimator has it."""
+
+    def _validate_params(self):
+        # first: scikit-learn refuses some bools by range (dropout=True), in its own words
+        check_numbers_not_bools(self)
+        super()._validate_params()
 
 
 def check_soft_targets(estimator, soft_targets, n_samples, n_classes, name="soft_targets",
@@ -75,8 +96,7 @@ def check_soft_targets(estimator, soft_targets, n_samples, n_classes, name="soft
 def check_layer_sizes(estimator, sizes, name="hidden_layer_sizes"):
     """Hidden layer widths as a tuple of positive ints (one int is one layer)."""
     layers = (sizes,) if isinstance(sizes, numbers.Integral) else tuple(sizes)
-    if not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) and s >= 1
-               for s in layers):
+    if not all(is_number(s, numbers.Integral) and s >= 1 for s in layers):
         raise param_error(estimator, name, sizes, "positive integers")
     return layers
 
@@ -321,7 +341,8 @@ def align_proba(proba, source_classes, target_classes):
     return out
 
 
-__all__ = ["Number", "param_error", "named_errors", "check_soft_targets", "check_two_classes",
+__all__ = ["param_error", "is_number", "check_numbers_not_bools", "StrictParamsMixin",
+           "named_errors", "check_soft_targets", "check_two_classes",
            "check_layer_sizes", "align_proba", "check_float32_range", "encode_labels",
            "check_device", "check_callbacks", "check_input", "check_labels_present",
            "check_validation_fraction", "validate_params", "check_teacher_proba",

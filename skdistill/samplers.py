@@ -7,9 +7,10 @@ gradients. Equation 5 of Vadera et al. (Welling & Teh's SGLD) is
 + Normal(0, step)``.
 """
 import math
-import numbers
 
 import torch
+
+from ._validation import is_number
 
 __all__ = ["PolynomialDecay", "as_schedule", "sgld_update_", "sgld_step_", "sgld_chain"]
 
@@ -36,10 +37,10 @@ class PolynomialDecay:
 
     def __init__(self, a, b=1.0, gamma=0.55):
         for name, value in (("a", a), ("b", b)):
-            if not isinstance(value, numbers.Real) or not value > 0:
+            if not is_number(value) or not value > 0:
                 raise ValueError(f"PolynomialDecay: parameter {name}={value!r} is invalid; "
                                  "expected a number > 0.")
-        if not isinstance(gamma, numbers.Real) or gamma < 0:
+        if not is_number(gamma) or gamma < 0:
             raise ValueError(f"PolynomialDecay: parameter gamma={gamma!r} is invalid; "
                              "expected a number >= 0.")
         self.a, self.b, self.gamma = float(a), float(b), float(gamma)

@@ -12,17 +12,17 @@ from .._interrupt import FitPolicyMixin
 from ..engine import completed_epochs
 from .._meta import fit_weighted, is_fitted
 from .._random import draw_seed
-from .._validation import (check_float32_range, check_input, check_sample_weight,
-                           check_teacher_proba, check_validation_fraction, encode_labels,
-                           param_error, validate_params, warn_class_mismatch)
+from .._validation import (StrictParamsMixin, check_float32_range, check_input,
+                           check_sample_weight, check_teacher_proba, check_validation_fraction,
+                           encode_labels, param_error, validate_params, warn_class_mismatch)
 
 
 #: Constraint of the ``teacher_calibration`` parameter of the distillers that take it.
 TEACHER_CALIBRATION = [StrOptions({"temperature", "isotonic"}), None]
 
 
-class BaseDistiller(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, MetaEstimatorMixin,
-                    BaseEstimator):
+class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin,
+                    MetaEstimatorMixin, BaseEstimator):
     """Base class for ``(teacher, student)`` meta-estimators.
 
     After ``fit``: ``teacher_``, ``student_``, ``history_`` (the student's), ``classes_``,

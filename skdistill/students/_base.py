@@ -8,13 +8,13 @@ from skorch.callbacks import Checkpoint
 from skorch.dataset import ValidSplit
 from skorch.history import History
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy, warn_user
 from .._random import draw_seed, seeded
-from .._validation import (Number, callback_objects, check_callbacks, check_device,
+from .._validation import (StrictParamsMixin, callback_objects, check_callbacks, check_device,
                            check_sample_weight, check_soft_targets, check_validation_fraction,
                            encode_labels, param_error)
 from ..engine import (BatchIterator, NonFiniteLossError, Objective, RowDataset, StudentNet,
@@ -51,7 +51,8 @@ def _to_cpu(out):
     return {k: v.cpu() for k, v in out.items()} if isinstance(out, dict) else out.cpu()
 
 
-class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEstimator):
+class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin,
+                  BaseEstimator):
     """Base class: a torch classifier network trained by the engine behind the scikit-learn API.
 
     Subclasses define ``_build_module(n_outputs)`` and ``_check_X(X, reset)`` (and, for
@@ -71,21 +72,21 @@ class BaseStudent(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin, BaseEsti
     fine_tune_lr = None
 
     _parameter_constraints = {
-        "max_epochs": [Number(numbers.Integral, 1, None, closed="left")],
-        "batch_size": [Number(numbers.Integral, 1, None, closed="left")],
-        "lr": [Number(numbers.Real, 0, None, closed="neither")],
+        "max_epochs": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left")],
+        "lr": [Interval(numbers.Real, 0, None, closed="neither")],
         "optimizer": [StrOptions(set(OPTIMIZERS)), type],
-        "weight_decay": [Number(numbers.Real, 0, None, closed="left")],
-        "dropout": [Number(numbers.Real, 0, 1, closed="left")],
+        "weight_decay": [Interval(numbers.Real, 0, None, closed="left")],
+        "dropout": [Interval(numbers.Real, 0, 1, closed="left")],
         "device": [str, torch.device],
         "callbacks": [list, None],
-        "validation_fraction": [Number(numbers.Real, 0, 1, closed="neither"), None],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither"), None],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
-        "group_lasso": [Number(numbers.Real, 0, None, closed="left")],
-        "prune_threshold": [Number(numbers.Real, 0, None, closed="left")],
-        "fine_tune_epochs": [Number(numbers.Integral, 0, None, closed="left"), None],
-        "fine_tune_lr": [Number(numbers.Real, 0, None, closed="neither"), None],
+        "group_lasso": [Interval(numbers.Real, 0, None, closed="left")],
+        "prune_threshold": [Interval(numbers.Real, 0, None, closed="left")],
+        "fine_tune_epochs": [Interval(numbers.Integral, 0, None, closed="left"), None],
+        "fine_tune_lr": [Interval(numbers.Real, 0, None, closed="neither"), None],
     }
 
     # -- to be provided by subclasses -------------------------------------------------------

@@ -4,10 +4,10 @@ import numbers
 
 import numpy as np
 import scipy.sparse as sp
-from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_feature_names, check_array
 
-from .._validation import Number, check_float32_range, named_errors, param_error
+from .._validation import check_float32_range, is_number, named_errors, param_error
 from ..nets import CNN, CNN_ARCHITECTURES
 from ..nets.mlp import ACTIVATIONS
 from ..pruning import layer_widths
@@ -74,7 +74,7 @@ callbacks, validation_fraction, verbose, random_state
     _parameter_constraints = {
         **BaseStudent._parameter_constraints,
         "architecture": [StrOptions(set(CNN_ARCHITECTURES))],
-        "width_multiplier": [Number(numbers.Real, 0, None, closed="neither"), "array-like"],
+        "width_multiplier": [Interval(numbers.Real, 0, None, closed="neither"), "array-like"],
         "input_shape": ["array-like", None],
         "activation": [StrOptions(set(ACTIVATIONS))],
     }
@@ -108,10 +108,16 @@ callbacks, validation_fraction, verbose, random_state
     def _multipliers(self):
         m = self.width_multiplier
         k = (m, m) if isinstance(m, numbers.Real) else tuple(m)
-        if len(k) != 2 or not all(isinstance(v, numbers.Real) and v > 0 for v in k):
+        if len(k) != 2 or not all(is_number(v) and v > 0 for v in k):
             raise param_error(self, "width_multiplier", m,
                               "a positive float or a pair (K1 conv, K2 fully connected)")
         return k
+
+    def _validate_params(self):
+        super()._validate_params()
+        # an array-like to scikit-learn's constraints: its values are checked here, so that a
+        # distiller refuses them before it fits its teacher
+        self._multipliers()
 
     def _build_module(self, n_outputs):
         k1, k2 = self._multipliers()

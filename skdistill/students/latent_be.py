@@ -2,11 +2,12 @@
 import numbers
 
 import torch
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..nets.batch_ensemble import BatchEnsemble, merge_batch_ensemble
-from .._validation import Number, param_error
+from .._validation import param_error
 from .cnn import CNNStudent
 from .mlp import MLPStudent
 
@@ -47,8 +48,8 @@ class _LatentBEMixin:
     """BatchEnsemble training and merging shared by the MLP and CNN LatentBE students."""
 
     _be_constraints = {
-        "n_members": [Number(numbers.Integral, 1, None, closed="left")],
-        "prior_strength": [Number(numbers.Real, 0, None, closed="left")],
+        "n_members": [Interval(numbers.Integral, 1, None, closed="left")],
+        "prior_strength": [Interval(numbers.Real, 0, None, closed="left")],
     }
 
     def _build_module(self, n_outputs):

@@ -1,8 +1,8 @@
 """MLPStudent: a fully connected student network with width multipliers."""
 import numbers
 
-from sklearn.utils._param_validation import StrOptions
-from .._validation import Number, check_input, check_layer_sizes, param_error
+from sklearn.utils._param_validation import Interval, StrOptions
+from .._validation import check_input, check_layer_sizes, is_number, param_error
 from ..nets import MLP, scaled_widths
 from ..nets.mlp import ACTIVATIONS
 from ._base import BaseStudent
@@ -113,8 +113,8 @@ class MLPStudent(BaseStudent):
 
     _parameter_constraints = {
         **BaseStudent._parameter_constraints,
-        "hidden_layer_sizes": ["array-like", Number(numbers.Integral, 1, None, closed="left")],
-        "width_multiplier": [Number(numbers.Real, 0, None, closed="neither"), "array-like"],
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
+        "width_multiplier": [Interval(numbers.Real, 0, None, closed="neither"), "array-like"],
         "activation": [StrOptions(set(ACTIVATIONS))],
     }
 
@@ -147,13 +147,19 @@ class MLPStudent(BaseStudent):
         sizes = check_layer_sizes(self, self.hidden_layer_sizes)
         mult = self.width_multiplier
         mults = [mult] if isinstance(mult, numbers.Real) else list(mult)
-        if not all(isinstance(m, numbers.Real) and m > 0 for m in mults):
+        if not all(is_number(m) and m > 0 for m in mults):
             raise param_error(self, "width_multiplier", mult, "positive numbers")
         try:
             return scaled_widths(sizes, mult)
         except ValueError as exc:
             raise param_error(self, "width_multiplier", mult,
                               f"one float or {len(sizes)} values (one per hidden layer)") from exc
+
+    def _validate_params(self):
+        super()._validate_params()
+        # the sizes are array-likes to scikit-learn's constraints: their values are checked
+        # here, so that a distiller refuses them before it fits its teacher
+        self._hidden_sizes()
 
     def _build_module(self, n_outputs):
         return MLP(self.n_features_in_, n_outputs, self._hidden_sizes(), self.activation,

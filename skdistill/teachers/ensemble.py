@@ -13,7 +13,7 @@ import torch
 from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed
-from .._validation import (check_input, check_sample_weight, check_teacher_proba,
+from .._validation import (StrictParamsMixin, check_input, check_sample_weight, check_teacher_proba,
                            check_validation_fraction, encode_labels, validate_params,
                            warn_class_mismatch)
 from .._meta import fit_with_weights, is_fitted, weights_for
@@ -51,7 +51,7 @@ class MemberSample:
         return torch.as_tensor(proba, dtype=torch.float32)
 
 
-class DeepEnsembleTeacher(DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin,
+class DeepEnsembleTeacher(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin,
                           MetaEstimatorMixin, BaseEstimator):
     """Deep ensemble: ``n_members`` copies of a network trained from different seeds.
 

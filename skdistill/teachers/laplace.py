@@ -20,8 +20,8 @@ from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
 from .._meta import is_fitted
 from .._random import draw_seed
-from .._validation import (check_device, check_input, check_sample_weight, encode_labels,
-                           param_error)
+from .._validation import (StrictParamsMixin, check_device, check_input, check_sample_weight,
+                           encode_labels, is_number, param_error)
 from ..engine import Objective, dense_chunks, limit_threads, weighted_rows
 from ._posterior import SampledPosteriorMixin
 
@@ -119,8 +119,8 @@ class _MAPObjective(Objective):
         return module.network
 
 
-class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin,
-                     MetaEstimatorMixin, BaseEstimator):
+class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
+                     ClassifierMixin, MetaEstimatorMixin, BaseEstimator):
     """Laplace approximation of a network's posterior: a Gaussian around its MAP.
 
     The network ``estimator`` is trained to the maximum a posteriori (MAP) parameters
@@ -497,7 +497,7 @@ class LaplaceTeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
         """
         check_is_fitted(self, "posterior_precision_")
         lam = self.prior_precision_ if prior_precision is None else prior_precision
-        if not (isinstance(lam, numbers.Real) and lam > 0 and math.isfinite(lam)):
+        if not (is_number(lam) and lam > 0 and math.isfinite(lam)):
             raise param_error(self, "prior_precision", prior_precision,
                               "a positive finite float or None")
         return self._log_evidence(lam)

@@ -15,8 +15,8 @@ from torch.nn.utils import vector_to_parameters
 from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed, seeded_steps
-from .._validation import (check_device, check_input, check_layer_sizes, check_sample_weight,
-                           encode_labels, param_error)
+from .._validation import (StrictParamsMixin, check_device, check_input, check_layer_sizes,
+                           check_sample_weight, encode_labels, is_number, param_error)
 from ..engine import RowDataset, limit_threads, weighted_rows
 from ..nets import MLP
 from ..samplers import as_schedule, sgld_step_
@@ -53,8 +53,8 @@ _MIN_TAIL = 10
 _SAFE_STEP_TIMES_N = 0.25
 
 
-class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin, ClassifierMixin,
-                  BaseEstimator):
+class SGLDTeacher(StrictParamsMixin, DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
+                  ClassifierMixin, BaseEstimator):
     """Bayesian neural network classifier whose posterior is sampled by SGLD.
 
     Each iteration draws a minibatch of ``M = batch_size`` rows (shuffled passes over the data)
@@ -399,7 +399,7 @@ class SGLDTeacher(DeviceFallbackMixin, PosteriorPredictionMixin, FitPolicyMixin,
 
     def _step_at(self, schedule, t):
         step = schedule(t)
-        if not (isinstance(step, numbers.Real) and np.isfinite(step) and step > 0):
+        if not (is_number(step) and np.isfinite(step) and step > 0):
             raise param_error(self, "step_size", self.step_size,
                               f"a positive finite step at every iteration; iteration {t} "
                               f"gave {step!r}")

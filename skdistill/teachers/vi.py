@@ -11,8 +11,8 @@ from sklearn.utils._param_validation import Interval
 from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed, seeded
-from .._validation import (check_device, check_input, check_layer_sizes, check_sample_weight,
-                           encode_labels)
+from .._validation import (StrictParamsMixin, check_device, check_input, check_layer_sizes,
+                           check_sample_weight, encode_labels, param_error)
 from ..engine import divergence_error, limit_threads, max_abs, weighted_rows
 from ..nets import BayesMLP
 from ._posterior import SampledPosteriorMixin
@@ -38,8 +38,8 @@ class VISample:
             return torch.softmax(self.module(X.to(device), self.weights), dim=-1)
 
 
-class VITeacher(DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin, ClassifierMixin,
-                BaseEstimator):
+class VITeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin, FitPolicyMixin,
+                ClassifierMixin, BaseEstimator):
     """Bayesian neural network classifier with a mean-field Gaussian variational posterior.
 
     Every weight and bias has its own Gaussian ``q = N(mu, sigma^2)``, trained by Bayes by
