@@ -180,8 +180,9 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
                                    getattr(teacher, "classes_", self.classes_), self.classes_,
                                    teacher)
 
-    def _check_unlabeled(self, X_unlabeled):
-        """Validate the rows a student learns from without labels, like ``X`` at predict.
+    def _check_unlabeled(self, X_unlabeled, X):
+        """Validate the rows a student learns from without labels, like ``X`` at predict,
+        and shaped as the rows of the validated ``X`` (the same dimensions after the first).
 
         ``None`` (no such rows) is returned as it is.
         """
@@ -193,6 +194,12 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         except (ValueError, TypeError) as exc:
             raise type(exc)(f"{type(self).__name__}: parameter X_unlabeled is invalid: "
                             f"{exc}") from None
+        # scikit-learn compares the second dimension only: an (n, 4, 2) array passes beside an
+        # (n, 4) X, to be refused later by the teacher's own check, which names no X_unlabeled
+        if X_unlabeled.shape[1:] != X.shape[1:]:
+            row = ", ".join(str(d) for d in X.shape[1:])
+            raise param_error(self, "X_unlabeled", f"<array of shape {X_unlabeled.shape}>",
+                              f"rows shaped as those of X: shape (n_unlabeled, {row})")
         return check_float32_range(self, X_unlabeled, "X_unlabeled")
 
     def _with_unlabeled(self, X, y, sample_weight, X_unlabeled, proba_unlabeled):

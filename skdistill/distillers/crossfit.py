@@ -216,7 +216,7 @@ class CrossFitDistiller(BaseDistiller):
             Row weights: each fold teacher gets those of its training rows (where its ``fit``
             accepts them, else it is fitted unweighted with a warning), and the student's
             loss and the calibration map are weighted by them.
-        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, ...), default=None
+        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, *X.shape[1:]), default=None
             Extra rows without labels (a transfer set) that the student also learns from. No
             teacher saw them, so their targets are the probabilities of ``teacher_`` (of the
             mean of ``fold_teachers_`` when ``refit_teacher=False``), through the calibration
@@ -228,7 +228,7 @@ class CrossFitDistiller(BaseDistiller):
         self
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
-        X_unlabeled = self._check_unlabeled(X_unlabeled)
+        X_unlabeled = self._check_unlabeled(X_unlabeled, X)
         teacher = self._crossfit_teacher()
         student = self._crossfit_student()
         self._check_student_rows(student, X, X_unlabeled)

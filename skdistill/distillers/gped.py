@@ -286,7 +286,7 @@ default="predictive"
         X : array-like or sparse matrix of shape (n_samples, ...)
             Training inputs of the teacher.
         y : array-like of shape (n_samples,)
-        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, ...), default=None
+        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, *X.shape[1:]), default=None
             The distillation set ``D'``; ``None`` distils on ``X``.
         sample_weight : array-like of shape (n_samples,), default=None
             Row weights of ``X``: passed to the teacher's ``iter_samples`` where it accepts
@@ -301,7 +301,7 @@ default="predictive"
         targets = self._targets()
         student = self._student()
         teacher = self._teacher()
-        Xd = X if X_unlabeled is None else self._check_unlabeled(X_unlabeled)
+        Xd = X if X_unlabeled is None else self._check_unlabeled(X_unlabeled, X)
         self._fit(X, y, Xd, X_unlabeled, sample_weight, targets, student, teacher)
         return self
 

@@ -132,7 +132,7 @@ class KnowledgeDistiller(BaseDistiller):
             Row weights of the student's loss, also passed to the teacher's ``fit`` where it
             accepts them (else the teacher is fitted unweighted, with a warning), and to the
             calibration map's fit.
-        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, ...), default=None
+        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, *X.shape[1:]), default=None
             Extra rows without labels (a transfer set) that the student also learns from, on
             the teacher's probabilities alone (the loss's teacher term, whatever ``alpha``);
             the teacher is not fitted on them. They weigh 1 in the student's loss.
@@ -142,7 +142,7 @@ class KnowledgeDistiller(BaseDistiller):
         self
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
-        X_unlabeled = self._check_unlabeled(X_unlabeled)
+        X_unlabeled = self._check_unlabeled(X_unlabeled, X)
         student = self._student()
         self._check_student_rows(student, X, X_unlabeled)
         cross_fit = (self.teacher_calibration is not None
