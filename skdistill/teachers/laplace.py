@@ -155,7 +155,8 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
     Parameters
     ----------
     estimator : skdistill student or FrozenEstimator, default=None
-        The network. An unfitted skdistill student (``MLPStudent``, ``CNNStudent``) is
+        The network. LatentBE students (several members) are refused with a ``TypeError``.
+        An unfitted skdistill student (``MLPStudent``, ``CNNStudent``) is
         cloned and trained to the MAP with its own settings (``max_epochs``, ``lr``,
         ``optimizer``, ...): the prior enters its loss exactly, as
         ``prior_precision / (2 W) * ||theta||^2`` added to the mean cross-entropy (``W`` the
@@ -331,10 +332,18 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
     def _fit_map(self, X, y, weight, rng):
         """Set ``estimator_`` (the MAP network) and ``classes_``; return the encoded labels."""
         from ..students import MLPStudent
+        from ..students.latent_be import _LatentBEMixin
 
         classes, y_enc = encode_labels(self, y)
         estimator = MLPStudent() if self.estimator is None else self.estimator
-        if isinstance(estimator, FrozenEstimator):
+        frozen = isinstance(estimator, FrozenEstimator)
+        if isinstance(estimator.estimator if frozen else estimator, _LatentBEMixin):
+            raise param_error(self, "estimator", estimator,
+                              "an MLPStudent or CNNStudent, or a fitted one in "
+                              "sklearn.frozen.FrozenEstimator: a LatentBE student's network "
+                              "gives one set of logits per member, not the single network "
+                              "the Laplace posterior is taken around", TypeError)
+        if frozen:
             network = estimator.estimator
             if not (is_fitted(network) and isinstance(getattr(network, "module_", None),
                                                       nn.Module)):

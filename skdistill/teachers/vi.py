@@ -80,6 +80,7 @@ class VITeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin, F
         Weight of the KL term (1 is the ELBO; smaller values trust the data more).
     kl_annealing : int, default=0
         Epochs over which the KL weight rises linearly to ``kl_weight``; 0 is no annealing.
+        At most ``max_epochs``, so that the full ELBO is reached.
     device : str, default="cpu"
         Torch device of training and prediction.
     random_state : int, RandomState instance or None, default=None
@@ -237,6 +238,10 @@ class VITeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin, F
     def _validate_params(self):
         super()._validate_params()
         check_device(self, self.device)
+        if self.kl_annealing > self.max_epochs:
+            raise param_error(self, "kl_annealing", self.kl_annealing,
+                              f"at most max_epochs={self.max_epochs}: the KL weight rises to "
+                              f"kl_weight over kl_annealing epochs, and would never reach it")
 
     # -- posterior samples --------------------------------------------------------------------
     def _weights(self, s):
