@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 from sklearn.utils import Bunch
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._validation import param_error
-from .metrics import (_check_n_bins, _check_proba, _ece, brier_score, calibration_bins,
+from ._validation import named_errors, param_error
+from .metrics import (_calibration_bins, _check_n_bins, _check_proba, _ece, brier_score,
                       expected_calibration_error, negative_log_likelihood)
 
 
@@ -98,9 +98,21 @@ def _named_models(func, models, name="model"):
     return pairs
 
 
-def _scores(y, P, labels, n_bins):
+def _check_labelled_rows(func, X, y, x_name="X", y_name="y"):
+    """One label per row of ``X``, checked before any model predicts: the errors name the
+    arguments, not the metrics' ``y_true`` and ``y_prob`` they are passed on as."""
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise param_error(func, y_name, f"<array of shape {y.shape}>", "a 1-d array of labels")
+    n_rows = named_errors(func, _num_samples, X)
+    if len(y) != n_rows:
+        raise param_error(func, y_name, f"<array of {len(y)} labels>",
+                          f"one label per row of {x_name} ({n_rows} rows)")
+
+
+def _scores(y, P, labels, n_bins, y_name, proba_name):
     """The held-out columns of :func:`teacher_report` for probabilities ``P``."""
-    idx, P_checked, _ = _check_proba("teacher_report", y, P, labels)
+    idx, P_checked, _ = _check_proba("teacher_report", y, P, labels, y_name, proba_name)
     test = spiegelhalter_test(y, P, labels=labels)
     return {
         "accuracy": float(np.mean(P_checked.argmax(axis=1) == idx)),
@@ -179,12 +191,17 @@ def teacher_report(model, X, y, *, X_train=None, y_train=None, n_bins=15):
         missing = "y_train" if y_train is None else "X_train"
         raise param_error(func, missing, None, "given together with "
                           f"{'X_train' if missing == 'y_train' else 'y_train'}")
+    _check_labelled_rows(func, X, y)
+    if X_train is not None:
+        _check_labelled_rows(func, X_train, y_train, "X_train", "y_train")
     rows = {}
     for name, fitted in _named_models(func, model):
         labels = getattr(fitted, "classes_", None)
-        row = _scores(y, fitted.predict_proba(X), labels, n_bins)
+        row = _scores(y, fitted.predict_proba(X), labels, n_bins, "y",
+                      f"{name}.predict_proba(X)")
         if X_train is not None:
-            train = _scores(y_train, fitted.predict_proba(X_train), labels, n_bins)
+            train = _scores(y_train, fitted.predict_proba(X_train), labels, n_bins, "y_train",
+                            f"{name}.predict_proba(X_train)")
             row.update(train_accuracy=train["accuracy"], train_nll=train["nll"],
                        train_confidence=train["confidence"],
                        confidence_gap=train["confidence"] - row["confidence"],
@@ -243,6 +260,7 @@ def plot_reliability(models, X, y, *, n_bins=15, ax=None):
                           "(or skdistill[plot]).") from exc
     _check_n_bins(func, n_bins)
     named = _named_models(func, models, "models")
+    _check_labelled_rows(func, X, y)
     if ax is None:
         fig, (ax_curve, ax_hist) = plt.subplots(1, 2, figsize=(10, 4 + 0.25 * len(named)),
                                                 layout="constrained")
@@ -258,7 +276,8 @@ def plot_reliability(models, X, y, *, n_bins=15, ax=None):
     ax_curve.plot([0, 1], [0, 1], "k:", label="perfectly calibrated")
     for j, (name, model) in enumerate(named):
         labels = getattr(model, "classes_", None)
-        bins = calibration_bins(y, model.predict_proba(X), n_bins=n_bins, labels=labels)
+        bins = _calibration_bins(func, y, model.predict_proba(X), n_bins, labels, y_name="y",
+                                 proba_name=f"{name}.predict_proba(X)")
         ece = _ece(bins)
         filled = bins.count > 0
         (line,) = ax_curve.plot(bins.confidence[filled], bins.accuracy[filled], "o-",

@@ -13,27 +13,34 @@ from .calibration import _encode, apply_temperature, fit_temperature
 _SUM_ATOL = 1e-5
 
 
-def _check_proba(func, y_true, y_prob, labels):
-    """Validate ``(y_true, y_prob)``; return column indices of y_true, (n, C) probabilities, classes."""
+def _check_proba(func, y_true, y_prob, labels, y_name="y_true", proba_name="y_prob"):
+    """Validate ``(y_true, y_prob)``; return column indices of y_true, (n, C) probabilities,
+    classes.
+
+    Errors name ``y_name`` and ``proba_name``, the arguments of ``func`` they come from (a
+    caller that predicts ``y_prob`` itself names what it predicted from).
+    """
     y_true = np.asarray(y_true)
     if y_true.ndim != 1:
-        raise param_error(func, "y_true", f"<array of shape {y_true.shape}>", "a 1-d array of labels")
+        raise param_error(func, y_name, f"<array of shape {y_true.shape}>",
+                          "a 1-d array of labels")
     try:
         P = np.asarray(y_prob, dtype=np.float64)
     except (TypeError, ValueError):
-        raise param_error(func, "y_prob", y_prob, "a numeric array", TypeError) from None
+        raise param_error(func, proba_name, y_prob, "a numeric array", TypeError) from None
     if P.ndim not in (1, 2) or (P.ndim == 2 and P.shape[1] < 2):
-        raise param_error(func, "y_prob", f"<array of shape {P.shape}>",
+        raise param_error(func, proba_name, f"<array of shape {P.shape}>",
                           "shape (n_samples, n_classes) with n_classes >= 2, or (n_samples,)")
     if len(P) != len(y_true):
-        raise param_error(func, "y_prob", f"<array of {len(P)} rows>",
-                          f"one row per label in y_true ({len(y_true)})")
+        raise param_error(func, proba_name, f"<array of {len(P)} rows>",
+                          f"one row per label in {y_name} ({len(y_true)})")
     if len(P) == 0:
-        raise param_error(func, "y_true", "<empty array>", "at least one sample")
+        raise param_error(func, y_name, "<empty array>", "at least one sample")
     if not np.isfinite(P).all():
-        raise param_error(func, "y_prob", "<array with NaN or inf>", "finite probabilities")
+        raise param_error(func, proba_name, "<array with NaN or inf>", "finite probabilities")
     if P.min() < 0 or P.max() > 1:
-        raise param_error(func, "y_prob", f"<array with range [{P.min():.6g}, {P.max():.6g}]>",
+        raise param_error(func, proba_name,
+                          f"<array with range [{P.min():.6g}, {P.max():.6g}]>",
                           "probabilities in [0, 1]")
     if P.ndim == 1:
         P = np.column_stack([1.0 - P, P])
@@ -41,10 +48,10 @@ def _check_proba(func, y_true, y_prob, labels):
     bad = np.abs(sums - 1.0) > _SUM_ATOL
     if bad.any():
         i = int(np.argmax(bad))
-        raise param_error(func, "y_prob", f"<array whose row {i} sums to {sums[i]:.6g}>",
+        raise param_error(func, proba_name, f"<array whose row {i} sums to {sums[i]:.6g}>",
                           f"rows that sum to 1 (within {_SUM_ATOL})")
     classes = np.unique(y_true) if labels is None else np.asarray(labels)
-    idx = _encode(func, y_true, classes if labels is not None else None, P.shape[1], "y_true")
+    idx = _encode(func, y_true, classes if labels is not None else None, P.shape[1], y_name)
     return idx, P / sums[:, None], classes
 
 
@@ -90,9 +97,9 @@ def _check_n_bins(func, n_bins):
         raise param_error(func, "n_bins", n_bins, "an integer >= 1")
 
 
-def _calibration_bins(func, y_true, y_prob, n_bins, labels):
+def _calibration_bins(func, y_true, y_prob, n_bins, labels, **names):
     _check_n_bins(func, n_bins)
-    idx, P, _ = _check_proba(func, y_true, y_prob, labels)
+    idx, P, _ = _check_proba(func, y_true, y_prob, labels, **names)
     confidence = P.max(axis=1)
     correct = P.argmax(axis=1) == idx
     edges = np.linspace(0.0, 1.0, n_bins + 1)
