@@ -129,8 +129,13 @@ def _column(func, frame, name, what):
     for column in (name, f"mean_test_{name}"):
         if column in frame.columns:
             values = pd.to_numeric(frame[column], errors="coerce").astype(float)
-            if values.isna().all() and frame[column].notna().any():
-                raise param_error(func, what, name, "a numeric column")
+            # a missing value is a failed fit (error_score=nan) and its row is left out; a
+            # value that is not a number is a wrong column, not a failed fit
+            bad = values.isna() & frame[column].notna()
+            if bad.any():
+                raise param_error(func, what, name,
+                                  f"a numeric column; {column!r} holds "
+                                  f"{frame[column][bad].iloc[0]!r} at row {bad.idxmax()!r}")
             bare = column[len("mean_test_"):] if column.startswith("mean_test_") else column
             if what == "cost" and bare.startswith("neg_"):
                 return -values, bare[len("neg_"):]
@@ -170,7 +175,8 @@ def pareto_front(results, cost, score):
     front : pandas.DataFrame
         The non-dominated rows of ``results``, its index and columns kept, sorted by
         increasing cost. Rows with a missing cost or score (a failed fit) are left out; two
-        rows with equal cost and score are both kept.
+        rows with equal cost and score are both kept. A value that is not a number (a cost
+        of ``"20 MFLOPs"``), or no row with both a finite cost and score, is a ``ValueError``.
 
     Examples
     --------
@@ -190,7 +196,14 @@ def _front(func, frame, cost, score):
     positions of :func:`pareto_front`'s rows, by increasing cost."""
     c, cost_name = _column(func, frame, cost, "cost")
     s, score_name = _column(func, frame, score, "score")
-    ok = np.isfinite(c.to_numpy()) & np.isfinite(s.to_numpy())
+    finite_c, finite_s = np.isfinite(c.to_numpy()), np.isfinite(s.to_numpy())
+    ok = finite_c & finite_s
+    if not ok.any():  # nothing to compare: an empty front would look like a result
+        what, name, other = (("cost", cost, "score") if not finite_c.any()
+                             else ("score", score, "cost"))
+        raise param_error(func, what, name, f"a finite value on at least one row with a finite "
+                          f"{other}; there is none (a failed fit leaves NaN: did every fit "
+                          "fail?)")
     position = np.flatnonzero(ok)
     cv, sv = c.to_numpy()[ok], s.to_numpy()[ok]
     # sort by cost, then by score (best first); a row is on the front when its score beats
@@ -224,7 +237,7 @@ def plot_pareto(results, cost, score, *, ax=None, label=None, color=None, annota
     annotate : str, default=None
         A column whose value is written next to each frontier point (e.g. a parameter).
     logx : bool, default=True
-        Logarithmic cost axis.
+        Logarithmic cost axis; a cost of 0 or less is then an error (pass ``logx=False``).
 
     Returns
     -------
@@ -243,12 +256,29 @@ def plot_pareto(results, cost, score, *, ax=None, label=None, color=None, annota
     """
     try:
         import matplotlib.pyplot as plt
+        from matplotlib.axes import Axes
+        from matplotlib.colors import is_color_like
         from matplotlib.ticker import LogLocator
     except ImportError:  # pragma: no cover - the plot extra is not installed
         raise ImportError("plot_pareto needs matplotlib: pip install skdistill[plot]") from None
     func = "plot_pareto"
     frame = _as_frame(func, results)
     c, cost_name, s, score_name, front = _front(func, frame, cost, score)
+    if ax is not None and not isinstance(ax, Axes):
+        raise param_error(func, "ax", ax, "None or a matplotlib Axes", TypeError)
+    if color is not None and not is_color_like(color):
+        raise param_error(func, "color", color, "None or a matplotlib colour (a name such as "
+                          "'tab:blue', a hex string '#1f77b4', or an RGB(A) tuple)")
+    if annotate is not None and annotate not in frame.columns:
+        raise param_error(func, "annotate", annotate,
+                          f"None or a column of the results: {list(frame.columns)}")
+    # matplotlib drops a cost <= 0 from a log axis without a word, front points included
+    unplottable = np.isfinite(s.to_numpy()) & (c.to_numpy() <= 0)
+    if logx and unplottable.any():
+        i = int(np.flatnonzero(unplottable)[0])
+        raise param_error(func, "cost", cost, "positive costs on the logarithmic cost axis, "
+                          f"but row {frame.index[i]!r} costs {c.iloc[i]:g}; pass logx=False "
+                          "for a linear axis")
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
     points = ax.scatter(c, s, s=18, alpha=0.35, color=color)
