@@ -39,6 +39,7 @@ import copy
 import functools
 import importlib.util
 import logging
+import numbers
 import re
 import warnings
 
@@ -68,7 +69,7 @@ if importlib.util.find_spec("onnxscript") is None:  # pragma: no cover
     raise ImportError(f"skdistill.onnx needs onnxscript (torch's ONNX exporter); install the "
                       f"onnx extra with {_EXTRA}")
 
-from ._validation import param_error
+from ._validation import is_number, param_error
 from .distillers import CrossFitDistiller, EnsembleDistiller, GPEDDistiller, KnowledgeDistiller
 from .distillers.gped import decompose_uncertainty, head_expectation
 from .students import CNNStudent, LatentBECNNStudent, LatentBEStudent, MLPStudent
@@ -456,6 +457,23 @@ def register_converters():
                                              "nocl": [False, True]})
 
 
+def _check_target_opset(target_opset):
+    """``target_opset`` as skl2onnx takes it, checked before any conversion: skl2onnx's own
+    errors for a string, ``0`` or a dict without the main domain name no argument."""
+    if target_opset is None:
+        return
+    top = skl2onnx.__max_supported_opset__
+    expected = (f"None, an int from 1 to {top} (the opset of the main ONNX domain), or a dict "
+                f"of domain to int that includes the main domain '' (e.g. {{'': {top}, "
+                "'ai.onnx.ml': 3})")
+    versions = target_opset if isinstance(target_opset, dict) else {"": target_opset}
+    if not all(isinstance(domain, str) and is_number(version, numbers.Integral)
+               for domain, version in versions.items()):
+        raise param_error("to_onnx", "target_opset", target_opset, expected, TypeError)
+    if "" not in versions or not 1 <= versions[""] <= top or min(versions.values()) < 1:
+        raise param_error("to_onnx", "target_opset", target_opset, expected)
+
+
 def to_onnx(model, X, **kwargs):
     """Convert a fitted student, distiller or pipeline with float32 input rows like ``X``.
 
@@ -470,7 +488,9 @@ def to_onnx(model, X, **kwargs):
     X : array-like of shape (n_samples, ...)
         Rows like the model's input; only the first row's shape is used.
     **kwargs
-        Passed to :func:`skl2onnx.to_onnx` (``options``, ``target_opset``...).
+        Passed to :func:`skl2onnx.to_onnx` (``options``, ``target_opset``...); a
+        ``target_opset`` is an int, or a dict of domain to int that includes the main
+        domain ``""``.
 
     Returns
     -------
@@ -492,6 +512,7 @@ def to_onnx(model, X, **kwargs):
     >>> bool(np.abs(proba - clf.predict_proba(X[:3].astype(np.float32))).max() < 1e-5)
     True
     """
+    _check_target_opset(kwargs.get("target_opset"))
     X = np.asarray(X[:1], dtype=np.float32)
     return skl2onnx.to_onnx(model, X, **kwargs)
 
