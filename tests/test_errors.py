@@ -4,20 +4,33 @@ Each case is a class of mistakes users make (sparse X, a regression target, an u
 device ...); every estimator kind must refuse it with its own name in the message, never with a
 torch or scikit-learn message that names nobody, and never with silently wrong numbers.
 """
+import inspect
 import warnings
 
-import numpy as np
-import pytest
-import torch
-from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.datasets import make_classification
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
-from sklearn.utils._param_validation import InvalidParameterError
+import matplotlib
 
-from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
-                       GPEDDistiller, KnowledgeDistiller, LatentBEStudent, MLPStudent,
-                       SGLDTeacher)
-from skdistill.engine import divergence_error
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
+from sklearn.datasets import make_classification  # noqa: E402
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor  # noqa: E402
+from sklearn.frozen import FrozenEstimator  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.utils._param_validation import InvalidParameterError, Interval  # noqa: E402
+
+import skdistill  # noqa: E402
+from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher,  # noqa: E402
+                       EnsembleDistiller, GPEDDistiller, KnowledgeDistiller, LaplaceTeacher,
+                       LatentBEStudent, MLPStudent, SGLDTeacher, VITeacher)
+from skdistill.engine import divergence_error  # noqa: E402
+from skdistill.inspection import plot_reliability, teacher_report  # noqa: E402
+from skdistill.model_selection import pareto_front, plot_pareto  # noqa: E402
+from skdistill.samplers import PolynomialDecay  # noqa: E402
 
 TINY = dict(hidden_layer_sizes=(4,), max_epochs=2)
 
@@ -325,3 +338,208 @@ def test_missing_string_label_is_named_as_missing(data):
     with pytest.raises(ValueError, match=r"^MLPStudent: parameter y='<array with NaN or None at "
                                          r"row 4>'.*without missing values"):
         MLPStudent(**TINY).fit(X, labels)
+
+
+# -- errors name the argument that is wrong, not the one it is passed on as ----------------------
+
+def _runs(**columns):
+    """Four searched settings; ``columns`` replace some."""
+    runs = pd.DataFrame({"flops": [10, 20, 30, 25], "accuracy": [.8, .9, .95, .85],
+                         "width": [1, 2, 3, 4]}, index=list("abcd"))
+    return runs.assign(**columns)
+
+
+def _pareto_front(runs):
+    return pareto_front(runs, "flops", "accuracy")
+
+
+def _plot_pareto(runs=None, **kwargs):
+    try:
+        return plot_pareto(_runs() if runs is None else runs, "flops", "accuracy", **kwargs)
+    finally:
+        plt.close("all")
+
+
+def _plot_reliability(X, y, y_bad):
+    try:
+        return plot_reliability(LogisticRegression().fit(X, y), X, y_bad)
+    finally:
+        plt.close("all")
+
+
+def _to_onnx(target_opset):
+    from skdistill.onnx import to_onnx  # imports skl2onnx and onnx: only where it is needed
+
+    return to_onnx(MLPStudent(), np.zeros((2, 4)), target_opset=target_opset)
+
+
+def _laplace_of_frozen_latent_be(X, y):
+    fitted = LatentBEStudent(n_members=2, hidden_layer_sizes=(4,), max_epochs=1).fit(X, y)
+    return LaplaceTeacher(FrozenEstimator(fitted)).fit(X, y)
+
+
+X3 = np.zeros((5, 4, 2))  # beside an X of 4 features: scikit-learn's check sees 4 "features"
+
+# id -> (call on (X, y), error, regular expression the message must match)
+MISNAMED = {
+    "kd-3d-X_unlabeled": (
+        lambda X, y: KnowledgeDistiller(LogisticRegression(), MLPStudent(**TINY)).fit(
+            X, y, X_unlabeled=X3),
+        ValueError, r"^KnowledgeDistiller: parameter X_unlabeled='<array of shape \(5, 4, 2\)>'"
+                    r" is invalid; expected rows shaped as those of X: shape \(n_unlabeled, 4\)"),
+    "crossfit-3d-X_unlabeled": (
+        lambda X, y: CrossFitDistiller(LogisticRegression(), MLPStudent(**TINY), n_folds=2).fit(
+            X, y, X_unlabeled=X3),
+        ValueError, r"^CrossFitDistiller: parameter X_unlabeled='<array of shape \(5, 4, 2\)>'"),
+    "gped-3d-X_unlabeled": (
+        lambda X, y: _make("GPEDDistiller").fit(X, y, X_unlabeled=X3),
+        ValueError, r"^GPEDDistiller: parameter X_unlabeled='<array of shape \(5, 4, 2\)>'"),
+    "teacher_report-y_train-length": (
+        lambda X, y: teacher_report(LogisticRegression().fit(X, y), X, y, X_train=X,
+                                    y_train=y[:-3]),
+        ValueError, r"^teacher_report: parameter y_train='<array of 57 labels>' is invalid; "
+                    r"expected one label per row of X_train \(60 rows\)"),
+    "teacher_report-y_train-label": (
+        lambda X, y: teacher_report(LogisticRegression().fit(X, y), X, y, X_train=X,
+                                    y_train=y + 5),
+        ValueError, r"^teacher_report: parameter y_train='<array with label \d>'"),
+    "plot_reliability-y-length": (
+        lambda X, y: _plot_reliability(X, y, y[:-2]),
+        ValueError, r"^plot_reliability: parameter y='<array of 58 labels>' is invalid; "
+                    r"expected one label per row of X \(60 rows\)"),
+    "plot_reliability-y-2d": (
+        lambda X, y: _plot_reliability(X, y, np.column_stack([y, y])),
+        ValueError, r"^plot_reliability: parameter y='<array of shape \(60, 2\)>'"),
+    "plot_reliability-y-label": (
+        lambda X, y: _plot_reliability(X, y, y + 3),
+        ValueError, r"^plot_reliability: parameter y='<array with label \d>'.*labels among "
+                    r"\[0, 1\]"),
+    "plot_pareto-ax": (
+        lambda X, y: _plot_pareto(ax="abc"),
+        TypeError, r"^plot_pareto: parameter ax='abc' is invalid; expected None or a "
+                   r"matplotlib Axes"),
+    "plot_pareto-annotate": (
+        lambda X, y: _plot_pareto(annotate="depth"),
+        ValueError, r"^plot_pareto: parameter annotate='depth' is invalid; .*column of the "
+                    r"results: \['flops', 'accuracy', 'width'\]"),
+    "plot_pareto-color": (
+        lambda X, y: _plot_pareto(color="notacolour"),
+        ValueError, r"^plot_pareto: parameter color='notacolour' is invalid; expected None or a "
+                    r"matplotlib colour"),
+    "plot_pareto-cost-0-on-log-axis": (
+        lambda X, y: _plot_pareto(_runs(flops=[0, 20, 30, 25])),
+        ValueError, r"^plot_pareto: parameter cost='flops' is invalid; expected positive costs "
+                    r"on the logarithmic cost axis, but row 'a' costs 0; pass logx=False"),
+    "plot_pareto-negative-cost-on-log-axis": (
+        lambda X, y: _plot_pareto(_runs(flops=[10, -2, 30, 25])),
+        ValueError, r"^plot_pareto: parameter cost='flops' .*row 'b' costs -2"),
+    "pareto_front-all-nan-score": (
+        lambda X, y: _pareto_front(_runs(accuracy=np.nan)),
+        ValueError, r"^pareto_front: parameter score='accuracy' is invalid; expected a finite "
+                    r"value .*did every fit fail"),
+    "pareto_front-non-numeric-cost": (
+        lambda X, y: _pareto_front(_runs(flops=[10, "20 MFLOPs", 30, 25])),
+        ValueError, r"^pareto_front: parameter cost='flops' is invalid; expected a numeric "
+                    r"column; 'flops' holds '20 MFLOPs' at row 'b'"),
+    "to_onnx-target_opset-str": (
+        lambda X, y: _to_onnx("abc"), TypeError,
+        r"^to_onnx: parameter target_opset='abc' is invalid; expected None, an int from 1 to"),
+    "to_onnx-target_opset-0": (
+        lambda X, y: _to_onnx(0), ValueError, r"^to_onnx: parameter target_opset=0 is invalid"),
+    "to_onnx-target_opset-no-main-domain": (
+        lambda X, y: _to_onnx({"ai.onnx.ml": 3}), ValueError,
+        r"^to_onnx: parameter target_opset=\{'ai.onnx.ml': 3\} is invalid; .*main domain ''"),
+    "laplace-latent-be": (
+        lambda X, y: LaplaceTeacher(LatentBEStudent(n_members=2, **TINY)).fit(X, y), TypeError,
+        r"^LaplaceTeacher: parameter estimator=LatentBEStudent\(.*\) is invalid; expected an "
+        r"MLPStudent or CNNStudent"),
+    "laplace-frozen-latent-be": (
+        _laplace_of_frozen_latent_be, TypeError,
+        r"^LaplaceTeacher: parameter estimator=FrozenEstimator\(.*LatentBE student"),
+    "vi-kl_annealing-beyond-max_epochs": (
+        lambda X, y: VITeacher(hidden_layer_sizes=(4,), kl_annealing=3, max_epochs=2).fit(X, y),
+        ValueError, r"^VITeacher: parameter kl_annealing=3 is invalid; expected at most "
+                    r"max_epochs=2"),
+}
+
+
+@pytest.mark.parametrize("case", list(MISNAMED))
+def test_errors_name_the_argument_that_is_wrong(case, data):
+    call, error, message = MISNAMED[case]
+    with pytest.raises(error, match=message):
+        call(*data)
+
+
+def test_failed_fits_are_left_out_of_the_front_but_a_non_number_is_refused():
+    failed = dict(accuracy=[.8, np.nan, .95, .85], flops=[10, 20, None, 25])
+    front = _pareto_front(_runs(**failed))
+    assert list(front.index) == ["a", "d"]  # b's score and c's cost are missing: failed fits
+    failed["flops"] = [10, 20, "n/a", 25]  # not a failed fit: a column that is not numbers
+    with pytest.raises(ValueError, match=r"^pareto_front: parameter cost='flops' .*'flops' "
+                                         r"holds 'n/a' at row 'c'"):
+        _pareto_front(_runs(**failed))
+
+
+def test_unlabeled_rows_are_checked_before_the_teacher_is_fitted(data):
+    X, y = data
+    _FitCounter.fits = 0
+    with pytest.raises(ValueError, match="X_unlabeled"):
+        KnowledgeDistiller(_FitCounter(), MLPStudent(**TINY)).fit(X, y, X_unlabeled=X3)
+    assert _FitCounter.fits == 0
+
+
+# -- a bool is not a number -----------------------------------------------------------------------
+
+#: Parameters that take a bool as well as a number (scikit-learn's "verbose" constraint).
+ACCEPT_BOOLS = {"verbose"}
+
+
+def _numeric_parameters():
+    """``(estimator class, parameter)`` for every public estimator's parameter with a number
+    (not a bool) as default, or a numeric range among its constraints (defaults of None)."""
+    cases = []
+    for name in skdistill.__all__:
+        cls = getattr(skdistill, name)
+        constraints = getattr(cls, "_parameter_constraints", {})
+        for param in inspect.signature(cls.__init__).parameters.values():
+            default = param.default
+            numeric_default = (isinstance(default, (int, float))
+                               and not isinstance(default, bool))
+            ranged = any(isinstance(c, Interval) for c in constraints.get(param.name, []))
+            if (numeric_default or ranged) and param.name not in ACCEPT_BOOLS:
+                cases.append(pytest.param(cls, param.name, id=f"{name}-{param.name}"))
+    return cases
+
+
+@pytest.mark.parametrize("cls, param", _numeric_parameters())
+def test_every_numeric_parameter_refuses_a_bool(cls, param):
+    # refused at the door: the data (wrong for a CNN) and the defaults' sizes never matter
+    X, y = np.zeros((8, 4)), np.array([0, 1] * 4)
+    with pytest.raises(ValueError, match=rf"^{cls.__name__}: parameter {param}=True is invalid;"
+                                         r" expected .*, not a bool\."):
+        cls(**{param: True}).fit(X, y)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: KnowledgeDistiller(_FitCounter(), MLPStudent(lr=True)),
+     r"^MLPStudent: parameter lr=True"),
+    (lambda: CrossFitDistiller(_FitCounter(), MLPStudent(hidden_layer_sizes=(4, True))),
+     r"^MLPStudent: parameter hidden_layer_sizes=\(4, True\)"),
+    (lambda: KnowledgeDistiller(_FitCounter(), MLPStudent(width_multiplier=[1.0, True])),
+     r"^MLPStudent: parameter width_multiplier=\[1.0, True\]"),
+    (lambda: EnsembleDistiller(DeepEnsembleTeacher(_FitCounter(), n_members=True)),
+     r"^DeepEnsembleTeacher: parameter n_members=True"),
+], ids=["student-lr", "layer-size", "width-multiplier", "nested-teacher"])
+def test_a_nested_bool_is_refused_before_the_teacher_is_fitted(make, message, data):
+    _FitCounter.fits = 0
+    with pytest.raises(ValueError, match=message):
+        make().fit(*data)
+    assert _FitCounter.fits == 0
+
+
+def test_bools_are_refused_by_the_numeric_checks_outside_fit(data):
+    with pytest.raises(ValueError, match=r"^PolynomialDecay: parameter a=True"):
+        PolynomialDecay(a=True)
+    teacher = LaplaceTeacher(MLPStudent(**TINY)).fit(*data)
+    with pytest.raises(ValueError, match=r"^LaplaceTeacher: parameter prior_precision=True"):
+        teacher.log_marginal_likelihood(prior_precision=True)
