@@ -65,7 +65,18 @@ MINIBATCH_WEIGHT_CHECKS = {
 }
 
 
+# torch's float32 CPU matmul can round a row's logits differently with the batch's size (by
+# ~1e-6 here, with one thread), more than the check's 1e-7 relative tolerance: whether a network
+# passes is luck of its weights. The merged LatentBE network with the check's seed does not.
+FLOAT32_BATCH_ROUNDING = {
+    "check_methods_subset_invariance":
+        "float32 matmul rounds a row differently with the batch size (1e-6 in a logit)",
+}
+
+
 def expected_failed_checks(estimator):
+    if type(estimator) is LatentBEStudent:
+        return {**MINIBATCH_WEIGHT_CHECKS, **FLOAT32_BATCH_ROUNDING}
     return MINIBATCH_WEIGHT_CHECKS
 
 

@@ -186,9 +186,10 @@ def _spy_objective(monkeypatch):
 
     def spy(criterion, targets, **kwargs):
         seen.append(np.asarray(targets))
-        return Objective(criterion, targets, **kwargs)
+        return objective_cls(criterion, targets, **kwargs)
 
-    monkeypatch.setattr(kd_module, "Objective", spy)
+    objective_cls = kd_module._DistillationObjective
+    monkeypatch.setattr(kd_module, "_DistillationObjective", spy)
     return seen
 
 
