@@ -53,9 +53,9 @@ numpydoc_attributes_as_param_list = False
 # numpydoc.validate for the codes. Every public object must have a docstring whose summary
 # fits the numpydoc layout; parameter-by-parameter completeness is left to review.
 numpydoc_validation_checks = {"GL08", "SS01", "SS06", "YD01", "GL02"}
-# Data (dicts and tuples) take their text from a ``#:`` comment, not a docstring.
+# Data (dicts, tuples and constants) take their text from a ``#:`` comment, not a docstring.
 numpydoc_validation_exclude = {r"\.(EXPECTATIONS|ESTIMATORS|COSTS|CNN_ARCHITECTURES|"
-                               r"PERTURBATIONS|LOG_PROBA_FLOOR|BENCHMARKS)$"}
+                               r"PERTURBATIONS|LOG_PROBA_FLOOR|BENCHMARKS|NO_LABEL_INT64|NO_LABEL_STRING)$"}
 
 # -- gallery: examples/ -------------------------------------------------------------------
 sphinx_gallery_conf = {

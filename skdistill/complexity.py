@@ -106,8 +106,9 @@ _FORMULAS = {torch.ops.aten.linalg_solve_triangular: _triangular_solve_flops}
 
 
 def count_flops(estimator_or_module, input_shape):
-    """Floating-point operations of a forward pass, or of a fitted estimator's
-    ``predict_proba``, counted by torch's ``FlopCounterMode``.
+    """Floating-point operations of a network's forward pass or an estimator's ``predict_proba``.
+
+    torch's ``FlopCounterMode`` counts them.
 
     A network runs once, in eval mode and without gradients, on a zero tensor of
     ``input_shape``. A fitted estimator's ``predict_proba`` runs on zero rows of

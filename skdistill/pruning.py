@@ -517,8 +517,11 @@ class PruneCallback(Callback):
         self.prune_at_ = net.max_epochs - self.fine_tune_epochs_for(net.max_epochs)
 
     def fine_tuning(self, net):
-        """Whether ``net`` has trained since it was pruned: its last epoch (the one under
-        way, or the last one) is not the epoch of pruning."""
+        """Whether ``net`` has trained since it was pruned.
+
+        True when its last epoch (the one under way, or the last one) is not the epoch of
+        pruning.
+        """
         return self.sizes_ is not None and "n_pruned_units" not in net.history[-1]
 
     def on_epoch_end(self, net, **kwargs):

@@ -216,12 +216,13 @@ class CrossFitDistiller(BaseDistiller):
             Row weights: each fold teacher gets those of its training rows (where its ``fit``
             accepts them, else it is fitted unweighted with a warning), and the student's
             loss and the calibration map are weighted by them.
-        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, *X.shape[1:]), default=None
+        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, ...), default=None
             Extra rows without labels (a transfer set) that the student also learns from. No
             teacher saw them, so their targets are the probabilities of ``teacher_`` (of the
             mean of ``fold_teachers_`` when ``refit_teacher=False``), through the calibration
             map when ``teacher_calibration`` is set and softened by ``temperature``, without
-            gamma correction (there is no label); they weigh 1 in the student's loss.
+            gamma correction (there is no label); they weigh 1 in the student's loss. Each row is
+            shaped as a row of ``X``.
 
         Returns
         -------

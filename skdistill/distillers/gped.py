@@ -286,8 +286,9 @@ default="predictive"
         X : array-like or sparse matrix of shape (n_samples, ...)
             Training inputs of the teacher.
         y : array-like of shape (n_samples,)
-        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, *X.shape[1:]), default=None
-            The distillation set ``D'``; ``None`` distils on ``X``.
+        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, ...), default=None
+            The distillation set ``D'``, each row shaped as a row of ``X``; ``None`` distils on
+            ``X``.
         sample_weight : array-like of shape (n_samples,), default=None
             Row weights of ``X``: passed to the teacher's ``iter_samples`` where it accepts
             them (SGLD weights each row's log-likelihood) and, when ``D'`` is ``X``, weights

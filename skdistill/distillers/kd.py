@@ -132,10 +132,11 @@ class KnowledgeDistiller(BaseDistiller):
             Row weights of the student's loss, also passed to the teacher's ``fit`` where it
             accepts them (else the teacher is fitted unweighted, with a warning), and to the
             calibration map's fit.
-        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, *X.shape[1:]), default=None
+        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, ...), default=None
             Extra rows without labels (a transfer set) that the student also learns from, on
             the teacher's probabilities alone (the loss's teacher term, whatever ``alpha``);
-            the teacher is not fitted on them. They weigh 1 in the student's loss.
+            the teacher is not fitted on them. They weigh 1 in the student's loss. Each row is
+            shaped as a row of ``X``.
 
         Returns
         -------
