@@ -21,14 +21,16 @@ def seeded(seed, device="cpu", owner=None):
     happens with fits run in threads (joblib's ``"threading"`` backend, a dask worker with
     several threads); ``owner`` (the estimator) is named in the warning it gets.
     """
-    with _registered(owner), torch.random.fork_rng(devices=_cuda_devices(device)):
+    with _own_generator(_cuda_devices(device), owner):
         torch.manual_seed(seed)
         yield
 
 
 @contextmanager
-def _registered(owner):
-    """Count this thread as in a seeded block; warn when another thread is in one."""
+def _own_generator(devices, owner, state=None):
+    """Run a block on torch's generator (from ``state`` when given: see :func:`_rng_state`),
+    the caller's generator state given back after it; the thread counts as in a seeded block
+    meanwhile, and is warned when another thread is in one."""
     me = threading.get_ident()
     with _lock:
         shared = any(thread != me for thread in _seeded_threads)
@@ -40,7 +42,13 @@ def _registered(owner):
                   "make these fits reproducible. Fit in separate processes (joblib's default "
                   "loky backend, dask workers with threads_per_worker=1) to reproduce them.")
     try:
-        yield
+        caller = _rng_state(devices)
+        if state is not None:
+            _set_rng_state(state, devices)
+        try:
+            yield
+        finally:
+            _set_rng_state(caller, devices)
     finally:
         with _lock:
             _seeded_threads[me] -= 1
@@ -83,11 +91,9 @@ def seeded_steps(steps, seed, device="cpu", owner=None, context=nullcontext):
         nonlocal state
         # torch.manual_seed costs about a millisecond (it visits every device backend): only
         # the first stretch seeds, the others swap the generator's state in and out
-        if state is None:
-            block = seeded(seed, device, owner)
-        else:
-            block = _swapped_in(state, devices, owner)
-        with block, context():
+        with _own_generator(devices, owner, state), context():
+            if state is None:
+                torch.manual_seed(seed)
             try:
                 return next(steps, done)
             finally:
@@ -100,18 +106,6 @@ def seeded_steps(steps, seed, device="cpu", owner=None, context=nullcontext):
         # in the caller's state: closing only runs the generator's clean-up, which must not
         # draw, and may come at interpreter exit, when torch can no longer be seeded
         steps.close()
-
-
-@contextmanager
-def _swapped_in(state, devices, owner):
-    """Run a block from the generator ``state``, the caller's state restored after it."""
-    with _registered(owner):
-        caller = _rng_state(devices)
-        _set_rng_state(state, devices)
-        try:
-            yield
-        finally:
-            _set_rng_state(caller, devices)
 
 
 def draw_seed(random_state):
