@@ -180,3 +180,180 @@ def test_flops_of_a_probit_laplace_teacher_count_the_jacobian_and_its_solves():
                            hessian_structure=h) for h in ("diag", "full"))
     assert count_flops(diag, (1, D)) >= (1 + C) * FORWARD
     assert count_flops(full, (1, D)) - count_flops(diag, (1, D)) == C * full.n_params_ ** 2
+
+
+# -- the teachers users pick: HistGradientBoosting, pipelines over raw tables ------------------
+def _hgb(n_classes=2, **kw):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    X, y = make_classification(200, n_features=5, n_informative=3, n_classes=n_classes,
+                               random_state=0)
+    return HistGradientBoostingClassifier(random_state=0, **kw).fit(X, y)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_count_parameters_of_hist_gradient_boosting_counts_every_node(n_classes):
+    hgb = _hgb(n_classes, max_iter=4)
+    trees = [tree for iteration in hgb._predictors for tree in iteration]
+    assert len(trees) == hgb.n_iter_ * (1 if n_classes == 2 else n_classes)
+    assert count_parameters(hgb) == sum(len(tree.nodes) for tree in trees) > len(trees)
+
+
+def test_count_flops_of_hist_gradient_boosting_by_hand():
+    # three leaves per tree hang at depths 1, 2, 2: the longest path tests 2 splits, then the
+    # tree adds its leaf value; 2 trees (binary), 3 rows
+    hgb = _hgb(max_iter=2, max_leaf_nodes=3)
+    assert [sorted(t.nodes["depth"][t.nodes["is_leaf"] == 1]) for i in hgb._predictors
+            for t in i] == [[1, 2, 2]] * 2
+    assert count_parameters(hgb) == 2 * 5
+    assert count_flops(hgb, (3, 5)) == 3 * 2 * (2 + 1)
+    with pytest.raises(ValueError, match=r"count_flops: parameter input_shape=\(1, 4\)"):
+        count_flops(hgb, (1, 4))
+    # stumps, 3 classes: a tree per class and iteration, each one test and one addition
+    assert count_flops(_hgb(3, max_iter=2, max_depth=1), (1, 5)) == 2 * 3 * (1 + 1)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_count_flops_of_hist_gradient_boosting_stay_below_depth_times_trees(depth):
+    hgb = _hgb(3, max_iter=5, max_depth=depth)
+    n_trees = hgb.n_iter_ * hgb.n_trees_per_iteration_
+    per_row = count_flops(hgb, (1, 5))
+    assert n_trees < per_row <= n_trees * (depth + 1)  # comparisons + one addition per tree
+    assert count_flops(hgb, (7, 5)) == 7 * per_row
+
+
+def test_count_flops_of_forests_and_boosting_by_hand():
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y = make_classification(60, n_features=4, random_state=0)
+    assert count_flops(DecisionTreeClassifier(max_depth=1).fit(X, y), (2, 4)) == 2
+    boost = GradientBoostingClassifier(n_estimators=2, max_depth=1, random_state=0).fit(X, y)
+    assert count_flops(boost, (1, 4)) == 2 * (1 + 1)
+    forest = RandomForestClassifier(n_estimators=3, max_depth=2, random_state=0).fit(X, y)
+    # each tree's depth, then its 2 class probabilities added into the average
+    assert count_flops(forest, (1, 4)) == sum(t.tree_.max_depth + 2 for t in forest.estimators_)
+
+
+def test_count_flops_of_categories_from_dtype_count_the_lookups():
+    import pandas as pd
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"x": rng.normal(size=120),
+                      "edu": pd.Categorical(rng.choice(["HS", "BA", "MS"], 120))})
+    y = (X["x"] + (X["edu"] == "MS") > 0.5).astype(int)
+    hgb = HistGradientBoostingClassifier(max_iter=2, max_depth=1, categorical_features="from_dtype",
+                                         random_state=0).fit(X, y)
+    assert [len(t.nodes) for i in hgb._predictors for t in i] == [3, 3]
+    assert count_flops(hgb, (1, 2)) == 2 * (1 + 1) + 3  # + the 3 categories looked up
+
+
+F, H, C = 4, 8, 3  # raw features, hidden units, classes of the pipelines' students
+
+
+def _student(**kw):
+    from skdistill import MLPStudent
+
+    return MLPStudent(hidden_layer_sizes=(H,), max_epochs=1, random_state=0, **kw)
+
+
+def _net(n_in, n_out=C):  # the student's weights and biases, and its FLOPs per row
+    return n_in * H + H + H * n_out + n_out, 2 * (n_in * H + H * n_out)
+
+
+def test_costs_of_a_scaler_and_student_pipeline():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = make_classification(60, n_features=F, n_informative=3, n_redundant=0,
+                               n_classes=C, random_state=0)
+    pipe = make_pipeline(StandardScaler(), _student()).fit(X.astype(np.float32), y)
+    params, flops = _net(F)
+    assert count_parameters(pipe) == 2 * F + params  # a mean and a scale per feature
+    assert count_flops(pipe, (3, F)) == 3 * (2 * F + flops)  # subtract and divide
+
+
+def _table(n=80):
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"age": rng.normal(40, 10, n), "hours": rng.normal(38, 5, n),
+                      "edu": rng.choice(["HS", "BA", "MS"], n),
+                      "sex": rng.choice(["F", "M"], n)})
+    X.loc[::7, "age"] = np.nan
+    y = (X["hours"] + 5 * (X["edu"] == "MS") > 40).to_numpy().astype(int)
+    return X, y
+
+
+def _column_pipeline(last):
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    columns = ColumnTransformer([
+        ("num", make_pipeline(SimpleImputer(), StandardScaler()), ["age", "hours"]),
+        ("cat", OneHotEncoder(), ["edu", "sex"])])
+    return Pipeline([("columns", columns), ("model", last)])
+
+
+def test_costs_of_a_column_transformer_pipeline_on_a_mixed_table():
+    X, y = _table()
+    pipe = _column_pipeline(_student()).fit(X, y)
+    n_out = 2 + 3 + 2  # two scaled columns, then one-hot HS/BA/MS and F/M
+    params, flops = _net(n_out, 2)  # two classes
+    # imputer: 2 fill values, scaler: 2 + 2, encoder: 5 categories
+    assert count_parameters(pipe) == 2 + 4 + 5 + params
+    # per row: 2 missing-value tests, 2 subtractions and 2 divisions, 5 equality tests
+    assert count_flops(pipe, (4, 4)) == 4 * (2 + 4 + 5 + flops)
+    with pytest.raises(ValueError, match=r"count_flops: parameter input_shape=\(1, 7\)"):
+        count_flops(pipe, (1, 7))
+    assert inference_time(pipe, X, n_repeats=1, per=1) > 0
+    teacher = _column_pipeline(RandomForestClassifier(n_estimators=2, max_depth=2,
+                                                      random_state=0)).fit(X, y)
+    trees = teacher[-1].estimators_
+    assert count_parameters(teacher) == 11 + sum(t.tree_.node_count for t in trees)
+    assert count_flops(teacher, (1, 4)) == 11 + sum(t.tree_.max_depth + 2 for t in trees)
+
+
+def test_a_distiller_counts_its_student_pipeline():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from skdistill import KnowledgeDistiller
+
+    X, y = make_classification(60, n_features=F, n_informative=3, n_redundant=0,
+                               n_classes=C, random_state=0)
+    X = X.astype(np.float32)
+    distiller = KnowledgeDistiller(LogisticRegression(), _student()).fit(X, y)
+    params, flops = _net(F)
+    assert count_parameters(distiller) == params
+    distiller.student_ = make_pipeline(StandardScaler(), _student()).fit(X, y)
+    assert count_parameters(distiller) == 2 * F + params
+    assert count_flops(distiller, (2, F)) == 2 * (2 * F + flops)
+
+
+def test_an_uncountable_step_is_named():
+    from sklearn.decomposition import PCA
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import PolynomialFeatures
+
+    X, y = make_classification(40, n_features=F, random_state=0)
+    pipe = make_pipeline(PCA(2), LogisticRegression()).fit(X, y)
+    with pytest.raises(TypeError, match=r"count_parameters: parameter estimator_or_module has a "
+                                        r"step 'pca' \(PCA\) that count_parameters cannot count"):
+        count_parameters(pipe)
+    table, labels = _table()
+    from sklearn.compose import ColumnTransformer
+
+    nested = make_pipeline(ColumnTransformer([("num", PolynomialFeatures(), ["hours"])]),
+                           LogisticRegression()).fit(table, labels)
+    with pytest.raises(TypeError, match=r"step 'columntransformer__num' \(PolynomialFeatures\)"):
+        count_flops(nested, (1, 4))
+    # a linear last step has weights to count but no FLOP formula
+    scaled = make_pipeline(ColumnTransformer([("num", "passthrough", ["hours"])]),
+                           LogisticRegression()).fit(table, labels)
+    assert count_parameters(scaled) == 2
+    with pytest.raises(TypeError, match=r"count_flops: parameter estimator_or_module has a step "
+                                        r"'logisticregression' \(LogisticRegression\)"):
+        count_flops(scaled, (1, 4))
