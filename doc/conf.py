@@ -11,6 +11,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(DOC / "_ext"))
 
 import skdistill  # noqa: E402
+import skdistill_docs  # noqa: E402
 
 project = "skdistill"
 author = "the skdistill developers"
@@ -46,6 +47,10 @@ autodoc_member_order = "groupwise"
 # A method shows its own docstring only: an undocumented override (a torch module's forward,
 # a skorch callback's on_epoch_end) is not listed with its parent's generic text.
 autodoc_inherit_docstrings = False
+# A class page lists every public method; a torch module's (a skorch callback's) only where the
+# class overrides it, and an override only where it has a docstring of its own
+# (doc/_templates/autosummary/class.rst).
+autosummary_context = {"unlisted": skdistill_docs.unlisted_methods()}
 numpydoc_show_class_members = False
 numpydoc_class_members_toctree = False
 numpydoc_attributes_as_param_list = False
@@ -72,6 +77,11 @@ sphinx_gallery_conf = {
     "show_memory": False,
     "abort_on_example_error": True,
     "reference_url": {"skdistill": None},
+    # "Examples using X" on the API page of every class and function an example uses: the
+    # templates of doc/_templates/autosummary include api/generated/<name>.examples, written
+    # from the examples' code, so also when the gallery does not run (plot_gallery=0).
+    "doc_module": ("skdistill",),
+    "backreferences_dir": "api/generated",
     "min_reported_time": 1,
 }
 
@@ -90,13 +100,3 @@ html_theme_options = {
 html_show_sourcelink = False
 html_static_path = []
 
-
-def _skip_metadata_routing(app, what, name, obj, skip, options):
-    """Leave out scikit-learn's metadata-routing methods (``set_fit_request`` ...)."""
-    if name == "get_metadata_routing" or (name.startswith("set_") and name.endswith("_request")):
-        return True
-    return None
-
-
-def setup(app):
-    app.connect("autodoc-skip-member", _skip_metadata_routing)

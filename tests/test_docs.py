@@ -46,6 +46,8 @@ def expected_reference():
     top = {name: getattr(skdistill, name) for name in skdistill.__all__}
     names = {f"skdistill.{name}" for name in top}
     for short in skdistill._SUBMODULES:
+        if short in skdistill_docs.COMMAND_LINE_MODULES:  # on the page "Command line"
+            continue
         module = importlib.import_module(f"skdistill.{short}")
         public = getattr(module, "__all__", None)
         if public is None:  # no __all__: the classes and functions the module defines
@@ -72,6 +74,14 @@ def test_api_reference_lists_every_public_name_once():
     listed = [line.strip() for line in text.splitlines() if line.startswith("   ")
               and not line.strip().startswith(":")]
     assert len(listed) == len(set(listed)), [n for n in listed if listed.count(n) > 1]
+
+
+def test_the_command_line_page_shows_every_benchmark():
+    from skdistill.benchmarks import BENCHMARKS
+
+    page = skdistill_docs.api_pages()["command_line"]
+    for name in ["python -m skdistill demo", "--quick", *BENCHMARKS]:
+        assert name in page, name
 
 
 def test_a_name_left_out_of_the_reference_is_reported():
