@@ -3,7 +3,7 @@
 
 The teacher below is written here, outside skdistill, and subclasses nothing of it: a
 scikit-learn classifier (``fit``, ``predict_proba``, ``classes_``) that also implements the
-optional parts of the teacher protocol (``doc/extending.md``):
+optional parts of the teacher protocol (:doc:`Extending skdistill </extending>`):
 
 - ``sample_proba(X)``: every member's probabilities, ``(n_members, n, n_classes)``;
 - ``modules_``: every member as a torch module mapping inputs to logits, through which the

@@ -5,8 +5,8 @@ The code that fits on one machine runs on a dask cluster unchanged: inside
 ``joblib.parallel_backend("dask")``, every ``n_jobs`` of skdistill (cross-fitting's fold
 teachers, a deep ensemble's members) and of scikit-learn (``GridSearchCV``) sends its fits to
 the cluster's workers. A ``LocalCluster`` of two worker processes stands in here for a remote
-cluster (``Client("tcp://scheduler:8786")``, see ``doc/scaling_out.md``). With the same
-``random_state``, the cluster's fits give exactly the numbers of the serial run.
+cluster (``Client("tcp://scheduler:8786")``, see :doc:`Scaling out </scaling_out>`). With
+the same ``random_state``, the cluster's fits give exactly the numbers of the serial run.
 
 Run: ``python examples/scale_out_dask.py``. It needs dask (``pip install "skdistill[dask]"``);
 without it the script says so and stops. It reads no data file (scikit-learn's breast cancer
@@ -81,7 +81,7 @@ def main():
     print(f"{sum(workers.values())} tasks ran on the cluster: "
           + ", ".join(f"{n} on {worker}" for worker, n in sorted(workers.items())))
     # Under the dask backend every joblib call goes to the cluster, whatever its n_jobs, the
-    # random forests' own (one task per tree or few trees) included: see doc/scaling_out.md.
+    # random forests' own (one task per tree or few trees) included (page "Scaling out").
     for function, n in functions.most_common():
         print(f"  {n:4d} x {function}")
     difference = np.abs(parallel.predict_proba(X_test) - serial.predict_proba(X_test)).max()

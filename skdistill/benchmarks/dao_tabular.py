@@ -18,7 +18,7 @@ Parts (``--part``, several allowed):
 
 The teachers are fitted once per part; every student then reuses the distiller's
 ``oof_proba_`` through :func:`skdistill.losses.corrected_targets`, exactly the targets
-``CrossFitDistiller.fit`` hands its student (``tests/test_crossfit.py`` pins this), so that
+``CrossFitDistiller.fit`` hands its student (the same arrays), so that
 5 repeats x 4 student sizes do not refit 10 teachers each.
 
 Data follow the authors' code (``microsoft/semiparametric-distillation``): 70/30 split with seed

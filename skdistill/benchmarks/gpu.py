@@ -1,4 +1,4 @@
-"""GPU benchmark (issue 12): every estimator on a device, then GPED at the paper's scale.
+"""GPU benchmark: every estimator on a device, then GPED at the paper's scale.
 
 ``python -m skdistill.benchmarks gpu [--device cuda] [--quick] [--steps N] [--time-limit S]
 [--json FILE] [--datasets fashion mnist] [--parts estimators gped] [--estimators NAME ...]

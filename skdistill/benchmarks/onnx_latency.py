@@ -10,7 +10,7 @@ depend on accuracy), the model is converted by ``skl2onnx.to_onnx`` (zipmap off)
 ways of getting the probabilities of a batch are timed, median over repeats, for one row and
 for 1,000 rows: an onnxruntime session (``intra_op_num_threads`` = ``--threads``),
 ``predict_proba``, and the bare torch forward of the same network (``softmax(net(x))`` under
-``inference_mode``; for the pipeline, the scaling in numpy first). The goal of issue 12 is
+``inference_mode``; for the pipeline, the scaling in numpy first). The goal is
 ONNX single-row latency <= 0.2 x ``predict_proba``'s.
 """
 import argparse

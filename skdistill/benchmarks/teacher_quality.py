@@ -26,7 +26,7 @@ calibration partly does. Parts (``--part``, several allowed):
   forests of depths ``--heloc-depths``); skipped with a message when the file is missing.
 
 For the real data the score is the fraction of the NLL gap (uncalibrated-teacher student minus
-labels-only student) that calibration closes; issue 11 asks for at least half.
+labels-only student) that calibration closes; the aim is at least half.
 ``--quick`` runs a tiny version (seconds; used by the tests).
 """
 import argparse
