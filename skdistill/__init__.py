@@ -12,6 +12,7 @@ from .distillers import CrossFitDistiller, EnsembleDistiller, GPEDDistiller, Kno
 from .students import CNNStudent, LatentBECNNStudent, LatentBEStudent, MLPStudent
 from .teachers import DeepEnsembleTeacher, LaplaceTeacher, SGLDTeacher, VITeacher
 
+# The one place of the version: setup.cfg reads it (attr:) without importing the package.
 __version__ = "0.1.0"
 
 __all__ = [
