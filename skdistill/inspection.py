@@ -5,13 +5,15 @@ hands a student is its probabilities, so their calibration on held-out data matt
 than its accuracy, and a teacher that is far more confident on its training rows than on new
 ones should be cross-fitted (:class:`~skdistill.CrossFitDistiller`).
 """
+import numbers
+
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 from sklearn.utils import Bunch
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
-from ._validation import named_errors, param_error
+from ._validation import is_number, named_errors, param_error
 from .metrics import (_calibration_bins, _check_n_bins, _check_proba, _ece, brier_score,
                       expected_calibration_error, negative_log_likelihood)
 
@@ -210,13 +212,365 @@ def teacher_report(model, X, y, *, X_train=None, y_train=None, n_bins=15):
     return pd.DataFrame.from_dict(rows, orient="index")
 
 
+_REF_LABEL = "perfectly calibrated"
+_STRATEGIES = ("uniform", "quantile")
+
+
+def _matplotlib(func):
+    """pyplot and the Axes class, or an ImportError naming ``func``."""
+    try:
+        import matplotlib.pyplot as plt
+        from matplotlib.axes import Axes
+    except ImportError as exc:
+        raise ImportError(f"{func} needs matplotlib: pip install matplotlib "
+                          "(or skdistill[plot]).") from exc
+    return plt, Axes
+
+
+def _reliability_bins(func, y, P, labels, n_bins, strategy, pos_label, names):
+    """``ReliabilityDisplay``'s arguments from labels ``y`` and probabilities ``P``."""
+    _check_n_bins(func, n_bins)
+    if strategy not in _STRATEGIES:
+        raise param_error(func, "strategy", strategy, f"one of {list(_STRATEGIES)}")
+    idx, P, classes = _check_proba(func, y, P, labels, **names)
+    if pos_label is None and P.shape[1] == 2:
+        pos_label = classes[1]
+    if pos_label is None:  # the top label: confidence against accuracy
+        x, hit = P.max(axis=1), P.argmax(axis=1) == idx
+    else:
+        column = np.flatnonzero(classes == pos_label) if np.ndim(pos_label) == 0 else []
+        if len(column) != 1:
+            raise param_error(func, "pos_label", pos_label,
+                              f"None or one of the classes {classes.tolist()}")
+        pos_label = classes[column[0]]
+        x, hit = P[:, column[0]], idx == column[0]
+    if strategy == "uniform":
+        edges = np.linspace(0.0, 1.0, n_bins + 1)
+    else:
+        edges = np.quantile(x, np.linspace(0.0, 1.0, n_bins + 1))
+    # as skdistill.metrics.calibration_bins: a value on an interior edge opens the next bin,
+    # 1.0 (or the largest value) lands in the last one
+    which = np.digitize(x, edges[1:-1], right=False)
+    count = np.bincount(which, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        prob_true = np.bincount(which, weights=hit, minlength=n_bins) / count
+        prob_pred = np.bincount(which, weights=x, minlength=n_bins) / count
+    ece = _ece(_calibration_bins(func, classes[idx], P, n_bins, classes))
+    return dict(prob_true=prob_true, prob_pred=prob_pred, count=count, edges=edges, ece=ece,
+                pos_label=None if pos_label is None else pos_label.item()
+                if isinstance(pos_label, np.generic) else pos_label)
+
+
+def _check_estimator(func, estimator, name="estimator"):
+    if not hasattr(estimator, "predict_proba"):
+        raise param_error(func, name, estimator, "a fitted classifier with predict_proba",
+                          TypeError)
+    check_is_fitted(estimator)
+
+
+class ReliabilityDisplay:
+    """Reliability diagram: how often an event happens against how probable it was said to be.
+
+    For a binary problem (or any ``pos_label``), the curve is the fraction of rows of the
+    positive class against the mean predicted probability of that class in each bin, the
+    whole ``[0, 1]`` axis, as :class:`sklearn.calibration.CalibrationDisplay` draws it. For more
+    classes it is the accuracy of the most probable class against the mean top-label
+    confidence (bins of :func:`~skdistill.metrics.calibration_bins`). Points on the dotted
+    diagonal are calibrated; below it the model is over-confident about the plotted event,
+    above it under-confident. The legend gives the model's
+    :func:`~skdistill.metrics.expected_calibration_error` (top label, ``n_bins`` equal-width
+    bins, whatever the curve's ``strategy``), the number :func:`teacher_report` prints.
+
+    Build it with :meth:`from_estimator` (a fitted classifier) or :meth:`from_predictions`
+    (probabilities computed elsewhere: an ONNX session, a saved run); all parameters are
+    stored as attributes. Call either with the same ``ax`` to compare several models.
+
+    Parameters
+    ----------
+    prob_true : ndarray of shape (n_bins,)
+        Per bin, the fraction of rows of class ``pos_label`` (or, for the top label, of rows
+        whose most probable class is right); NaN for an empty bin.
+    prob_pred : ndarray of shape (n_bins,)
+        Per bin, the mean predicted probability of ``pos_label`` (or the mean top-label
+        confidence); NaN for an empty bin.
+    count : ndarray of shape (n_bins,)
+        Rows per bin.
+    edges : ndarray of shape (n_bins + 1,)
+        Bin edges.
+    ece : float, default=None
+        Expected calibration error shown in the legend; ``None`` shows none.
+    estimator_name : str, default=None
+        Name of the curve in the legend; ``None`` shows no name.
+    pos_label : int, float, bool or str, default=None
+        The class whose probability is on the x axis; ``None``: the top label.
+
+    Attributes
+    ----------
+    line_ : matplotlib Line2D
+        The reliability curve (the non-empty bins).
+    ax_ : matplotlib Axes
+        Axes of the curve.
+    figure_ : matplotlib Figure
+        Figure of the curve.
+    bars_ : matplotlib BarContainer or None
+        The histogram's bars, one per bin, when :meth:`plot` was given ``hist_ax``.
+
+    See Also
+    --------
+    plot_reliability : Curves and histograms of several models in one call.
+    skdistill.metrics.calibration_bins : The top-label bins.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import matplotlib.pyplot as plt
+    >>> from skdistill.inspection import ReliabilityDisplay
+    >>> display = ReliabilityDisplay.from_predictions(
+    ...     [0, 0, 1, 1], [0.1, 0.3, 0.6, 0.9], n_bins=2, name="model")
+    >>> display.prob_pred.tolist(), display.prob_true.tolist()  # [0, .5): .1, .3; [.5, 1]: .6, .9
+    ([0.2, 0.75], [0.0, 1.0])
+    >>> display.line_.get_label()  # ECE: every row's top label is right at confidence .775
+    'model (ECE 0.225)'
+    >>> plt.close(display.figure_)
+    """
+
+    def __init__(self, prob_true, prob_pred, count, edges, *, ece=None, estimator_name=None,
+                 pos_label=None):
+        self.prob_true = prob_true
+        self.prob_pred = prob_pred
+        self.count = count
+        self.edges = edges
+        self.ece = ece
+        self.estimator_name = estimator_name
+        self.pos_label = pos_label
+
+    def _labels(self):
+        if self.pos_label is None:
+            return "confidence (top-label probability)", "accuracy"
+        return (f"mean predicted probability (positive class: {self.pos_label})",
+                f"fraction of positives (positive class: {self.pos_label})")
+
+    def plot(self, *, ax=None, name=None, ref_line=True, hist_ax=None, hist_slot=(0, 1),
+             **kwargs):
+        """Draw the curve (and, on ``hist_ax``, the histogram of rows per bin).
+
+        Parameters
+        ----------
+        ax : matplotlib Axes, default=None
+            Axes of the curve; ``None`` draws on a new figure.
+        name : str, default=None
+            Name in the legend; ``None`` uses ``estimator_name``.
+        ref_line : bool, default=True
+            Draw the diagonal of perfect calibration (once per axes).
+        hist_ax : matplotlib Axes, default=None
+            Where to draw the fraction of rows in each bin as bars; ``None`` draws none.
+        hist_slot : tuple of (int, int), default=(0, 1)
+            ``(i, n)``: the bars fill the ``i``-th of ``n`` side-by-side slots of each bin,
+            so that ``n`` models' bars stand next to each other.
+        **kwargs : dict
+            Passed to :meth:`matplotlib.axes.Axes.plot` for the curve.
+
+        Returns
+        -------
+        display : ReliabilityDisplay
+            ``self``, with ``line_``, ``ax_``, ``figure_`` and ``bars_`` set.
+        """
+        return self._plot("ReliabilityDisplay.plot", ax=ax, name=name, ref_line=ref_line,
+                          hist_ax=hist_ax, hist_slot=hist_slot, **kwargs)
+
+    def _plot(self, func, *, ax, name, ref_line, hist_ax, hist_slot, **kwargs):
+        plt, Axes = _matplotlib(func)
+        for key, value in (("ax", ax), ("hist_ax", hist_ax)):
+            if value is not None and not isinstance(value, Axes):
+                raise param_error(func, key, value, "None or a matplotlib Axes", TypeError)
+        if (not isinstance(hist_slot, tuple) or len(hist_slot) != 2
+                or not all(is_number(v, numbers.Integral) for v in hist_slot)
+                or not 0 <= hist_slot[0] < hist_slot[1]):
+            raise param_error(func, "hist_slot", hist_slot,
+                              "a pair of integers (i, n) with 0 <= i < n")
+        if ax is None:
+            _, ax = plt.subplots()
+        name = self.estimator_name if name is None else name
+        if self.ece is None:
+            label = name
+        else:
+            label = f"ECE {self.ece:.3f}" if name is None else f"{name} (ECE {self.ece:.3f})"
+        if ref_line and _REF_LABEL not in ax.get_legend_handles_labels()[1]:
+            ax.plot([0, 1], [0, 1], "k:", label=_REF_LABEL)
+        count = np.asarray(self.count)
+        filled = count > 0
+        style = {"marker": "o", "linestyle": "-", **({} if label is None else {"label": label})}
+        style.update(kwargs)
+        (self.line_,) = ax.plot(np.asarray(self.prob_pred)[filled],
+                                np.asarray(self.prob_true)[filled], **style)
+        xlabel, ylabel = self._labels()
+        ax.set(xlim=(0, 1), ylim=(0, 1), xlabel=xlabel, ylabel=ylabel)
+        ax.legend(loc="best")
+        self.bars_ = None
+        if hist_ax is not None:
+            edges = np.asarray(self.edges, dtype=float)
+            i, n = hist_slot
+            width = np.diff(edges) / n
+            self.bars_ = hist_ax.bar(edges[:-1] + i * width, count / count.sum(), width=width,
+                                     align="edge", color=self.line_.get_color(), alpha=0.8,
+                                     label=name)
+            hist_ax.set(xlim=(0, 1), xlabel=xlabel, ylabel="fraction of samples")
+        self.ax_, self.figure_ = ax, ax.figure
+        return self
+
+    @classmethod
+    def from_estimator(cls, estimator, X, y, *, n_bins=15, strategy="uniform", pos_label=None,
+                       name=None, ax=None, ref_line=True, hist_ax=None, hist_slot=(0, 1),
+                       **kwargs):
+        """Reliability diagram of a fitted classifier's ``predict_proba`` on ``X``.
+
+        Parameters
+        ----------
+        estimator : fitted classifier
+            Anything with ``predict_proba``; ``classes_`` names its columns (without it, the
+            sorted labels of ``y``).
+        X : array-like of shape (n_samples, ...)
+            Held-out inputs.
+        y : array-like of shape (n_samples,)
+            Their labels.
+        n_bins : int, default=15
+            Number of bins.
+        strategy : {"uniform", "quantile"}, default="uniform"
+            Equal-width bins over ``[0, 1]``, or bins holding equally many rows (quantiles
+            of the plotted probability). The ECE always uses ``n_bins`` equal-width bins.
+        pos_label : int, float, bool or str, default=None
+            The class whose probability is plotted. ``None``: the second class of
+            ``classes_`` for a binary problem, the top label for more classes.
+        name : str, default=None
+            Name in the legend; ``None``: the estimator's class name.
+        ax : matplotlib Axes, default=None
+            Axes of the curve; ``None`` draws on a new figure.
+        ref_line : bool, default=True
+            Draw the diagonal of perfect calibration (once per axes).
+        hist_ax : matplotlib Axes, default=None
+            Where to draw the fraction of rows per bin; ``None`` draws none.
+        hist_slot : tuple of (int, int), default=(0, 1)
+            As in :meth:`plot`.
+        **kwargs : dict
+            Passed to :meth:`matplotlib.axes.Axes.plot` for the curve.
+
+        Returns
+        -------
+        display : ReliabilityDisplay
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt
+        >>> from sklearn.datasets import load_breast_cancer
+        >>> from sklearn.naive_bayes import GaussianNB
+        >>> from skdistill.inspection import ReliabilityDisplay
+        >>> X, y = load_breast_cancer(return_X_y=True)
+        >>> model = GaussianNB().fit(X[::2], y[::2])
+        >>> display = ReliabilityDisplay.from_estimator(model, X[1::2], y[1::2], n_bins=10)
+        >>> display.pos_label, display.ax_.get_xlabel()
+        (1, 'mean predicted probability (positive class: 1)')
+        >>> plt.close(display.figure_)
+        """
+        func = "ReliabilityDisplay.from_estimator"
+        _matplotlib(func)
+        _check_estimator(func, estimator)
+        _check_labelled_rows(func, X, y)
+        name = type(estimator).__name__ if name is None else name
+        values = _reliability_bins(func, y, estimator.predict_proba(X),
+                                   getattr(estimator, "classes_", None), n_bins, strategy,
+                                   pos_label, dict(y_name="y",
+                                                   proba_name=f"{name}.predict_proba(X)"))
+        return cls(**values, estimator_name=name)._plot(
+            func, ax=ax, name=None, ref_line=ref_line, hist_ax=hist_ax, hist_slot=hist_slot,
+            **kwargs)
+
+    @classmethod
+    def from_predictions(cls, y_true, y_prob, *, labels=None, n_bins=15, strategy="uniform",
+                         pos_label=None, name=None, ax=None, ref_line=True, hist_ax=None,
+                         hist_slot=(0, 1), **kwargs):
+        """Reliability diagram of probabilities computed elsewhere (ONNX, a saved run).
+
+        Parameters
+        ----------
+        y_true : array-like of shape (n_samples,)
+            True labels.
+        y_prob : array-like of shape (n_samples,) or (n_samples, n_classes)
+            A binary problem's probabilities of ``pos_label``, or a matrix of every class's
+            probabilities (columns in ``labels`` order), as an ONNX session returns them.
+        labels : array-like of shape (n_classes,), default=None
+            The label of each column of a 2-d ``y_prob`` (e.g. the model's ``classes_``):
+            required with a matrix, whose column order the labels alone cannot tell. For a
+            1-d ``y_prob``, the two classes (default: the sorted labels of ``y_true``).
+        n_bins : int, default=15
+            Number of bins.
+        strategy : {"uniform", "quantile"}, default="uniform"
+            As in :meth:`from_estimator`.
+        pos_label : int, float, bool or str, default=None
+            The class whose probability is plotted (and, for a 1-d ``y_prob``, given).
+            ``None``: the second of two classes, the top label for more.
+        name : str, default=None
+            Name in the legend.
+        ax : matplotlib Axes, default=None
+            Axes of the curve; ``None`` draws on a new figure.
+        ref_line : bool, default=True
+            Draw the diagonal of perfect calibration (once per axes).
+        hist_ax : matplotlib Axes, default=None
+            Where to draw the fraction of rows per bin; ``None`` draws none.
+        hist_slot : tuple of (int, int), default=(0, 1)
+            As in :meth:`plot`.
+        **kwargs : dict
+            Passed to :meth:`matplotlib.axes.Axes.plot` for the curve.
+
+        Returns
+        -------
+        display : ReliabilityDisplay
+
+        Examples
+        --------
+        >>> import matplotlib
+        >>> matplotlib.use("Agg")
+        >>> import matplotlib.pyplot as plt
+        >>> import numpy as np
+        >>> from skdistill.inspection import ReliabilityDisplay
+        >>> proba = np.array([[.8, .1, .1], [.2, .7, .1], [.1, .1, .8], [.6, .3, .1]])
+        >>> display = ReliabilityDisplay.from_predictions(
+        ...     ["a", "b", "c", "b"], proba, labels=["a", "b", "c"], n_bins=2)
+        >>> display.prob_pred.tolist(), display.prob_true.tolist()  # top label
+        ([nan, 0.725], [nan, 0.75])
+        >>> plt.close(display.figure_)
+        """
+        func = "ReliabilityDisplay.from_predictions"
+        _matplotlib(func)
+        ndim = np.ndim(y_prob)
+        if ndim == 2 and labels is None:
+            raise param_error(func, "labels", None,
+                              f"the label of each of y_prob's {np.shape(y_prob)[1]} columns "
+                              "(e.g. the model's classes_) when y_prob is a matrix")
+        P = y_prob
+        if ndim == 1 and pos_label is not None:
+            # the probability of pos_label: the first of the two classes takes 1 - p's place
+            classes = np.unique(y_true) if labels is None else np.asarray(labels)
+            if len(classes) == 2 and np.ndim(pos_label) == 0 and pos_label == classes[0]:
+                labels = classes[::-1]
+        values = _reliability_bins(func, y_true, P, labels, n_bins, strategy, pos_label,
+                                   dict(y_name="y_true", proba_name="y_prob"))
+        return cls(**values, estimator_name=name)._plot(
+            func, ax=ax, name=None, ref_line=ref_line, hist_ax=hist_ax, hist_slot=hist_slot,
+            **kwargs)
+
+
 def plot_reliability(models, X, y, *, n_bins=15, ax=None):
     """Reliability diagrams and confidence histograms of several classifiers in one figure.
 
-    Left: for each model, accuracy against mean top-label confidence in each non-empty bin of
-    :func:`~skdistill.metrics.calibration_bins` (points on the dotted diagonal are
-    calibrated; below it over-confident, above it under-confident), labelled with the ECE.
-    Right: the fraction of rows in each confidence bin, one bar per model and bin.
+    Left: for each model, its :class:`ReliabilityDisplay` curve (a binary problem's
+    fraction of positives against the mean predicted probability of the second class; for
+    more classes, accuracy against mean top-label confidence in each non-empty bin of
+    :func:`~skdistill.metrics.calibration_bins`), labelled with the ECE. Points on the dotted
+    diagonal are calibrated. Right: the fraction of rows in each bin, one bar per model and
+    bin.
 
     Parameters
     ----------
@@ -225,7 +579,7 @@ def plot_reliability(models, X, y, *, n_bins=15, ax=None):
     X, y : array-like
         Held-out data.
     n_bins : int, default=15
-        Equal-width confidence bins.
+        Equal-width bins.
     ax : pair of matplotlib Axes, default=None
         ``(reliability_ax, histogram_ax)`` to draw on; by default a new figure with two
         panels side by side.
@@ -252,12 +606,7 @@ def plot_reliability(models, X, y, *, n_bins=15, ax=None):
     >>> plt.close(fig)
     """
     func = "plot_reliability"
-    try:
-        import matplotlib.pyplot as plt
-        from matplotlib.axes import Axes
-    except ImportError as exc:
-        raise ImportError("plot_reliability needs matplotlib: pip install matplotlib "
-                          "(or skdistill[plot]).") from exc
+    plt, Axes = _matplotlib(func)
     _check_n_bins(func, n_bins)
     named = _named_models(func, models, "models")
     _check_labelled_rows(func, X, y)
@@ -271,27 +620,20 @@ def plot_reliability(models, X, y, *, n_bins=15, ax=None):
                               "(reliability curves, confidence histogram)", TypeError)
         ax_curve, ax_hist = axes
         fig = ax_curve.figure
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    width = (edges[1] - edges[0]) / len(named)
-    ax_curve.plot([0, 1], [0, 1], "k:", label="perfectly calibrated")
     for j, (name, model) in enumerate(named):
-        labels = getattr(model, "classes_", None)
-        bins = _calibration_bins(func, y, model.predict_proba(X), n_bins, labels, y_name="y",
-                                 proba_name=f"{name}.predict_proba(X)")
-        ece = _ece(bins)
-        filled = bins.count > 0
-        (line,) = ax_curve.plot(bins.confidence[filled], bins.accuracy[filled], "o-",
-                                label=f"{name} (ECE {ece:.3f})")
-        ax_hist.bar(edges[:-1] + j * width, bins.count / bins.count.sum(), width=width,
-                    align="edge", color=line.get_color(), alpha=0.8, label=name)
-    ax_curve.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence (top-label probability)",
-                 ylabel="accuracy", title="Reliability diagram")
+        values = _reliability_bins(func, y, model.predict_proba(X),
+                                   getattr(model, "classes_", None), n_bins, "uniform", None,
+                                   dict(y_name="y", proba_name=f"{name}.predict_proba(X)"))
+        display = ReliabilityDisplay(**values, estimator_name=name)._plot(
+            func, ax=ax_curve, name=None, ref_line=True, hist_ax=ax_hist,
+            hist_slot=(j, len(named)))
+    ax_curve.set_title("Reliability diagram")
     # Below the panel: curves of under- and over-confident models fill either corner.
     ax_curve.legend(loc="upper left", bbox_to_anchor=(0.0, -0.15), fontsize="small",
                     frameon=False)
-    ax_hist.set(xlim=(0, 1), xlabel="confidence (top-label probability)",
-                ylabel="fraction of samples", title="Confidence histogram")
+    ax_hist.set_title("Confidence histogram" if display.pos_label is None
+                      else "Histogram of predicted probabilities")
     return fig
 
 
-__all__ = ["teacher_report", "spiegelhalter_test", "plot_reliability"]
+__all__ = ["teacher_report", "spiegelhalter_test", "ReliabilityDisplay", "plot_reliability"]

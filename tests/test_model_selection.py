@@ -178,3 +178,72 @@ def test_plot_pareto_cost_labels_do_not_overlap():
     plt.close(fig)
     assert len(boxes) >= 3
     assert all(a.x1 < b.x0 for a, b in zip(boxes, boxes[1:])), [t.get_text() for t in labels]
+
+
+def _cv_results():
+    return {"mean_test_neg_flops": [-100.0, -400.0, -250.0, np.nan, -50.0],
+            "mean_test_neg_latency": [-2e-5, -6e-5, -4e-5, np.nan, -1e-5],
+            "mean_test_neg_log_loss": [-0.5, -0.2, -0.6, np.nan, -0.9],
+            "mean_test_accuracy": [0.8, 0.9, 0.7, np.nan, 0.6],
+            "param_width": [1, 4, 2, 8, 0.5]}
+
+
+def test_pareto_display_draws_losses_and_costs_in_their_natural_sign():
+    from skdistill.model_selection import ParetoDisplay
+
+    results = _cv_results()
+    display = ParetoDisplay.from_cv_results(results, "neg_flops", "neg_log_loss",
+                                            annotate="param_width", name="width")
+    front = pareto_front(results, "neg_flops", "neg_log_loss")
+    assert display.ax_.get_ylabel() == "log loss (lower is better)"
+    assert display.ax_.get_xlabel() == "FLOPs per row"
+    x, y = display.line_.get_data()
+    np.testing.assert_array_equal(x, -front["mean_test_neg_flops"])
+    np.testing.assert_array_equal(y, -front["mean_test_neg_log_loss"])
+    assert (y > 0).all() and (display.score[np.isfinite(display.score)] > 0).all()
+    assert display.front_text == [str(w) for w in front["param_width"]]
+    assert [a.get_text() for a in display.annotations_] == display.front_text
+    assert display.scatter_.get_offsets().shape == (5, 2)
+    assert display.figure_ is display.ax_.figure
+    assert [t.get_text() for t in display.ax_.get_legend().get_texts()] == ["width"]
+    # latency in milliseconds per row, a score that is not negated says higher is better
+    display = ParetoDisplay.from_cv_results(pd.DataFrame(results), "mean_test_neg_latency",
+                                            "accuracy", logx=False)
+    assert display.ax_.get_xlabel() == "latency per row (ms)"
+    assert display.ax_.get_ylabel() == "accuracy (higher is better)"
+    np.testing.assert_allclose(display.line_.get_xdata(), [0.01, 0.02, 0.06])
+    # the wrapper draws the same and still returns the Axes
+    ax = plot_pareto(results, "neg_flops", "neg_log_loss")
+    assert isinstance(ax, matplotlib.axes.Axes) and ax.get_ylabel() == \
+        "log loss (lower is better)"
+    np.testing.assert_array_equal(ax.lines[0].get_ydata(), y)
+
+
+def test_pareto_display_errors_name_the_function_and_the_argument():
+    from skdistill.model_selection import ParetoDisplay
+
+    results = _cv_results()
+    with pytest.raises(ValueError, match=r"ParetoDisplay.from_cv_results: parameter "
+                                         r"cost='param_width' is invalid; expected positive "
+                                         r"costs .* row 4 costs 0;"):
+        ParetoDisplay.from_cv_results({**results, "param_width": [1, 2, 3, 4, 0]},
+                                      "param_width", "accuracy")
+    with pytest.raises(ValueError, match=r"ParetoDisplay.from_cv_results: parameter "
+                                         r"annotate='width' is invalid"):
+        ParetoDisplay.from_cv_results(results, "neg_flops", "accuracy", annotate="width")
+    with pytest.raises(ValueError, match=r"ParetoDisplay.from_cv_results: parameter "
+                                         r"score='loss' is invalid; expected a column"):
+        ParetoDisplay.from_cv_results(results, "neg_flops", "loss")
+    display = ParetoDisplay([1.0, 0.0], [0.5, 0.4], [1, 0])
+    with pytest.raises(ValueError, match=r"ParetoDisplay.plot: parameter cost=\[1.0, 0.0\] "
+                                         r"is invalid; expected positive costs .* row 1 costs 0"):
+        display.plot()
+    with pytest.raises(TypeError, match=r"ParetoDisplay.plot: parameter ax='left'"):
+        display.plot("left", logx=False)
+    assert display.plot(logx=False).line_.get_xdata().tolist() == [0.0, 1.0]
+
+
+def test_plot_pareto_draws_neg_log_loss_as_the_log_loss():
+    ax = plot_pareto(_cv_results(), "neg_flops", "neg_log_loss")
+    assert ax.get_ylabel() == "log loss (lower is better)"
+    assert (ax.lines[0].get_ydata() > 0).all()

@@ -510,3 +510,144 @@ def test_plot_reliability_without_matplotlib(binary, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)
     with pytest.raises(ImportError, match="plot_reliability needs matplotlib"):
         plot_reliability(LogisticRegression().fit(X, y), X, y)
+
+
+# -- ReliabilityDisplay ----------------------------------------------------------------------
+def _low_probability_model(binary):
+    """A logistic regression whose positive class is rare: most probabilities are small."""
+    X, y = binary
+    keep = (y == 0) | (np.arange(len(y)) % 4 == 0)
+    return LogisticRegression().fit(X[keep], y[keep]), X[keep], y[keep]
+
+
+def test_reliability_display_plots_the_positive_class_of_a_binary_problem(plt, binary):
+    from skdistill.inspection import ReliabilityDisplay
+
+    model, X, y = _low_probability_model(binary)
+    p = model.predict_proba(X)[:, 1]
+    assert np.mean(p < 0.5) > 0.6
+    display = ReliabilityDisplay.from_estimator(model, X, y, n_bins=10)
+    x, frac = display.line_.get_data()
+    # the mean predicted probability of class 1 per bin, not the top label's (always >= .5)
+    assert x.min() < 0.2 and x.max() > 0.5
+    edges = np.linspace(0, 1, 11)
+    which = np.digitize(p, edges[1:-1])
+    filled = np.unique(which)
+    np.testing.assert_allclose(x, [p[which == b].mean() for b in filled])
+    np.testing.assert_allclose(frac, [y[which == b].mean() for b in filled])
+    assert display.pos_label == 1 and display.ax_ is display.line_.axes
+    assert display.figure_ is display.ax_.figure
+    assert "positive class: 1" in display.ax_.get_xlabel()
+    assert display.ax_.get_xlim() == (0, 1)
+    # the wrapper draws the same curve
+    fig = plot_reliability(model, X, y, n_bins=10)
+    np.testing.assert_allclose(fig.axes[0].lines[1].get_xdata(), x)
+
+
+def test_reliability_display_from_predictions_equals_from_estimator(plt, binary):
+    from skdistill.inspection import ReliabilityDisplay
+
+    X, y = binary
+    y = np.where(y == 1, "yes", "no")
+    model = LogisticRegression().fit(X, y)
+    P = model.predict_proba(X)
+    _, ax = plt.subplots()
+    est = ReliabilityDisplay.from_estimator(model, X, y, n_bins=7, ax=ax)
+    matrix = ReliabilityDisplay.from_predictions(y, P, labels=model.classes_, n_bins=7, ax=ax)
+    column = ReliabilityDisplay.from_predictions(y, P[:, 1], n_bins=7, ax=ax)
+    for other in (matrix, column):
+        for key in ("prob_true", "prob_pred", "count", "edges"):
+            np.testing.assert_array_equal(getattr(other, key), getattr(est, key))
+        assert (other.ece, other.pos_label) == (est.ece, "yes")
+    assert len(ax.lines) == 1 + 3  # one diagonal, three curves on the shared axes
+    # pos_label: the other class's probability (of a 1-d y_prob: the probability given)
+    no = ReliabilityDisplay.from_estimator(model, X, y, n_bins=7, pos_label="no")
+    no_1d = ReliabilityDisplay.from_predictions(y, P[:, 0], pos_label="no", n_bins=7)
+    np.testing.assert_allclose(1 - no.prob_pred[::-1], est.prob_pred, atol=1e-12)
+    np.testing.assert_array_equal(no.count[::-1], est.count)
+    np.testing.assert_array_equal(no_1d.prob_pred, no.prob_pred)
+    assert no.ece == est.ece
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "quantile"])
+def test_reliability_display_shows_the_metrics_ece(plt, binary, mixture, strategy):
+    from skdistill.inspection import ReliabilityDisplay
+
+    X, y = binary
+    models = [(LogisticRegression().fit(X, y), X, y),
+              (RandomForestClassifier(5, random_state=0).fit(*mixture[::2]), mixture[1],
+               mixture[3])]
+    for model, X_test, y_test in models:
+        display = ReliabilityDisplay.from_estimator(model, X_test, y_test, n_bins=9,
+                                                    strategy=strategy, name="m")
+        expected = ece(y_test, model.predict_proba(X_test), n_bins=9)
+        assert display.ece == expected
+        assert display.line_.get_label() == f"m (ECE {expected:.3f})"
+        assert display.count.sum() == len(y_test)
+        if strategy == "quantile" and model is models[0][0]:  # distinct values: equal counts
+            assert display.count.max() - display.count.min() <= 1
+
+
+def test_reliability_display_top_label_for_more_classes(plt, mixture):
+    from skdistill.inspection import ReliabilityDisplay
+    from skdistill.metrics import calibration_bins
+
+    X_train, X_test, y_train, y_test = mixture
+    model = LogisticRegression().fit(X_train, y_train)
+    _, (ax, hist_ax) = plt.subplots(1, 2)
+    display = ReliabilityDisplay.from_estimator(model, X_test, y_test, n_bins=10, ax=ax,
+                                                hist_ax=hist_ax, hist_slot=(1, 2))
+    bins = calibration_bins(y_test, model.predict_proba(X_test), n_bins=10)
+    for key, ours in (("accuracy", "prob_true"), ("confidence", "prob_pred"),
+                      ("count", "count"), ("edges", "edges")):
+        np.testing.assert_array_equal(getattr(display, ours), getattr(bins, key))
+    assert display.pos_label is None and display.ax_.get_ylabel() == "accuracy"
+    assert len(display.bars_) == 10 and display.bars_[0].get_x() == pytest.approx(0.05)
+    # one class against the rest
+    one = ReliabilityDisplay.from_estimator(model, X_test, y_test, n_bins=10, pos_label=2)
+    assert one.line_.get_xdata().min() < 0.1
+    assert plot_reliability(model, X_test, y_test, n_bins=10).axes[1].get_title() == \
+        "Confidence histogram"
+
+
+def test_reliability_display_errors_name_the_function_and_the_argument(plt, binary, mixture):
+    from skdistill.inspection import ReliabilityDisplay
+
+    X, y = binary
+    model = LogisticRegression().fit(X, y)
+    P = model.predict_proba(X)
+    with pytest.raises(ValueError, match=r"ReliabilityDisplay.from_estimator: parameter "
+                                         r"y='<array of 299 labels>' is invalid; expected one "
+                                         r"label per row of X \(300 rows\)"):
+        ReliabilityDisplay.from_estimator(model, X, y[1:])
+    with pytest.raises(ValueError, match=r"ReliabilityDisplay.from_predictions: parameter "
+                                         r"labels=None is invalid; expected the label of each "
+                                         r"of y_prob's 2 columns"):
+        ReliabilityDisplay.from_predictions(y, P)
+    with pytest.raises(ValueError, match=r"from_predictions: parameter y_prob=.*one row per"):
+        ReliabilityDisplay.from_predictions(y[1:], P[:, 1])
+    with pytest.raises(ValueError, match=r"from_predictions: parameter pos_label=3 .*one of "
+                                         r"the classes \[0, 1\]"):
+        ReliabilityDisplay.from_predictions(y, P, labels=[0, 1], pos_label=3)
+    with pytest.raises(ValueError, match=r"from_estimator: parameter strategy='equal'"):
+        ReliabilityDisplay.from_estimator(model, X, y, strategy="equal")
+    with pytest.raises(ValueError, match=r"from_estimator: parameter n_bins=0"):
+        ReliabilityDisplay.from_estimator(model, X, y, n_bins=0)
+    with pytest.raises(TypeError, match=r"from_estimator: parameter estimator=.*predict_proba"):
+        ReliabilityDisplay.from_estimator(RandomForestRegressor(2).fit(X, y), X, y)
+    with pytest.raises(TypeError, match=r"from_estimator: parameter hist_ax=1 "):
+        ReliabilityDisplay.from_estimator(model, X, y, hist_ax=1)
+    with pytest.raises(ValueError, match=r"from_predictions: parameter hist_slot=\(2, 2\)"):
+        ReliabilityDisplay.from_predictions(y, P[:, 1], hist_slot=(2, 2))
+    # a 1-d y_prob is one class of two
+    X3, y3 = mixture[1], mixture[3]
+    with pytest.raises(ValueError, match=r"from_predictions: parameter y_true=.*3 distinct"):
+        ReliabilityDisplay.from_predictions(y3, np.full(len(y3), 0.5))
+
+
+def test_plot_reliability_draws_the_positive_class_of_a_binary_problem(plt, binary):
+    model, X, y = _low_probability_model(binary)
+    fig = plot_reliability({"rare positives": model}, X, y, n_bins=10)
+    x = fig.axes[0].lines[1].get_xdata()
+    assert x.min() < 0.2  # the top label's confidence is never below 0.5
+    assert fig.axes[1].get_title() == "Histogram of predicted probabilities"
