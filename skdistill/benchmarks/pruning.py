@@ -218,7 +218,7 @@ def plot(rows, path):
     from ..model_selection import plot_pareto
 
     frame = pd.DataFrame(rows)
-    frame["neg_nll"] = -frame["nll"]
+    frame["neg_nll"] = -frame["nll"]  # greater is better for the frontier; drawn as the NLL
     panels = sorted({(r["model"], r["mask"]) for r in rows})
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False)
     for ax, (model, mask) in zip(axes[0], panels):
@@ -228,19 +228,19 @@ def plot(rows, path):
             if len(sub):
                 plot_pareto(sub, "flops", "neg_nll", ax=ax, label=f"{method} (ours)",
                             color=color)
-        width = -part.loc[part["method"] == "width", "nll"]
-        if len(width):  # the width grid's range; the most pruned students fall below it
+        width = part.loc[part["method"] == "width", "nll"]
+        if len(width):  # the width grid's range; the most pruned students lie above it
             span = width.max() - width.min()
-            ax.set_ylim(width.min() - 0.8 * span, width.max() + 0.15 * span)
+            ax.set_ylim(width.min() - 0.15 * span, width.max() + 0.8 * span)
         if model == "cnn" and mask == 15:  # the paper gives the baseline point and a level
-            ax.scatter([0.48e6], [-0.469], marker="x", color="k", label="paper: baseline")
-            ax.axhline(-0.30, color="k", lw=0.8, ls=":", label="paper: ~.30 reached")
+            ax.scatter([0.48e6], [0.469], marker="x", color="k", label="paper: baseline")
+            ax.axhline(0.30, color="k", lw=0.8, ls=":", label="paper: ~.30 reached")
             bottom, top = ax.get_ylim()
-            ax.set_ylim(bottom, max(top, -0.27))
+            ax.set_ylim(min(bottom, 0.27), top)
             ax.legend(fontsize=7)
         ax.set_title(f"{model.upper()}, mask {mask}", fontsize=9)
         ax.set_xlabel("FLOPs per image")
-        ax.set_ylabel("− test NLL")
+        ax.set_ylabel("test NLL (lower is better)")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     print(f"plot: {path}")
