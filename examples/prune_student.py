@@ -7,6 +7,9 @@ removed (the network is rebuilt smaller and fine-tuned). Both are ordinary ``Gri
 runs: the search scores each student on validation NLL *and* on its cost (forward-pass FLOPs,
 parameters) with :func:`skdistill.model_selection.cost_scorers`, and
 :func:`~skdistill.model_selection.pareto_front` keeps the settings no other beats on both.
+:class:`~skdistill.model_selection.ParetoDisplay` draws them from ``cv_results_``: the log
+loss itself (not scikit-learn's ``neg_log_loss``) against the FLOPs, the width multipliers
+written next to their points.
 
 Run: ``python examples/prune_student.py`` (about half a minute; writes ``pruning_frontier.png``)
 """
@@ -19,7 +22,7 @@ from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
 
 from skdistill import KnowledgeDistiller, MLPStudent  # noqa: E402
 from skdistill.complexity import count_flops  # noqa: E402
-from skdistill.model_selection import cost_scorers, pareto_front, plot_pareto  # noqa: E402
+from skdistill.model_selection import ParetoDisplay, cost_scorers, pareto_front  # noqa: E402
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0
@@ -46,15 +49,18 @@ for (name, grid), color in zip(grids.items(), ["tab:blue", "tab:red"]):
     for i in front.index:
         print(f"  {search.cv_results_['params'][i]}  FLOPs {-front.loc[i, 'mean_test_neg_flops']:.0f}"
               f"  CV NLL {-front.loc[i, 'mean_test_neg_log_loss']:.3f}")
-    ax = plot_pareto(search.cv_results_, "neg_flops", "neg_log_loss", ax=ax, label=name,
-                     color=color)
+    # the pruned students' costs lie close together: only the widths are written out
+    annotate = "param_student__width_multiplier" if name == "width search" else None
+    display = ParetoDisplay.from_cv_results(search.cv_results_, "neg_flops", "neg_log_loss",
+                                            annotate=annotate, name=name, ax=ax, color=color)
+    ax = display.ax_
     best = search.best_estimator_
     student = best.student_
     print(f"  refit on the lowest NLL: hidden layers {student.hidden_layer_sizes_} "
           f"({student.n_pruned_units_} units pruned), {count_flops(best, (1, 64))} FLOPs, "
           f"test accuracy {best.score(X_test, y_test):.3f}")
 
-ax.set_ylabel("minus CV NLL (higher is better)")
+ax.set_ylabel("CV log loss (lower is better)")
 ax.set_xlabel("FLOPs per image")
 ax.figure.tight_layout()
 ax.figure.savefig("pruning_frontier.png", dpi=100)
