@@ -47,6 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import is_regressor
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
@@ -56,7 +57,7 @@ try:
     import skl2onnx
     from onnx import helper, numpy_helper
     from skl2onnx import get_model_alias, update_registered_converter
-    from skl2onnx._parse import _apply_zipmap
+    from skl2onnx._parse import _apply_zipmap, _parse_sklearn
     from skl2onnx.algebra.onnx_operator import OnnxSubEstimator
     from skl2onnx.common.data_types import (DoubleTensorType, FloatTensorType,
                                             Int64TensorType, StringTensorType)
@@ -125,8 +126,20 @@ class _GPEDOutputs(nn.Module):
 
 
 def _student_of(model):
-    """The skdistill student whose network makes ``model``'s predictions."""
-    return model if isinstance(model, BaseStudent) else model.student_
+    """The estimator that makes ``model``'s predictions: the model itself (a student), its
+    ``student_``, or the last step of a ``student_`` that is a Pipeline (its other steps are
+    converted by skl2onnx in front of the distiller's operator)."""
+    if isinstance(model, BaseStudent):
+        return model
+    student = model.student_
+    return student.steps[-1][1] if isinstance(student, Pipeline) else student
+
+
+def _n_features(model):
+    """The width of the rows that reach ``model``'s network (or regressor)."""
+    if isinstance(model, BaseStudent) or not isinstance(model.student_, Pipeline):
+        return int(model.n_features_in_)
+    return int(_student_of(model).n_features_in_)
 
 
 def _gped_outputs(model):
@@ -224,16 +237,42 @@ def _proba_type(input_type):
 
 def _check_exportable(model, inputs):
     """Refuse, before any conversion, what the converters cannot export."""
-    check_is_fitted(model)
     input_type = inputs[0].type
     if not isinstance(input_type, (FloatTensorType, DoubleTensorType, Int64TensorType)):
         raise param_error(model, "X", f"<{type(input_type).__name__}>",
                           "numeric rows (float32 or float64) for ONNX export", TypeError)
 
 
+def _student_inputs(scope, model, inputs, custom_parsers):
+    """The variables that reach the network: what the steps in front of the last one of a
+    Pipeline ``student_`` output (converted by skl2onnx), or the inputs themselves, the
+    columns of a DataFrame of numbers joined into one ``(N, n_columns)`` input."""
+    if not isinstance(model, BaseStudent) and isinstance(model.student_, Pipeline):
+        if len(model.student_) > 1:
+            inputs = _parse_sklearn(scope, model.student_[:-1], inputs,
+                                    custom_parsers=custom_parsers)
+    if len(inputs) > 1:
+        strings = [v.raw_name for v in inputs if isinstance(v.type, StringTensorType)]
+        if strings:
+            raise param_error(model, "X",
+                              _Shown(f"<DataFrame with string columns {strings}>"),
+                              "numeric columns for ONNX export of a model without steps "
+                              "that encode strings (convert a Pipeline whose first steps "
+                              "encode them, e.g. a ColumnTransformer with a OneHotEncoder)",
+                              TypeError)
+        concat = scope.declare_local_operator("SklearnConcat")
+        concat.inputs = list(inputs)
+        joined = scope.declare_local_variable("columns", FloatTensorType())
+        concat.outputs.append(joined)
+        inputs = [joined]
+    return inputs
+
+
 def _parse(scope, model, inputs, custom_parsers=None):
     """skl2onnx parser: label, probabilities (through ZipMap unless ``zipmap=False``) and a
     GPED distiller's extra outputs."""
+    check_is_fitted(model)
+    inputs = _student_inputs(scope, model, inputs, custom_parsers)
     _check_exportable(model, inputs)
     options = scope.get_options(model, dict(zipmap=True))
     operator = scope.declare_local_operator(get_model_alias(type(model)), model)
@@ -366,9 +405,9 @@ def _convert(scope, operator, container):
     double = isinstance(operator.outputs[1].type, DoubleTensorType)
     targets = [v.full_name for v in operator.outputs[1:]]
     computed = [scope.get_unique_variable_name(f"{v.raw_name}32") for v in operator.outputs[1:]]
-    n_features = int(model.n_features_in_)
+    n_features = _n_features(model)
     rows = _float_rows(scope, container, operator.inputs[0], n_features, model)
-    if isinstance(model, CrossFitDistiller) and is_regressor(model.student_):
+    if isinstance(model, CrossFitDistiller) and is_regressor(_student_of(model)):
         _regressor_probabilities(scope, operator, container, computed[0], opset)
     else:
         graph, opsets = _export_graph(model, _exported_module(model), n_features, opset)
@@ -402,7 +441,7 @@ def _const(scope, container, value, dtype=_FLOAT):
 def _regressor_probabilities(scope, operator, container, output, opset):
     """CrossFitDistiller's ``_regressor_proba`` after skl2onnx's converter of the regressor."""
     model = operator.raw_operator
-    regressor, n_classes = model.student_, len(model.classes_)
+    regressor, n_classes = _student_of(model), len(model.classes_)
     raw = scope.get_unique_variable_name("regressor_output")
     try:
         OnnxSubEstimator(regressor, operator.inputs[0], op_version=opset,
@@ -474,19 +513,75 @@ def _check_target_opset(target_opset):
         raise param_error("to_onnx", "target_opset", target_opset, expected)
 
 
-def to_onnx(model, X, **kwargs):
-    """Convert a fitted student, distiller or pipeline with float32 input rows like ``X``.
+class _Shown(str):
+    """A description shown as is in an error (``X=<DataFrame with column 'a'>``), unquoted."""
 
-    A shortcut for ``skl2onnx.to_onnx(model, X[:1].astype(np.float32), **kwargs)``:
-    skl2onnx's own call works as well once this module is imported (a float64 ``X`` there
-    gives a float64 input, computed in float32).
+    def __repr__(self):
+        return str(self)
+
+
+def _is_frame(X):
+    return hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "iloc")
+
+
+def _column_kind(column):
+    """``"number"`` or ``"string"``: the ONNX input a DataFrame column becomes, or None for a
+    column no ONNX input holds (dates, durations, complex numbers, Python objects)."""
+    import pandas as pd
+
+    dtype = column.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _column_kind(pd.Series(dtype.categories))
+    if pd.api.types.is_bool_dtype(dtype) or (pd.api.types.is_numeric_dtype(dtype)
+                                             and not pd.api.types.is_complex_dtype(dtype)):
+        return "number"
+    if pd.api.types.is_string_dtype(dtype):  # object columns: only strings and missing values
+        values = column[column.notna()]
+        if all(isinstance(v, str) for v in values):
+            return "string"
+    return None
+
+
+def _frame_input_types(X, caller):
+    """skl2onnx's ``initial_types`` of a DataFrame: one ``(N, 1)`` input per column, named by
+    the column; float32 for numbers (bool, int, float, numeric categories), strings for
+    strings (object and string columns, string categories)."""
+    types = []
+    for name in X.columns:
+        if not isinstance(name, str):
+            raise param_error(caller, "X", _Shown(f"<DataFrame with column {name!r}>"),
+                              "a DataFrame whose column names are strings (they name the "
+                              "ONNX inputs)", TypeError)
+        kind = _column_kind(X[name])
+        if kind is None:
+            shown = _Shown(f"<DataFrame with column {name!r} of dtype {X[name].dtype}>")
+            raise param_error(caller, "X", shown, "columns of numbers, bools, strings or "
+                              "categories for ONNX export (convert dates and objects to "
+                              "numbers or strings first)", TypeError)
+        tensor = FloatTensorType if kind == "number" else StringTensorType
+        types.append((name, tensor([None, 1])))
+    return types
+
+
+def to_onnx(model, X, **kwargs):
+    """Convert a fitted student, distiller or pipeline with input rows or columns like ``X``.
+
+    For numeric rows, a shortcut for ``skl2onnx.to_onnx(model, X[:1].astype(np.float32),
+    **kwargs)``: one float32 input ``X``. For a pandas DataFrame, one ``(N, 1)`` input per
+    column, named by the column: float32 for numbers (float, int, bool and numeric
+    categories), strings for strings (object and string columns, string categories). The
+    model is then a pipeline whose first steps take the columns (a ``ColumnTransformer``),
+    or a distiller whose ``student_`` is such a pipeline. skl2onnx's own call works as well
+    once this module is imported (there a float64 ``X`` gives a float64 input, and a
+    DataFrame one input per column of skl2onnx's guessed type).
 
     Parameters
     ----------
     model : fitted estimator
         A skdistill student or distiller, or a pipeline ending in one.
-    X : array-like of shape (n_samples, ...)
-        Rows like the model's input; only the first row's shape is used.
+    X : array-like of shape (n_samples, ...) or DataFrame
+        Rows like the model's input; only the first row's shape, or the columns' names and
+        dtypes, are used.
     **kwargs
         Passed to :func:`skl2onnx.to_onnx` (``options``, ``target_opset``...); a
         ``target_opset`` is an int, or a dict of domain to int that includes the main
@@ -495,6 +590,10 @@ def to_onnx(model, X, **kwargs):
     Returns
     -------
     onnx.ModelProto
+
+    See Also
+    --------
+    onnx_inputs : The ``{input name: array}`` that runs the model on rows or a DataFrame.
 
     Examples
     --------
@@ -513,10 +612,137 @@ def to_onnx(model, X, **kwargs):
     True
     """
     _check_target_opset(kwargs.get("target_opset"))
-    X = np.asarray(X[:1], dtype=np.float32)
-    return skl2onnx.to_onnx(model, X, **kwargs)
+    if not _is_frame(X):
+        X = np.asarray(X[:1], dtype=np.float32)
+        return skl2onnx.to_onnx(model, X, **kwargs)
+    if "initial_types" not in kwargs:
+        kwargs["initial_types"] = _frame_input_types(X, "to_onnx")
+    try:
+        return skl2onnx.to_onnx(model, **kwargs)
+    except (RuntimeError, NotImplementedError, AssertionError) as exc:
+        strings = [name for name, t in kwargs["initial_types"]
+                   if isinstance(t, StringTensorType)]
+        raise param_error("to_onnx", "X",
+                          _Shown(f"<DataFrame with columns {list(X.columns)}>"),
+                          f"columns that skl2onnx converts through the model's steps (string "
+                          f"columns {strings}; a SimpleImputer on strings needs a string "
+                          f"missing_values); skl2onnx: {str(exc).splitlines()[0]}",
+                          TypeError) from exc
+
+
+def _input_specs(onx):
+    """``[(name, numpy dtype or None for strings)]`` of an ONNX model's or session's inputs."""
+    if hasattr(onx, "get_inputs"):  # an onnxruntime InferenceSession
+        dtypes = {"tensor(float)": np.float32, "tensor(double)": np.float64,
+                  "tensor(int64)": np.int64, "tensor(int32)": np.int32,
+                  "tensor(bool)": np.bool_, "tensor(string)": None}
+        return [(i.name, dtypes.get(i.type, np.float32)) for i in onx.get_inputs()]
+    graph = onx.graph
+    initializers = {t.name for t in graph.initializer}
+    specs = []
+    for i in graph.input:
+        if i.name in initializers:
+            continue
+        elem = i.type.tensor_type.elem_type
+        specs.append((i.name, None if elem == onnx.TensorProto.STRING
+                      else helper.tensor_dtype_to_np_dtype(elem)))
+    return specs
+
+
+def _string_column(values):
+    """Strings as an object array; a missing value (None, NaN, ``pd.NA``) as ``"nan"``."""
+    import pandas as pd
+
+    return np.array(["nan" if pd.isna(v) else str(v) for v in values], dtype=object)
+
+
+def onnx_inputs(X, onx):
+    """The ``{input name: array}`` that runs an exported model on rows or a DataFrame.
+
+    For a DataFrame, each input of ``onx`` takes the column of its name, as an
+    ``(n_samples, 1)`` array of the input's type: numbers (bools as 0 and 1, categories by
+    their values) with NaN where a value is missing, strings as an object array with the
+    string ``"nan"`` where a value is missing (how skl2onnx's encoders write a missing
+    category learnt in ``fit``; an encoder with ``handle_unknown="ignore"`` that saw no missing
+    value treats it as unknown, as ``predict_proba`` does). For rows, the single input takes
+    ``X`` cast to its type.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, ...) or DataFrame
+        The rows, or a DataFrame holding every column that ``onx`` takes (extra columns are
+        ignored, as scikit-learn's ``ColumnTransformer`` ignores them).
+    onx : onnx.ModelProto or onnxruntime.InferenceSession
+        The exported model, e.g. from :func:`to_onnx`.
+
+    Returns
+    -------
+    dict
+        ``{input name: numpy array}``, for ``session.run(None, onnx_inputs(X, onx))``.
+
+    See Also
+    --------
+    to_onnx : Export a model with one input per column of a DataFrame.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import onnxruntime as ort
+    >>> import pandas as pd
+    >>> from sklearn.compose import make_column_transformer
+    >>> from sklearn.impute import SimpleImputer
+    >>> from sklearn.pipeline import make_pipeline
+    >>> from sklearn.preprocessing import OneHotEncoder, StandardScaler
+    >>> from skdistill import MLPStudent
+    >>> from skdistill.onnx import onnx_inputs, to_onnx
+    >>> frame = pd.DataFrame({"age": [25.0, 40.0, np.nan, 61.0] * 5,
+    ...                       "job": ["clerk", "nurse", "clerk", np.nan] * 5})
+    >>> y = [0, 1, 0, 1] * 5
+    >>> numbers = make_pipeline(SimpleImputer(), StandardScaler())
+    >>> pipe = make_pipeline(
+    ...     make_column_transformer((numbers, ["age"]),
+    ...                             (OneHotEncoder(handle_unknown="ignore"), ["job"])),
+    ...     MLPStudent(hidden_layer_sizes=(8,), max_epochs=5, random_state=0)).fit(frame, y)
+    >>> onx = to_onnx(pipe, frame, options={"zipmap": False})
+    >>> inputs = onnx_inputs(frame, onx)
+    >>> inputs["job"][:4, 0].tolist()
+    ['clerk', 'nurse', 'clerk', 'nan']
+    >>> session = ort.InferenceSession(onx.SerializeToString(),
+    ...                                providers=["CPUExecutionProvider"])
+    >>> label, proba = session.run(None, inputs)
+    >>> bool(np.abs(proba - pipe.predict_proba(frame)).max() < 1e-5)
+    True
+    """
+    specs = _input_specs(onx)
+    if not _is_frame(X):
+        if len(specs) != 1:
+            raise param_error("onnx_inputs", "X", X, f"a DataFrame with the columns "
+                              f"{[name for name, _ in specs]} that the model takes", TypeError)
+        name, dtype = specs[0]
+        return {name: np.asarray(X, dtype=dtype if dtype is not None else object)}
+    missing = [name for name, _ in specs if name not in X.columns]
+    if missing:
+        raise param_error("onnx_inputs", "X",
+                          _Shown(f"<DataFrame with columns {list(X.columns)}>"),
+                          f"a DataFrame with the columns {missing} that the model takes")
+    feeds = {}
+    for name, dtype in specs:
+        column = X[name]
+        if dtype is None:
+            values = _string_column(column.to_numpy(dtype=object))
+        else:
+            if _column_kind(column) != "number":
+                shown = _Shown(f"<DataFrame with column {name!r} of dtype {column.dtype}>")
+                raise param_error("onnx_inputs", "X", shown, f"numbers in column {name!r}, "
+                                  "as the model's input of that name takes", TypeError)
+            if hasattr(column, "cat"):  # categories by their values
+                column = column.astype(object)
+            values = column.to_numpy(dtype=np.float64, na_value=np.nan).astype(dtype)
+        feeds[name] = values.reshape(-1, 1)
+    return feeds
 
 
 register_converters()
 
-__all__ = ["NO_LABEL_INT64", "NO_LABEL_STRING", "register_converters", "to_onnx"]
+__all__ = ["NO_LABEL_INT64", "NO_LABEL_STRING", "onnx_inputs", "register_converters",
+           "to_onnx"]

@@ -3,22 +3,25 @@ import warnings
 
 import numpy as np
 import onnxruntime as ort
+import pandas as pd
 import pytest
 import skl2onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+from sklearn.compose import ColumnTransformer
 from sklearn.datasets import load_digits, load_iris
 from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.exceptions import NotFittedError
+from sklearn.impute import SimpleImputer
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.linear_model import Ridge
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
                        GPEDDistiller, KnowledgeDistiller, LatentBECNNStudent, LatentBEStudent,
                        MLPStudent, SGLDTeacher)
 # importing skdistill.onnx registers the converters
-from skdistill.onnx import MIN_OPSET, NO_LABEL_INT64, NO_LABEL_STRING
+from skdistill.onnx import MIN_OPSET, NO_LABEL_INT64, NO_LABEL_STRING, onnx_inputs, to_onnx
 
 from test_package import _in_a_fresh_interpreter
 
@@ -306,3 +309,163 @@ def test_importing_skdistill_imports_no_onnx_package():
         print(get_model_alias(skdistill.GPEDDistiller))
     """)
     assert printed.splitlines() == ["[]", "SkdistillGPEDDistiller"]
+
+
+# -- DataFrames of mixed dtypes ----------------------------------------------------------------
+def mixed_frame(n, seed):
+    """Floats with NaN, ints, bools, strings with NaN, string and integer categories."""
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "income": rng.normal(50, 10, n),
+        "age": rng.integers(18, 80, n),
+        "owner": rng.random(n) > 0.5,
+        "job": rng.choice(["clerk", "nurse", "pilot"], n).astype(object),
+        "grade": pd.Categorical(rng.choice(["A", "B", "C"], n)),
+        "rooms": pd.Categorical(rng.choice([1, 2, 3], n)),
+    })
+    frame.loc[::7, "income"] = np.nan
+    frame.loc[3::9, "job"] = np.nan
+    y = ((frame["income"].fillna(50) > 50) ^ (frame["job"] == "nurse")).astype(int).to_numpy()
+    return frame, y
+
+
+def frame_pipeline(max_epochs=15):
+    numbers = make_pipeline(SimpleImputer(), StandardScaler())
+    encode = ColumnTransformer([
+        ("numbers", numbers, ["income", "age", "owner"]),
+        ("categories", OneHotEncoder(handle_unknown="ignore"), ["job", "grade", "rooms"])])
+    student = MLPStudent(hidden_layer_sizes=(16,), max_epochs=max_epochs, lr=1e-2,
+                         random_state=0)
+    return Pipeline([("encode", encode), ("student", student)])
+
+
+@pytest.fixture(scope="module")
+def frames():
+    train, y = mixed_frame(150, 0)
+    test, _ = mixed_frame(40, 1)
+    test.loc[[2, 5], "job"] = ["astronaut", np.nan]  # unseen, and missing
+    test.loc[[4, 6], "income"] = np.nan
+    return train, y, test
+
+
+@pytest.fixture(scope="module")
+def fitted_frame_pipeline(frames):
+    train, y, _ = frames
+    return frame_pipeline().fit(train, y)
+
+
+def assert_frame_parity(model, predictor, train, test):
+    """One input per column of its dtype; onnxruntime's probabilities and labels equal
+    ``predictor``'s on a frame with NaN, a missing and an unseen string."""
+    onx = to_onnx(model, train, options={id(last_step(model)): {"zipmap": False}})
+    STRING, FLOAT = 8, 1  # onnx.TensorProto's element types
+    assert [(i.name, i.type.tensor_type.elem_type) for i in onx.graph.input] == [
+        ("income", FLOAT), ("age", FLOAT), ("owner", FLOAT), ("job", STRING),
+        ("grade", STRING), ("rooms", FLOAT)]
+    sess = session(onx)
+    label, proba = sess.run(None, onnx_inputs(test, sess))
+    expected = predictor.predict_proba(test)
+    assert proba.shape == (len(test), 2) and np.isfinite(proba).all()
+    np.testing.assert_allclose(proba, expected, rtol=0, atol=ATOL)
+    np.testing.assert_array_equal(label, predictor.predict(test))
+    # the proto and a session give the same inputs; columns are taken by name
+    shuffled = test[test.columns[::-1]].assign(extra=1.0)
+    np.testing.assert_allclose(sess.run(None, onnx_inputs(shuffled, onx))[1], expected,
+                               rtol=0, atol=ATOL)
+    return onx
+
+
+def test_pipeline_on_a_mixed_frame(frames, fitted_frame_pipeline):
+    train, _, test = frames
+    assert_frame_parity(fitted_frame_pipeline, fitted_frame_pipeline, train, test)
+    # in an outer Pipeline as well
+    outer = Pipeline([("model", fitted_frame_pipeline)])
+    assert_frame_parity(outer, fitted_frame_pipeline, train, test)
+
+
+def test_onnx_inputs_types_and_missing_values(frames, fitted_frame_pipeline):
+    train, _, test = frames
+    feeds = onnx_inputs(test, to_onnx(fitted_frame_pipeline, train))
+    assert {name: (a.dtype, a.shape) for name, a in feeds.items()} == {
+        "income": (np.float32, (40, 1)), "age": (np.float32, (40, 1)),
+        "owner": (np.float32, (40, 1)), "job": (object, (40, 1)),
+        "grade": (object, (40, 1)), "rooms": (np.float32, (40, 1))}
+    assert feeds["job"][[2, 5], 0].tolist() == ["astronaut", "nan"]
+    assert np.isnan(feeds["income"][[4, 6], 0]).all()
+    np.testing.assert_array_equal(feeds["owner"][:, 0], test["owner"].astype(np.float32))
+    np.testing.assert_array_equal(feeds["rooms"][:, 0], test["rooms"].astype(np.float32))
+    assert feeds["grade"][:, 0].tolist() == test["grade"].astype(str).tolist()
+    # rows: the single input, cast to its type
+    X = np.ones((3, 4))
+    clf = MLPStudent(hidden_layer_sizes=(4,), max_epochs=1, random_state=0).fit(X, [0, 1, 0])
+    feeds = onnx_inputs(X, to_onnx(clf, X))
+    assert list(feeds) == ["X"] and feeds["X"].dtype == np.float32
+
+
+@pytest.mark.parametrize("distiller", ["kd", "crossfit"])
+def test_distiller_with_a_pipeline_student_on_a_mixed_frame(frames, fitted_frame_pipeline,
+                                                            distiller):
+    # The distiller is built as it will be once the distillers take DataFrames and a Pipeline
+    # student: fitted on the encoded rows, then given the fitted student Pipeline and the
+    # frame's feature names. When that lands, `.fit(train, y)` with `frame_pipeline()` as the
+    # student replaces the construction, and parity is checked against the distiller itself.
+    train, y, test = frames
+    encoded = fitted_frame_pipeline[0].transform(train).astype(np.float32)
+    teacher = RandomForestClassifier(n_estimators=5, random_state=0)
+    student = MLPStudent(hidden_layer_sizes=(4,), max_epochs=1, random_state=0)
+    model = (KnowledgeDistiller(teacher, student, random_state=0) if distiller == "kd" else
+             CrossFitDistiller(teacher, student, n_folds=2, random_state=0)).fit(encoded, y)
+    model.student_ = fitted_frame_pipeline
+    model.feature_names_in_ = np.array(train.columns, dtype=object)
+    model.n_features_in_ = train.shape[1]
+    assert_frame_parity(model, fitted_frame_pipeline, train, test)
+    outer = Pipeline([("kd", model)])
+    assert_frame_parity(outer, fitted_frame_pipeline, train, test)
+
+
+def test_student_on_a_frame_of_numbers(iris):
+    X, y = iris
+    frame = pd.DataFrame(X.astype(np.float64), columns=["a", "b", "c", "d"]).assign(
+        d=lambda f: (f["d"] * 10).round().astype(int))
+    clf = MLPStudent(hidden_layer_sizes=(8,), max_epochs=5, random_state=0).fit(frame, y)
+    onx = to_onnx(clf, frame, options={"zipmap": False})
+    assert [i.name for i in onx.graph.input] == ["a", "b", "c", "d"]
+    label, proba = run_frame(onx, frame)
+    np.testing.assert_allclose(proba, clf.predict_proba(frame), rtol=0, atol=ATOL)
+    with pytest.raises(TypeError, match=r"MLPStudent: parameter X=<DataFrame with string "
+                                        r"columns \['e'\]> is invalid"):
+        to_onnx(clf, frame.assign(e="x"))
+
+
+def run_frame(onx, frame):
+    sess = session(onx)
+    return sess.run(None, onnx_inputs(frame, sess))
+
+
+def test_frames_onnx_cannot_take_are_named(frames, fitted_frame_pipeline):
+    train, y, _ = frames
+    when = train.assign(income=pd.Timestamp("2024-01-01"))
+    with pytest.raises(TypeError, match=r"to_onnx: parameter X=<DataFrame with column "
+                                        r"'income' of dtype datetime64.*> is invalid"):
+        to_onnx(fitted_frame_pipeline, when)
+    mixed = train.assign(job=[1, "a"] * 75)
+    with pytest.raises(TypeError, match=r"to_onnx: parameter X=<DataFrame with column "
+                                        r"'job' of dtype object> is invalid; expected "
+                                        r"columns of numbers, bools, strings or categories"):
+        to_onnx(fitted_frame_pipeline, mixed)
+    with pytest.raises(TypeError, match=r"to_onnx: parameter X=<DataFrame with column 0> "):
+        to_onnx(fitted_frame_pipeline, train.set_axis(range(6), axis=1))
+    # skl2onnx's own refusal: a SimpleImputer of NaN strings has no converter
+    strings = make_pipeline(SimpleImputer(strategy="most_frequent"),
+                            OneHotEncoder(handle_unknown="ignore"))
+    pipe = frame_pipeline(max_epochs=1).set_params(encode__categories=strings).fit(train, y)
+    with pytest.raises(TypeError, match=r"to_onnx: parameter X=<DataFrame with columns "
+                                        r"\['income'.*string columns \['job', 'grade'\]"):
+        to_onnx(pipe, train)
+    onx = to_onnx(fitted_frame_pipeline, train)
+    with pytest.raises(ValueError, match=r"onnx_inputs: parameter X=.* expected a DataFrame "
+                                         r"with the columns \['job'\]"):
+        onnx_inputs(train.drop(columns="job"), onx)
+    with pytest.raises(TypeError, match=r"onnx_inputs: parameter X=.* expected numbers in "
+                                        r"column 'age'"):
+        onnx_inputs(train.assign(age="old"), onx)
