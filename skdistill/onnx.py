@@ -30,7 +30,10 @@ for that regressor, followed by the mapping to probabilities that
 :meth:`~skdistill.CrossFitDistiller.predict_proba` applies.
 
 Inputs are rows of ``float32`` (or ``float64``, computed in ``float32``); a CNN student takes
-flat rows or images, reshaped inside the graph. Needs the ``onnx`` extra:
+flat rows or images, reshaped inside the graph. :func:`to_onnx` also takes a pandas DataFrame
+of mixed dtypes: one input per column (numbers as float32, strings as strings) for a pipeline
+whose first steps encode the columns, or a distiller whose ``student_`` is such a pipeline;
+:func:`onnx_inputs` feeds a DataFrame (or rows) to onnxruntime. Needs the ``onnx`` extra:
 ``pip install skdistill[onnx]`` (skl2onnx, onnx, onnxruntime, onnxscript); ``import skdistill``
 alone never imports them. See ``doc/onnx.md``.
 """
