@@ -1,9 +1,11 @@
 """Input checks shared by the estimators: errors name the estimator, parameter and value."""
 import numbers
+from contextlib import contextmanager
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError, Interval, make_constraint
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import column_or_1d, validate_data
@@ -128,6 +130,29 @@ def named_errors(owner, check, /, *args, **kwargs):
         if str(exc).startswith(name) or f" {name} " in str(exc):
             raise
         raise type(exc)(f"{name}: {exc}") from None
+
+
+@contextmanager
+def refused_by(owner, label):
+    """Name the sub-estimator that refused ``X``: its ``ValueError`` or ``TypeError`` is
+    re-raised, same type, as ``"<owner>: the <label> refused X: <its message>"``.
+
+    ``label`` says which one, e.g. ``"teacher HistGradientBoostingClassifier"`` or
+    ``"student step 'onehot' (OneHotEncoder)"``. Parameter errors (scikit-learn's
+    ``InvalidParameterError``), ``NotFittedError`` and a diverged training run are
+    re-raised as they are: they are not about ``X``.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        if (isinstance(exc, (InvalidParameterError, NotFittedError))
+                or "training diverged" in str(exc)):
+            raise
+        try:
+            named = type(exc)(f"{_owner_name(owner)}: the {label} refused X: {exc}")
+        except Exception:  # an exception type that wants other arguments: as it is
+            raise exc from None
+        raise named from None
 
 
 def check_float32_range(owner, X, name="X"):
@@ -346,4 +371,4 @@ __all__ = ["param_error", "is_number", "check_numbers_not_bools", "StrictParamsM
            "check_layer_sizes", "align_proba", "check_float32_range", "encode_labels",
            "check_device", "check_callbacks", "check_input", "check_labels_present",
            "check_validation_fraction", "validate_params", "check_teacher_proba",
-           "warn_class_mismatch", "check_sample_weight"]
+           "warn_class_mismatch", "check_sample_weight", "refused_by"]

@@ -1,24 +1,92 @@
-"""What every distiller shares: teacher fitting, label handling, delegation to the student."""
+"""What every distiller shares: teacher fitting, label handling, delegation to the student.
+
+Input: a numeric array (dense, sparse CSR, or n-d images) is validated and converted once, as
+a scikit-learn estimator does; a table (a pandas DataFrame, or an array of strings or
+objects) reaches the teacher and the student as it is, the distiller checking only what it
+needs itself (rows, labels, weights, feature names and their number). Rows are taken with
+scikit-learn's ``_safe_indexing``. The student may be a :class:`~sklearn.pipeline.Pipeline`
+ending in a skdistill student: its transformers are fitted on the student's rows, its last
+step is trained through ``fit_objective``.
+"""
 import numpy as np
 import scipy.sparse as sp
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone, is_regressor
 from sklearn.ensemble import RandomForestClassifier
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import KFold, StratifiedKFold
+from sklearn.pipeline import Pipeline, _fit_transform_one
+from sklearn.utils import _safe_indexing
 from sklearn.utils._param_validation import HasMethods, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.metadata_routing import (MetadataRouter, MethodMapping, _raise_for_params,
+                                            _routing_enabled, process_routing)
+from sklearn.utils.validation import (_check_method_params, _get_feature_names, _num_samples,
+                                      check_consistent_length, check_is_fitted,
+                                      column_or_1d, validate_data)
 
 from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin
 from ..engine import completed_epochs
-from .._meta import fit_weighted, is_fitted
+from .._meta import is_fitted, weights_for
 from .._random import draw_seed
 from .._validation import (StrictParamsMixin, check_float32_range, check_input,
                            check_sample_weight, check_teacher_proba, check_validation_fraction,
-                           encode_labels, param_error, validate_params, warn_class_mismatch)
+                           encode_labels, named_errors, param_error, refused_by,
+                           validate_params, warn_class_mismatch)
 
 
 #: Constraint of the ``teacher_calibration`` parameter of the distillers that take it.
 TEACHER_CALIBRATION = [StrOptions({"temperature", "isotonic"}), None]
+
+#: Fitted attributes that ``keep_teachers=False`` drops once the student is trained.
+TEACHER_ATTRIBUTES = ("teacher_", "fold_teachers_", "oof_proba_")
+
+
+def is_table(X):
+    """Whether ``X`` goes to the teacher and the student as it is: a DataFrame (anything with
+    ``columns`` and a 2-d ``shape``), or a NumPy array of strings or Python objects."""
+    if hasattr(X, "columns") and len(getattr(X, "shape", ())) == 2:
+        return True
+    return isinstance(X, np.ndarray) and X.dtype.kind in "OUS"
+
+
+def final_step(estimator):
+    """The estimator that predicts: the last step of a Pipeline, else ``estimator`` itself."""
+    return estimator[-1] if isinstance(estimator, Pipeline) else estimator
+
+
+def is_student_pipeline(estimator):
+    """A Pipeline whose last step is a skdistill student (it has ``fit_objective``)."""
+    return isinstance(estimator, Pipeline) and hasattr(final_step(estimator), "fit_objective")
+
+
+def stack_rows(X, X_more):
+    """The rows of ``X`` then those of ``X_more``: frames concatenated with a fresh index
+    (categorical columns keep a categorical dtype over both sets of categories), sparse
+    matrices stacked as CSR, arrays concatenated."""
+    if hasattr(X, "iloc"):
+        import pandas as pd
+
+        both = pd.concat([X, X_more], ignore_index=True)
+        for name in X.columns:
+            a, b = X[name].dtype, X_more[name].dtype
+            if isinstance(a, pd.CategoricalDtype) and not isinstance(both[name].dtype,
+                                                                     pd.CategoricalDtype):
+                cats = list(a.categories)
+                more = b.categories if isinstance(b, pd.CategoricalDtype) else \
+                    pd.unique(X_more[name].dropna())
+                cats += [c for c in more if c not in set(cats)]
+                both[name] = both[name].astype(pd.CategoricalDtype(cats, ordered=a.ordered))
+        return both
+    if sp.issparse(X) or sp.issparse(X_more):
+        return sp.vstack([X, X_more]).tocsr()
+    return np.concatenate([X, X_more])
+
+
+def _fit_refusing(owner, label, estimator, X, y, params):
+    """``estimator.fit(X, y, **params)``, a refusal of ``X`` naming ``label``
+    (a module function, so that joblib can send it to a worker)."""
+    with refused_by(owner, label):
+        return estimator.fit(X, y, **params)
 
 
 class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin,
@@ -26,16 +94,130 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
     """Base class for ``(teacher, student)`` meta-estimators.
 
     After ``fit``: ``teacher_``, ``student_``, ``history_`` (the student's), ``classes_``,
-    ``n_features_in_``; prediction is the student's. The student is trained by the one engine
-    through its public ``fit_objective`` (see :mod:`skdistill.engine`).
+    ``n_features_in_`` (and ``feature_names_in_`` for a DataFrame); prediction is the
+    student's. The student is trained by the one engine through its public ``fit_objective``
+    (see :mod:`skdistill.engine`).
+
+    Metadata routing (``sklearn.set_config(enable_metadata_routing=True)``): the distiller
+    consumes ``sample_weight`` itself (the student's loss, the calibration map) and routes
+    ``fit`` metadata to ``teacher`` (every fit of it: ``teacher_``, fold teachers) and to the
+    transformers of a student Pipeline (or to a scikit-learn regressor student). The
+    skdistill student, alone or last in a Pipeline, is trained through ``fit_objective`` on
+    the distiller's loss, weighted by the distiller's ``sample_weight``, unless it was told
+    ``set_fit_request(sample_weight=False)`` (then its loss is unweighted); no other metadata
+    reaches it.
     """
 
     _parameter_constraints = {
         "teacher": [HasMethods(["fit", "predict_proba"]), None],
         "student": [HasMethods(["fit", "predict_proba"]), None],
+        "keep_teachers": ["boolean"],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
+
+    def __getattr__(self, name):
+        # only called when the attribute is missing: say why a dropped one is
+        if name in TEACHER_ATTRIBUTES and self.__dict__.get("_teachers_dropped", False):
+            raise AttributeError(
+                f"{type(self).__name__}: {name} was not kept (keep_teachers=False): the "
+                "fitted model keeps only what predicts (student_, classes_, history_, "
+                "teacher_calibrator_); fit with keep_teachers=True to inspect the teachers.")
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def _drop_teachers(self):
+        """``keep_teachers=False``: remove the teachers and per-row arrays after ``fit``."""
+        if getattr(self, "keep_teachers", True):
+            return
+        for name in TEACHER_ATTRIBUTES:
+            self.__dict__.pop(name, None)
+        self._teachers_dropped = True
+
+    # -- metadata routing -----------------------------------------------------------------
+    def get_metadata_routing(self):
+        """Get the metadata routing of this object.
+
+        Returns
+        -------
+        routing : MetadataRouter
+            ``sample_weight`` is consumed by the distiller itself; ``fit`` metadata is routed
+            to ``teacher`` (``fit``) and to the transformers of a student Pipeline
+            (``fit_transform``), or to a scikit-learn regressor student (``fit``).
+        """
+        router = MetadataRouter(owner=self).add_self_request(self).add(
+            teacher=self._teacher(), method_mapping=MethodMapping().add(caller="fit",
+                                                                        callee="fit"))
+        student = self._default_student() if self.student is None else self.student
+        if is_student_pipeline(student):
+            if len(student) > 1:
+                router.add(student=student[:-1],
+                           method_mapping=MethodMapping().add(caller="fit",
+                                                              callee="fit_transform"))
+        elif not hasattr(student, "fit_objective"):
+            router.add(student=student, method_mapping=MethodMapping().add(caller="fit",
+                                                                           callee="fit"))
+        return router
+
+    def _route_fit(self, sample_weight, fit_params):
+        """Routed ``fit`` metadata: ``{"teacher": {...}, "student": {...}}`` with routing on,
+        None with routing off (then extra ``fit_params`` are an error, as in scikit-learn)."""
+        if not _routing_enabled():
+            _raise_for_params(fit_params, self, "fit")
+            return None
+        routed = process_routing(self, "fit", sample_weight=sample_weight, **fit_params)
+        student = routed.get("student")
+        return {"teacher": dict(routed["teacher"]["fit"]),
+                "student": {} if student is None else
+                dict(student.get("fit_transform") or student.get("fit") or {}),
+                "sample_weight": sample_weight}
+
+    def _teacher_params(self, teacher, sample_weight, routed, what="teacher"):
+        """Keyword arguments of every fit of ``teacher``: with routing off, ``sample_weight``
+        where its ``fit`` accepts it (else a warning, see
+        :func:`~skdistill._meta.weights_for`); with routing on, what it requested."""
+        if isinstance(teacher, FrozenEstimator):
+            return {}
+        if routed is None:
+            weight = weights_for(self, teacher, sample_weight, what)
+            return {} if weight is None else {"sample_weight": weight}
+        return routed["teacher"]
+
+    def _student_weight(self, student, sample_weight):
+        """The weights of a skdistill student's loss: the distiller's, unless routing is on
+        and the student was told ``set_fit_request(sample_weight=False)``."""
+        last = final_step(student)
+        if sample_weight is None or not _routing_enabled() or not hasattr(last,
+                                                                         "fit_objective"):
+            return sample_weight
+        requests = last.get_metadata_routing().fit.requests
+        request = requests.get("sample_weight")
+        if request is False:
+            return None
+        if isinstance(request, str):
+            raise param_error(self, "student", student,
+                              "a student whose fit request for sample_weight is True, False "
+                              f"or unset (its loss uses {type(self).__name__}'s "
+                              f"sample_weight), not the alias {request!r}")
+        return sample_weight
+
+    def _student_params(self, routed, n_rows, n_unlabeled):
+        """Routed metadata of a student Pipeline's transformers (or a regressor student),
+        extended to the unlabeled rows: the weights ``sample_weight`` routed there weigh 1."""
+        if routed is None:
+            return {}
+        params = dict(routed["student"])
+        if not n_unlabeled:
+            return params
+        for key, value in params.items():
+            if value is routed["sample_weight"]:
+                params[key] = np.concatenate([np.asarray(value, dtype=np.float64),
+                                              np.ones(n_unlabeled)])
+            elif _num_samples_or_none(value) == n_rows:
+                raise param_error(self, key, f"<{type(value).__name__} of {n_rows} rows>",
+                                  "metadata without one value per row of X when X_unlabeled "
+                                  "is given (the student also learns from those rows); "
+                                  "only sample_weight is extended to them")
+        return params
 
     def _default_teacher(self):
         return RandomForestClassifier(n_estimators=100)
@@ -53,30 +235,79 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         CSR matrix; the weights are None when absent or all ones).
         """
         validate_params(self)
-        X, y = check_input(self, X, y, allow_nd=True, accept_sparse="csr")
+        student = self.student
+        if isinstance(student, Pipeline) and hasattr(final_step(student), "get_params"):
+            validate_params(final_step(student))
+        self._teachers_dropped = False
+        if is_table(X):
+            # as it is: the teacher and the student check what they need themselves
+            X, y = named_errors(self, validate_data, self, X, y, skip_check_array=True)
+            y = named_errors(self, column_or_1d, y, warn=True)
+            named_errors(self, check_consistent_length, X, y)
+            if _num_samples(X) < 1:
+                raise param_error(self, "X", "<table with 0 rows>", "at least one row")
+        else:
+            X, y = check_input(self, X, y, allow_nd=True, accept_sparse="csr")
         self.classes_, y_enc = encode_labels(self, y)
-        return X, y, y_enc, check_sample_weight(self, sample_weight, X.shape[0])
+        return X, y, y_enc, check_sample_weight(self, sample_weight, _num_samples(X))
 
     def _student_verbose(self, student):
-        """The distiller's ``verbose`` shows the student's epochs too."""
-        if getattr(self, "verbose", 0) and "verbose" in student.get_params():
-            student.set_params(verbose=max(int(self.verbose), int(student.verbose)))
+        """The distiller's ``verbose`` shows the student's epochs too (a Pipeline's last
+        step's)."""
+        last = final_step(student)
+        if getattr(self, "verbose", 0) and "verbose" in last.get_params():
+            last.set_params(verbose=max(int(self.verbose), int(last.verbose)))
         return student
 
-    def _train_student(self, student, X, y, objective, sample_weight=None):
+    def _train_student(self, student, X, y, objective, sample_weight=None, params=None):
         """Train ``student`` on ``objective`` through its public ``fit_objective``.
 
-        ``student_`` is set first, so that a Ctrl-C keeps what the student learnt (see
-        :meth:`_salvage`); ``history_`` is the student's once fitted.
+        A student Pipeline's transformers are first fitted on ``X`` (with ``fit_transform``
+        and the metadata in ``params``, routed to its steps), and its last step is trained on
+        their output. ``student_`` is set first, so that a Ctrl-C keeps what the student
+        learnt (see :meth:`_salvage`); ``history_`` is the student's once fitted.
         """
         self.student_ = student
-        student.fit_objective(X, y, objective, sample_weight=sample_weight)
+        last = final_step(student)
+        if last is not student:
+            X = self._fit_student_head(student, X, y, params or {})
+        label = f"student {type(last).__name__}"
+        if hasattr(last, "_check_X"):
+            with refused_by(self, label):  # the student's own check of X, named
+                clone(last)._check_X(X, reset=True)
+        last.fit_objective(X, y, objective,
+                           sample_weight=self._student_weight(student, sample_weight))
         return self._fitted_student(student)
+
+    def _fit_student_head(self, pipe, X, y, params):
+        """Fit the transformers of the student Pipeline ``pipe`` on ``X`` (in place), each
+        refusal naming its step; returns their output, the last step's input."""
+        routed = process_routing(pipe[:-1], "fit_transform", **params) if params else None
+        for i, (name, step) in enumerate(pipe.steps[:-1]):
+            if step is None or (isinstance(step, str) and step == "passthrough"):
+                continue
+            with refused_by(self, f"student step {name!r} ({type(step).__name__})"):
+                X, fitted = _fit_transform_one(step, X, y, None,
+                                               params=None if routed is None else routed[name])
+            pipe.steps[i] = (name, fitted)
+        return X
+
+    def _fit_regressor_student(self, student, X, targets, sample_weight, params, routed):
+        """Fit a scikit-learn regressor student (or Pipeline ending in one) on ``targets``:
+        with routing off, ``sample_weight`` where its ``fit`` accepts it (else a warning);
+        with routing on, the metadata it requested. Assigned once fitted: an interrupted
+        scikit-learn regressor is not usable."""
+        if routed is None:
+            weight = weights_for(self, student, sample_weight, "student")
+            params = {} if weight is None else {"sample_weight": weight}
+        fitted = _fit_refusing(self, f"student {type(student).__name__}", student, X,
+                               targets, params)
+        return self._fitted_student(fitted)
 
     def _fitted_student(self, student):
         """Install the fitted student; ``history_`` is its per-epoch history."""
         self.student_ = student
-        self.history_ = getattr(student, "history_", None)
+        self.history_ = getattr(final_step(student), "history_", None)
         return self
 
     def _check_student_rows(self, student, X, X_unlabeled=None):
@@ -84,8 +315,9 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
 
         The student learns from the rows of ``X`` and of ``X_unlabeled`` (when given).
         """
-        n_rows = X.shape[0] + (0 if X_unlabeled is None else X_unlabeled.shape[0])
-        check_validation_fraction(student, getattr(student, "validation_fraction", None), n_rows)
+        n_rows = _num_samples(X) + (0 if X_unlabeled is None else _num_samples(X_unlabeled))
+        last = final_step(student)
+        check_validation_fraction(last, getattr(last, "validation_fraction", None), n_rows)
 
     def _salvage(self):
         """Ctrl-C: keep the fit if this fit's student has learnt something (see _interrupt).
@@ -97,36 +329,49 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         student = getattr(self, "student_", None)
         if student is None or not is_fitted(student):
             return None
-        self.history_ = history = getattr(student, "history_", None)
+        last = final_step(student)
+        self.history_ = history = getattr(last, "history_", None)
+        self._drop_teachers()
         epochs = completed_epochs(history)
-        if epochs and getattr(student, "net_", None) is not None:
-            return (f"the student trained for {epochs} of {student.net_.max_epochs} epochs "
-                    f"({type(student).__name__})")
-        return f"the student trained so far ({type(student).__name__})"
+        if epochs and getattr(last, "net_", None) is not None:
+            return (f"the student trained for {epochs} of {last.net_.max_epochs} epochs "
+                    f"({type(last).__name__})")
+        return f"the student trained so far ({type(last).__name__})"
 
     def _seeded_clone(self, estimator, offset=0):
-        """Clone ``estimator``; give it a seed derived from ``random_state`` if it has none."""
+        """Clone ``estimator``; give it (a Pipeline's last step) a seed derived from
+        ``random_state`` if it has none."""
         est = clone(estimator)
-        if self.random_state is not None and "random_state" in est.get_params():
-            if est.get_params()["random_state"] is None:
+        target = final_step(est)
+        if (self.random_state is not None and hasattr(target, "get_params")
+                and "random_state" in target.get_params()):
+            if target.get_params()["random_state"] is None:
                 seed = draw_seed(self.random_state) + offset
-                est.set_params(random_state=int(seed % (2**31 - 1)))
+                target.set_params(random_state=int(seed % (2**31 - 1)))
         return est
 
     def _teacher(self):
-        return self._default_teacher() if self.teacher is None else self.teacher
+        if self.teacher is not None:
+            return self.teacher
+        teacher = self._default_teacher()
+        if _routing_enabled():  # as CalibratedClassifierCV's default estimator
+            teacher.set_fit_request(sample_weight=True)
+        return teacher
 
     def _student(self):
         student = self._default_student() if self.student is None else self.student
-        if not hasattr(student, "fit_objective"):
+        if not (hasattr(student, "fit_objective") or is_student_pipeline(student)):
             raise param_error(self, "student", student,
                               "a skdistill student (MLPStudent, CNNStudent, ...) with "
-                              "fit_objective", TypeError)
+                              "fit_objective, or a Pipeline ending in one", TypeError)
         return student
 
-    def _fit_teacher(self, X, y, sample_weight=None):
-        """Clone and fit the teacher; a ``FrozenEstimator`` is kept as it is (no refit)."""
-        teacher = fit_weighted(self, self._seeded_clone(self._teacher()), X, y, sample_weight)
+    def _fit_teacher(self, X, y, params=None):
+        """Clone and fit the teacher with ``params`` (see :meth:`_teacher_params`); a
+        ``FrozenEstimator`` is kept as it is (no refit)."""
+        teacher = self._seeded_clone(self._teacher())
+        teacher = _fit_refusing(type(self).__name__, f"teacher {type(teacher).__name__}",
+                                teacher, X, y, params or {})
         warn_class_mismatch(self, [teacher], self.classes_,
                             f"teacher {type(teacher).__name__}")
         return teacher
@@ -144,18 +389,22 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         return list(cls(n_folds, shuffle=True, random_state=draw_seed(self.random_state))
                     .split(X, y_enc))
 
-    def _fold_jobs(self, teacher, X, y, folds, weight):
-        """``(clone, X, y, weights)`` to fit per fold: clone ``k`` (seeded with offset
-        ``2 + k``) learns from every fold but ``k``."""
-        return [(self._seeded_clone(teacher, offset=2 + k), X[train], y[train],
-                 None if weight is None else weight[train])
+    def _fold_jobs(self, teacher, X, y, folds, params):
+        """Arguments of :func:`_fit_refusing` per fold: clone ``k`` (seeded with offset
+        ``2 + k``) learns from every fold but ``k``, with the rows of ``params`` (the
+        teacher's fit metadata) that belong to them."""
+        label = f"fold teacher {type(teacher).__name__}"
+        return [(type(self).__name__, label, self._seeded_clone(teacher, offset=2 + k),
+                 _safe_indexing(X, train), y[train],
+                 _check_method_params(X, params=params or {}, indices=train))
                 for k, (train, _) in enumerate(folds)]
 
     def _out_of_fold_proba(self, fold_teachers, X, folds):
         """Each row's probabilities from the fold teacher that did not see it."""
-        oof = np.empty((X.shape[0], len(self.classes_)))
+        oof = np.empty((_num_samples(X), len(self.classes_)))
         for fold_teacher, (_, test) in zip(fold_teachers, folds):
-            oof[test] = self._teacher_proba(fold_teacher, X[test])
+            oof[test] = self._teacher_proba(fold_teacher, _safe_indexing(X, test),
+                                            "fold teacher")
         return oof
 
     def _calibrate_teacher(self, held_out, y_enc, sample_weight, proba):
@@ -174,11 +423,12 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
                                                   sample_weight=sample_weight)
         return calibrator.transform(proba)
 
-    def _teacher_proba(self, teacher, X):
+    def _teacher_proba(self, teacher, X, what="teacher"):
         """Teacher probabilities, validated, with columns in ``classes_`` order."""
-        return check_teacher_proba(self, teacher.predict_proba(X),
-                                   getattr(teacher, "classes_", self.classes_), self.classes_,
-                                   teacher)
+        with refused_by(self, f"{what} {type(teacher).__name__}"):
+            proba = teacher.predict_proba(X)
+        return check_teacher_proba(self, proba, getattr(teacher, "classes_", self.classes_),
+                                   self.classes_, teacher)
 
     def _check_unlabeled(self, X_unlabeled, X):
         """Validate the rows a student learns from without labels, like ``X`` at predict,
@@ -188,6 +438,8 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         """
         if X_unlabeled is None:
             return None
+        if is_table(X):
+            return self._check_unlabeled_table(X_unlabeled, X)
         try:
             X_unlabeled = validate_data(self, X_unlabeled, reset=False, allow_nd=True,
                                         accept_sparse="csr")
@@ -202,6 +454,30 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
                               f"rows shaped as those of X: shape (n_unlabeled, {row})")
         return check_float32_range(self, X_unlabeled, "X_unlabeled")
 
+    def _check_unlabeled_table(self, X_unlabeled, X):
+        """``X_unlabeled`` beside a table ``X``: the same columns, in the same order (a
+        DataFrame beside a DataFrame), or rows of the same shape."""
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            try:
+                got = _get_feature_names(X_unlabeled)
+            except TypeError:
+                got = None
+            if (got is None or not hasattr(X_unlabeled, "iloc")
+                    or list(got) != list(names)):
+                shown = (f"<{type(X_unlabeled).__name__} with columns {list(got)}>"
+                         if got is not None else f"<{type(X_unlabeled).__name__}>")
+                raise param_error(self, "X_unlabeled", shown,
+                                  f"a DataFrame with the columns of X, in the same order "
+                                  f"({list(names)})")
+            return X_unlabeled
+        shape = getattr(X_unlabeled, "shape", None)
+        if shape is None or tuple(shape[1:]) != tuple(X.shape[1:]) or sp.issparse(X_unlabeled):
+            raise param_error(self, "X_unlabeled", f"<{type(X_unlabeled).__name__} of shape "
+                              f"{shape}>", f"an array of rows shaped as those of X "
+                              f"(n_unlabeled, {', '.join(str(d) for d in X.shape[1:])})")
+        return X_unlabeled
+
     def _with_unlabeled(self, X, y, sample_weight, X_unlabeled, proba_unlabeled):
         """The student's rows: ``X`` then ``X_unlabeled``; returns ``(X, y, sample_weight)``.
 
@@ -209,13 +485,11 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         labels for ``classes_`` (and a stratified validation split), its loss on those rows
         uses the teacher alone. They weigh 1 where ``sample_weight`` is given.
         """
-        stack = sp.vstack if sp.issparse(X) or sp.issparse(X_unlabeled) else np.concatenate
-        X_all = stack([X, X_unlabeled])
-        if sp.issparse(X_all):
-            X_all = X_all.tocsr()
+        X_all = stack_rows(X, X_unlabeled)
         y_all = np.concatenate([y, self.classes_[np.argmax(proba_unlabeled, axis=1)]])
         if sample_weight is not None:
-            sample_weight = np.concatenate([sample_weight, np.ones(X_unlabeled.shape[0])])
+            sample_weight = np.concatenate([sample_weight,
+                                            np.ones(_num_samples(X_unlabeled))])
         return X_all, y_all, sample_weight
 
     def __sklearn_tags__(self):
@@ -225,20 +499,40 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
 
     # -- prediction: the student's ------------------------------------------------------------
     def _check_predict_X(self, X):
+        """``X`` as the student takes it: a table as it is, once its feature names and their
+        number are checked as scikit-learn does; an array validated as at ``fit``."""
         check_is_fitted(self, "student_")
+        if is_table(X):
+            return named_errors(self, validate_data, self, X, reset=False,
+                                skip_check_array=True)
         return check_input(self, X, reset=False, allow_nd=True, accept_sparse="csr")
+
+    def _student_says(self, method, X):
+        """``student_.<method>(X)``, a refusal of ``X`` naming the student."""
+        with refused_by(self, f"student {type(self.student_).__name__}"):
+            return getattr(self.student_, method)(X)
 
     def predict_proba(self, X):
         """Class probabilities of the distilled student, columns in ``classes_`` order."""
         X = self._check_predict_X(X)
-        return self.student_.predict_proba(X)
+        return self._student_says("predict_proba", X)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`."""
         X = self._check_predict_X(X)
-        return self.student_.predict_log_proba(X)
+        return self._student_says("predict_log_proba", X)
 
     def predict(self, X):
         """Most probable class according to the student."""
         X = self._check_predict_X(X)
-        return self.student_.predict(X)
+        return self._student_says("predict", X)
+
+
+def _num_samples_or_none(value):
+    """The number of rows of an array-like, None for anything else."""
+    if isinstance(value, str) or not hasattr(value, "__len__"):
+        return None
+    try:
+        return _num_samples(value)
+    except TypeError:
+        return None

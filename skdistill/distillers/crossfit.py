@@ -9,12 +9,13 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 
 from .._interrupt import fit_policy
+from sklearn.utils.validation import _num_samples
+
 from .._validation import param_error, warn_class_mismatch
 from ..engine import Objective
 from ..losses import (SoftTargetCrossEntropy, SquaredErrorLogits,
                       SquaredErrorProba, corrected_targets, soften)
-from .._meta import fit_weighted, fit_with_weights, weights_for
-from ._base import TEACHER_CALIBRATION, BaseDistiller
+from ._base import TEACHER_CALIBRATION, BaseDistiller, _fit_refusing, is_student_pipeline
 
 #: loss name -> (scale of the targets, per-row criterion factory taking the temperature)
 LOSSES = {
@@ -167,7 +168,7 @@ class CrossFitDistiller(BaseDistiller):
 
     def __init__(self, teacher=None, student=None, n_folds=5, gamma_alpha=0.0, loss="ce",
                  temperature=1.0, teacher_calibration=None, stratify=True, refit_teacher=True,
-                 n_jobs=None, verbose=0, random_state=None):
+                 keep_teachers=True, n_jobs=None, verbose=0, random_state=None):
         self.teacher = teacher
         self.student = student
         self.n_folds = n_folds
@@ -177,6 +178,7 @@ class CrossFitDistiller(BaseDistiller):
         self.teacher_calibration = teacher_calibration
         self.stratify = stratify
         self.refit_teacher = refit_teacher
+        self.keep_teachers = keep_teachers
         self.n_jobs = n_jobs
         self.verbose = verbose
         self.random_state = random_state
@@ -194,65 +196,81 @@ class CrossFitDistiller(BaseDistiller):
 
     def _crossfit_student(self):
         student = self._default_student() if self.student is None else self.student
-        if is_regressor(student) or (is_classifier(student) and hasattr(student,
-                                                                         "fit_objective")):
+        if is_regressor(student) or is_student_pipeline(student) or (
+                is_classifier(student) and hasattr(student, "fit_objective")):
             return student
         raise param_error(self, "student", student,
-                          "a skdistill student (MLPStudent, CNNStudent, ...) or a scikit-learn "
-                          "regressor", TypeError)
+                          "a skdistill student (MLPStudent, CNNStudent, ...), a scikit-learn "
+                          "regressor, or a Pipeline ending in either", TypeError)
 
     # -- fitting --------------------------------------------------------------------------------
     @fit_policy
-    def fit(self, X, y, sample_weight=None, X_unlabeled=None):
+    def fit(self, X, y, sample_weight=None, X_unlabeled=None, **fit_params):
         """Cross-fit the teachers, correct their out-of-fold probabilities, fit the student.
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, ...)
-            Training inputs (2-d for tabular students and regressors, images for a CNN student).
+        X : array-like, sparse matrix or DataFrame of shape (n_samples, ...)
+            Training inputs (2-d for tabular students and regressors, images for a CNN
+            student). A numeric array is validated and converted once, as scikit-learn does;
+            a DataFrame (numeric, string, ``category`` and bool columns, NaN where the teacher
+            and the student's preprocessing handle it) or an array of strings goes to the
+            teachers and the student as it is.
         y : array-like of shape (n_samples,)
             Class labels.
         sample_weight : array-like of shape (n_samples,), default=None
             Row weights: each fold teacher gets those of its training rows (where its ``fit``
             accepts them, else it is fitted unweighted with a warning), and the student's
-            loss and the calibration map are weighted by them.
-        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, ...), default=None
+            loss and the calibration map are weighted by them. With metadata routing on, the
+            teachers (and a student Pipeline's transformers, or a regressor student) get them
+            only where they request them.
+        X_unlabeled : array-like, sparse matrix or DataFrame of shape (n_unlabeled, ...), \
+default=None
             Extra rows without labels (a transfer set) that the student also learns from. No
             teacher saw them, so their targets are the probabilities of ``teacher_`` (of the
             mean of ``fold_teachers_`` when ``refit_teacher=False``), through the calibration
             map when ``teacher_calibration`` is set and softened by ``temperature``, without
             gamma correction (there is no label); they weigh 1 in the student's loss. Each row is
-            shaped as a row of ``X``.
+            shaped as a row of ``X`` (a DataFrame with the columns of ``X``, in order).
+        **fit_params : dict
+            Metadata routed to the teachers' and the student's ``fit`` (only with
+            ``sklearn.set_config(enable_metadata_routing=True)``; see the class docstring of
+            :class:`~skdistill.distillers._base.BaseDistiller`).
 
         Returns
         -------
         self
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
+        routed = self._route_fit(sample_weight, fit_params)
         X_unlabeled = self._check_unlabeled(X_unlabeled, X)
         teacher = self._crossfit_teacher()
         student = self._crossfit_student()
         self._check_student_rows(student, X, X_unlabeled)
         self._check_n_folds("n_folds", self.n_folds, y_enc)
         folds = self._folds(X, y_enc, self.n_folds, self.stratify)
-        self._fit(X, y, y_enc, sample_weight, teacher, student, folds, X_unlabeled)
+        self._fit(X, y, y_enc, sample_weight, teacher, student, folds, X_unlabeled, routed)
+        self._drop_teachers()
         return self
 
     def _unlabeled_proba(self, X_unlabeled):
         """Probabilities for rows no teacher saw: ``teacher_``'s, else the fold teachers' mean."""
         if self.refit_teacher:
             return self._teacher_proba(self.teacher_, X_unlabeled)
-        return np.mean([self._teacher_proba(t, X_unlabeled) for t in self.fold_teachers_],
-                       axis=0)
+        return np.mean([self._teacher_proba(t, X_unlabeled, "fold teacher")
+                        for t in self.fold_teachers_], axis=0)
 
-    def _fit(self, X, y, y_enc, sample_weight, teacher, student, folds, X_unlabeled=None):
-        teacher_weight = weights_for(self, teacher, sample_weight, "fold teachers' estimator")
+    def _fit(self, X, y, y_enc, sample_weight, teacher, student, folds, X_unlabeled=None,
+             routed=None):
+        teacher_params = self._teacher_params(teacher, sample_weight, routed,
+                                              "fold teachers' estimator")
 
-        jobs = self._fold_jobs(teacher, X, y, folds, teacher_weight)
+        jobs = self._fold_jobs(teacher, X, y, folds, teacher_params)
         if self.refit_teacher:
-            jobs.append((self._seeded_clone(teacher), X, y, teacher_weight))
+            jobs.append((type(self).__name__, f"teacher {type(teacher).__name__}",
+                         self._seeded_clone(teacher), X, y, teacher_params))
         fitted = Parallel(n_jobs=self.n_jobs, verbose=10 * int(self.verbose))(
-            delayed(fit_with_weights)(*job) for job in jobs)
+            delayed(_fit_refusing)(*job) for job in jobs)
         self.fold_teachers_ = fitted[:len(folds)]
         if self.refit_teacher:
             self.teacher_ = fitted[-1]
@@ -276,6 +294,8 @@ class CrossFitDistiller(BaseDistiller):
         onehot = np.eye(len(self.classes_))[y_enc]
         targets = corrected_targets(onehot, proba, self.gamma_alpha, scale)
         self.targets_scale_ = scale
+        n_unlabeled = 0 if X_unlabeled is None else _num_samples(X_unlabeled)
+        student_params = self._student_params(routed, _num_samples(X), n_unlabeled)
         if unlabeled is not None:
             # No label to correct towards: alpha 0 gives the (softened) probabilities' targets.
             soft = soften(unlabeled, self.temperature) if soften_targets else unlabeled
@@ -285,21 +305,20 @@ class CrossFitDistiller(BaseDistiller):
                                                        unlabeled)
 
         if regressor:
-            # Assigned once fitted: an interrupted scikit-learn regressor is not usable.
-            self._fitted_student(fit_weighted(
-                self, self._seeded_clone(student, offset=1), X,
+            self._fit_regressor_student(
+                self._seeded_clone(student, offset=1), X,
                 targets[:, 1] if len(self.classes_) == 2 else targets, sample_weight,
-                what="student"))
+                student_params, routed)
         else:
             self._train_student(self._student_verbose(self._seeded_clone(student, offset=1)),
                                 X, y, Objective(make_criterion(self.temperature),
                                                 targets.astype(np.float32), fields=("target",)),
-                                sample_weight)
+                                sample_weight, student_params)
 
     # -- prediction -----------------------------------------------------------------------------
     def _regressor_proba(self, X):
-        out = np.asarray(self.student_.predict(X), dtype=np.float64)
-        out = out.reshape(X.shape[0], -1)
+        out = np.asarray(self._student_says("predict", X), dtype=np.float64)
+        out = out.reshape(len(out), -1)
         if len(self.classes_) == 2:
             q = out[:, 0] if self.targets_scale_ == "p" else np.exp(out[:, 0])
             q = np.clip(q, 0.0, 1.0)
@@ -316,7 +335,7 @@ class CrossFitDistiller(BaseDistiller):
         X = self._check_predict_X(X)
         if is_regressor(self.student_):
             return self._regressor_proba(X)
-        return self.student_.predict_proba(X)
+        return self._student_says("predict_proba", X)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba` (``-inf`` where a regressor student gives 0)."""
@@ -324,14 +343,14 @@ class CrossFitDistiller(BaseDistiller):
         if is_regressor(self.student_):
             with np.errstate(divide="ignore"):
                 return np.log(self._regressor_proba(X))
-        return self.student_.predict_log_proba(X)
+        return self._student_says("predict_log_proba", X)
 
     def predict(self, X):
         """Most probable class according to the student."""
         X = self._check_predict_X(X)
         if is_regressor(self.student_):
             return self.classes_[np.argmax(self._regressor_proba(X), axis=1)]
-        return self.student_.predict(X)
+        return self._student_says("predict", X)
 
 
 __all__ = ["CrossFitDistiller"]

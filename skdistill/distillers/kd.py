@@ -5,11 +5,12 @@ import numpy as np
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import Interval
 
+from sklearn.utils.validation import _num_samples
+
 from .._interrupt import fit_policy
-from .._meta import fit_with_weights, weights_for
 from ..engine import Objective
 from ..losses import DistillationLoss, soften
-from ._base import TEACHER_CALIBRATION, BaseDistiller
+from ._base import TEACHER_CALIBRATION, BaseDistiller, _fit_refusing
 
 
 class KnowledgeDistiller(BaseDistiller):
@@ -109,40 +110,52 @@ class KnowledgeDistiller(BaseDistiller):
     }
 
     def __init__(self, teacher=None, student=None, temperature=1.0, alpha=1.0,
-                 teacher_calibration=None, teacher_calibration_cv=5, verbose=0,
-                 random_state=None):
+                 teacher_calibration=None, teacher_calibration_cv=5, keep_teachers=True,
+                 verbose=0, random_state=None):
         self.teacher = teacher
         self.student = student
         self.temperature = temperature
         self.alpha = alpha
         self.teacher_calibration = teacher_calibration
         self.teacher_calibration_cv = teacher_calibration_cv
+        self.keep_teachers = keep_teachers
         self.verbose = verbose
         self.random_state = random_state
 
     @fit_policy
-    def fit(self, X, y, sample_weight=None, X_unlabeled=None):
+    def fit(self, X, y, sample_weight=None, X_unlabeled=None, **fit_params):
         """Fit the teacher on ``X, y``, then the student on the teacher's probabilities.
 
         Parameters
         ----------
-        X : array-like or sparse matrix of shape (n_samples, ...)
+        X : array-like, sparse matrix or DataFrame of shape (n_samples, ...)
+            A numeric array is validated and converted once, as scikit-learn does; a
+            DataFrame (numeric, string, ``category`` and bool columns, NaN where the teacher
+            and the student's preprocessing handle it) or an array of strings goes to the
+            teacher and the student as it is.
         y : array-like of shape (n_samples,)
         sample_weight : array-like of shape (n_samples,), default=None
             Row weights of the student's loss, also passed to the teacher's ``fit`` where it
             accepts them (else the teacher is fitted unweighted, with a warning), and to the
-            calibration map's fit.
-        X_unlabeled : array-like or sparse matrix of shape (n_unlabeled, ...), default=None
+            calibration map's fit. With metadata routing on, the teacher (and a student
+            Pipeline's transformers) get them only where they request them.
+        X_unlabeled : array-like, sparse matrix or DataFrame of shape (n_unlabeled, ...), \
+default=None
             Extra rows without labels (a transfer set) that the student also learns from, on
             the teacher's probabilities alone (the loss's teacher term, whatever ``alpha``);
             the teacher is not fitted on them. They weigh 1 in the student's loss. Each row is
-            shaped as a row of ``X``.
+            shaped as a row of ``X`` (a DataFrame with the columns of ``X``, in order).
+        **fit_params : dict
+            Metadata routed to the teacher's and the student's steps' ``fit`` (only with
+            ``sklearn.set_config(enable_metadata_routing=True)``; see the class docstring of
+            :class:`~skdistill.distillers._base.BaseDistiller`).
 
         Returns
         -------
         self
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
+        routed = self._route_fit(sample_weight, fit_params)
         X_unlabeled = self._check_unlabeled(X_unlabeled, X)
         student = self._student()
         self._check_student_rows(student, X, X_unlabeled)
@@ -150,21 +163,24 @@ class KnowledgeDistiller(BaseDistiller):
                      and not isinstance(self._teacher(), FrozenEstimator))
         if cross_fit:
             self._check_n_folds("teacher_calibration_cv", self.teacher_calibration_cv, y_enc)
-        teacher_weight = weights_for(self, self._teacher(), sample_weight)
-        self.teacher_ = self._fit_teacher(X, y, teacher_weight)
+        teacher_params = self._teacher_params(self._teacher(), sample_weight, routed)
+        self.teacher_ = self._fit_teacher(X, y, teacher_params)
         proba = self._teacher_proba(self.teacher_, X)
         labels = y_enc
+        n_rows = _num_samples(X)
+        n_unlabeled = 0 if X_unlabeled is None else _num_samples(X_unlabeled)
         if X_unlabeled is not None:
             unlabeled = self._teacher_proba(self.teacher_, X_unlabeled)
             # -1: no label, the loss uses the teacher term alone (see DistillationLoss).
-            labels = np.concatenate([y_enc, np.full(X_unlabeled.shape[0], -1)])
+            labels = np.concatenate([y_enc, np.full(n_unlabeled, -1)])
         self.teacher_calibrator_ = None
         if self.teacher_calibration is not None:
-            held_out = (self._cross_fitted_proba(X, y, y_enc, teacher_weight) if cross_fit
+            held_out = (self._cross_fitted_proba(X, y, y_enc, teacher_params) if cross_fit
                         else proba)
             proba = self._calibrate_teacher(held_out, y_enc, sample_weight, proba)
             if X_unlabeled is not None:
                 unlabeled = self.teacher_calibrator_.transform(unlabeled)
+        student_params = self._student_params(routed, n_rows, n_unlabeled)
         if X_unlabeled is not None:
             X, y, sample_weight = self._with_unlabeled(X, y, sample_weight, X_unlabeled,
                                                        unlabeled)
@@ -174,21 +190,23 @@ class KnowledgeDistiller(BaseDistiller):
         objective = _DistillationObjective(
             DistillationLoss(self.temperature, self.alpha, reduction="none"), targets,
             fields=("target",))
-        return self._train_student(
+        self._train_student(
             self._student_verbose(self._seeded_clone(student, offset=1)), X, y, objective,
-            sample_weight)
+            sample_weight, student_params)
+        self._drop_teachers()
+        return self
 
-    def _cross_fitted_proba(self, X, y, y_enc, teacher_weight):
+    def _cross_fitted_proba(self, X, y, y_enc, teacher_params):
         """Probabilities of each row from a clone of the teacher fitted without its fold.
 
         Folds are stratified and shuffled with a seed drawn from ``random_state``; the fold
-        teachers are seeded and fitted as :class:`CrossFitDistiller`'s, with the weights
-        :func:`~skdistill._meta.weights_for` gave ``teacher_``'s fit.
+        teachers are seeded and fitted as :class:`CrossFitDistiller`'s, with the metadata
+        ``teacher_``'s fit got (the rows of their fold).
         """
         teacher = self._teacher()
         folds = self._folds(X, y_enc, self.teacher_calibration_cv)
-        fitted = [fit_with_weights(*job)
-                  for job in self._fold_jobs(teacher, X, y, folds, teacher_weight)]
+        fitted = [_fit_refusing(*job)
+                  for job in self._fold_jobs(teacher, X, y, folds, teacher_params)]
         return self._out_of_fold_proba(fitted, X, folds)
 
 
