@@ -138,7 +138,8 @@ def refused_by(owner, label):
     re-raised, same type, as ``"<owner>: the <label> refused X: <its message>"``.
 
     ``label`` says which one, e.g. ``"teacher HistGradientBoostingClassifier"`` or
-    ``"student step 'onehot' (OneHotEncoder)"``. Parameter errors (scikit-learn's
+    ``"student step 'onehot' (OneHotEncoder)"`` (or is a function giving it, called only
+    when there is an error). Parameter errors (scikit-learn's
     ``InvalidParameterError``), ``NotFittedError`` and a diverged training run are
     re-raised as they are: they are not about ``X``.
     """
@@ -149,7 +150,8 @@ def refused_by(owner, label):
                 or "training diverged" in str(exc)):
             raise
         try:
-            named = type(exc)(f"{_owner_name(owner)}: the {label} refused X: {exc}")
+            who = label(exc) if callable(label) else label
+            named = type(exc)(f"{_owner_name(owner)}: the {who} refused X: {exc}")
         except Exception:  # an exception type that wants other arguments: as it is
             raise exc from None
         raise named from None

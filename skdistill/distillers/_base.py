@@ -83,10 +83,26 @@ def stack_rows(X, X_more):
 
 
 def _fit_refusing(owner, label, estimator, X, y, params):
-    """``estimator.fit(X, y, **params)``, a refusal of ``X`` naming ``label``
-    (a module function, so that joblib can send it to a worker)."""
-    with refused_by(owner, label):
+    """``estimator.fit(X, y, **params)``, a refusal of ``X`` naming ``label`` (and, for a
+    Pipeline, the step that refused it); a module function, so that joblib can send it to a
+    worker."""
+    with refused_by(owner, lambda exc: _refusing_step(label, estimator, exc)):
         return estimator.fit(X, y, **params)
+
+
+def _refusing_step(label, estimator, exc):
+    """``label``, and for a Pipeline, its step that raised ``exc``: the outermost method
+    call on one of its steps in the traceback."""
+    if not isinstance(estimator, Pipeline):
+        return label
+    steps = {id(step): name for name, step in estimator.steps}
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if owner is not None and id(owner) in steps:
+            return f"{label}'s step {steps[id(owner)]!r} ({type(owner).__name__})"
+        tb = tb.tb_next
+    return label
 
 
 class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin,
