@@ -124,10 +124,13 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
     reaches it.
     """
 
+    # Whether a table (DataFrame, array of strings) goes to the teacher and the student as
+    # it is; False: X must be numeric, validated and converted once by the distiller.
+    _takes_tables = False
+
     _parameter_constraints = {
         "teacher": [HasMethods(["fit", "predict_proba"]), None],
         "student": [HasMethods(["fit", "predict_proba"]), None],
-        "keep_teachers": ["boolean"],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
     }
@@ -255,7 +258,9 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         if isinstance(student, Pipeline) and hasattr(final_step(student), "get_params"):
             validate_params(final_step(student))
         self._teachers_dropped = False
-        if is_table(X):
+        if is_table(X) and not self._takes_tables:
+            X, y = self._numeric_only(X, y)
+        elif is_table(X):
             # as it is: the teacher and the student check what they need themselves
             X, y = named_errors(self, validate_data, self, X, y, skip_check_array=True)
             y = named_errors(self, column_or_1d, y, warn=True)
@@ -266,6 +271,21 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
             X, y = check_input(self, X, y, allow_nd=True, accept_sparse="csr")
         self.classes_, y_enc = encode_labels(self, y)
         return X, y, y_enc, check_sample_weight(self, sample_weight, _num_samples(X))
+
+    def _numeric_only(self, X, y=None):
+        """Validate a table for a distiller that needs numbers; say so where it has others."""
+        try:
+            if y is None:
+                return check_input(self, X, reset=False, allow_nd=True, accept_sparse="csr")
+            return check_input(self, X, y, allow_nd=True, accept_sparse="csr")
+        except ValueError as exc:
+            if "convert" not in str(exc):
+                raise
+            raise ValueError(
+                f"{exc} ({type(self).__name__} needs numeric X: encode the string and "
+                "categorical columns first, e.g. with a ColumnTransformer in a Pipeline before "
+                "it; KnowledgeDistiller and CrossFitDistiller take such tables as they "
+                "are).") from None
 
     def _student_verbose(self, student):
         """The distiller's ``verbose`` shows the student's epochs too (a Pipeline's last
@@ -518,6 +538,8 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         """``X`` as the student takes it: a table as it is, once its feature names and their
         number are checked as scikit-learn does; an array validated as at ``fit``."""
         check_is_fitted(self, "student_")
+        if is_table(X) and not self._takes_tables:
+            return self._numeric_only(X)
         if is_table(X):
             return named_errors(self, validate_data, self, X, reset=False,
                                 skip_check_array=True)

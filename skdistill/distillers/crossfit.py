@@ -62,13 +62,32 @@ class CrossFitDistiller(BaseDistiller):
     clipped to [0, 1] and renormalised on the probability scale, ``exp`` (binary, clipped at 1)
     or softmax (multiclass) on the log scale.
 
+    ``X`` may be a pandas DataFrame with numeric, string, ``category`` and bool columns (and
+    NaN where the teacher handles it): it goes to the teacher as it is, and to the student,
+    which may be a :class:`~sklearn.pipeline.Pipeline` with its own preprocessing ending in
+    a skdistill student (or in a scikit-learn regressor). The Pipeline's transformers are
+    fitted on the student's rows (``X`` and ``X_unlabeled``), its last step is trained
+    through ``fit_objective``; ``student_`` is the fitted Pipeline. A sub-estimator that
+    refuses ``X`` is named in the error.
+
+    Metadata routing (``sklearn.set_config(enable_metadata_routing=True)``): the distiller
+    consumes ``sample_weight`` itself (the student's loss and the calibration map) and
+    routes ``fit`` metadata to the teacher (every fit of it, each getting the rows it is
+    fitted on) and to the transformers of a student Pipeline (or to a scikit-learn regressor
+    student, fitted through its ``fit``), each getting what it requested
+    (``set_fit_request``). The skdistill student, alone or last in a Pipeline, is not fitted
+    through ``fit``: its loss is weighted by the distiller's ``sample_weight``, unless it
+    was told ``set_fit_request(sample_weight=False)``. With routing off, ``sample_weight``
+    goes to every ``fit`` that accepts it, as before.
+
     Parameters
     ----------
     teacher : classifier with predict_proba, default=None
         Cloned for each fold (and for ``teacher_``). ``None`` means
         ``RandomForestClassifier(n_estimators=100)``. A ``FrozenEstimator`` cannot be
         cross-fitted and is rejected.
-    student : skdistill student or scikit-learn regressor, default=None
+    student : skdistill student, scikit-learn regressor, or Pipeline ending in either, \
+default=None
         ``None`` means ``MLPStudent()``.
     n_folds : int, default=5
         Number of cross-fitting folds (>= 2, and at most the size of the smallest class).
@@ -95,6 +114,11 @@ class CrossFitDistiller(BaseDistiller):
         Stratify the folds by class.
     refit_teacher : bool, default=True
         Also fit ``teacher_`` on all the data (in the same parallel batch as the fold teachers).
+    keep_teachers : bool, default=True
+        Keep the fitted teachers and the per-row training arrays (``teacher_``,
+        ``fold_teachers_``, ``oof_proba_``) after ``fit``. ``False`` keeps only what
+        predicts (``student_``, ``classes_``, ``history_``, ``teacher_calibrator_`` and the
+        feature names): the model to ship, whose pickle is about the student's size.
     n_jobs : int, default=None
         Parallel jobs for the teacher fits, through :class:`joblib.Parallel`, so a
         ``joblib.parallel_config(backend="dask")`` block sends them to a dask cluster.
@@ -126,6 +150,8 @@ class CrossFitDistiller(BaseDistiller):
         Scale of the targets the student was trained on.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The column names of a DataFrame ``X`` (absent for arrays).
 
     References
     ----------
@@ -151,8 +177,11 @@ class CrossFitDistiller(BaseDistiller):
     True
     """
 
+    _takes_tables = True
+
     _parameter_constraints = {
         **BaseDistiller._parameter_constraints,
+        "keep_teachers": ["boolean"],
         "student": [HasMethods(["fit", "predict"]), None],
         "n_folds": [Interval(numbers.Integral, 2, None, closed="left")],
         "gamma_alpha": [Interval(numbers.Real, 0, None, closed="left"),
@@ -233,9 +262,9 @@ default=None
             gamma correction (there is no label); they weigh 1 in the student's loss. Each row is
             shaped as a row of ``X`` (a DataFrame with the columns of ``X``, in order).
         **fit_params : dict
-            Metadata routed to the teachers' and the student's ``fit`` (only with
-            ``sklearn.set_config(enable_metadata_routing=True)``; see the class docstring of
-            :class:`~skdistill.distillers._base.BaseDistiller`).
+            Metadata routed to the teachers and to a student Pipeline's transformers (or a
+            regressor student), only with ``sklearn.set_config(enable_metadata_routing=True)``
+            (see "Metadata routing" above); with routing off, passing any is an error.
 
         Returns
         -------

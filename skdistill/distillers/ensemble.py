@@ -47,6 +47,10 @@ class EnsembleDistiller(BaseDistiller):
     trained on the perturbed batch in place of the clean one; inputs stay within
     ``[X.min(), X.max()]`` of the training data.
 
+    ``X`` must be numeric (an array or a DataFrame of numbers): encode its string
+    and categorical columns first, e.g. with a ColumnTransformer in a Pipeline before it
+    (:class:`KnowledgeDistiller` and :class:`CrossFitDistiller` take such tables as they are).
+
     Parameters
     ----------
     teacher : estimator with fit and sample_proba, default=None

@@ -86,6 +86,10 @@ class GPEDDistiller(BaseDistiller):
     per-example state; ``"online"`` (U_o) keeps the running mean over the samples each example
     has seen: float32 ``N' x outputs`` plus an int32 count per example.
 
+    ``X`` must be numeric (an array or a DataFrame of numbers): encode its string
+    and categorical columns first, e.g. with a ColumnTransformer in a Pipeline before it
+    (:class:`KnowledgeDistiller` and :class:`CrossFitDistiller` take such tables as they are).
+
     Parameters
     ----------
     teacher : SGLDTeacher or any teacher with ``iter_samples``, default=None

@@ -36,11 +36,28 @@ class KnowledgeDistiller(BaseDistiller):
     its own probabilities on ``X``, which are held out if it was fitted on other data. The
     calibrated ``p`` then goes through the temperature and ``alpha`` above, unchanged.
 
+    ``X`` may be a pandas DataFrame with numeric, string, ``category`` and bool columns (and
+    NaN where the teacher handles it): it goes to the teacher as it is, and to the student,
+    which may be a :class:`~sklearn.pipeline.Pipeline` with its own preprocessing ending in
+    a skdistill student (``MLPStudent``, ``CNNStudent``, ...). The Pipeline's transformers
+    are fitted on the student's rows (``X`` and ``X_unlabeled``), its last step is trained
+    through ``fit_objective``; ``student_`` is the fitted Pipeline. A sub-estimator that
+    refuses ``X`` is named in the error.
+
+    Metadata routing (``sklearn.set_config(enable_metadata_routing=True)``): the distiller
+    consumes ``sample_weight`` itself (the student's loss and the calibration map) and routes
+    ``fit`` metadata to the teacher (every fit of it, each getting the rows it is fitted on)
+    and to the transformers of a student Pipeline, each getting what it
+    requested (``set_fit_request``). The skdistill student, alone or last in a Pipeline, is
+    not fitted through ``fit``: its loss is weighted by the distiller's ``sample_weight``,
+    unless it was told ``set_fit_request(sample_weight=False)``. With routing off,
+    ``sample_weight`` goes to every ``fit`` that accepts it, as before.
+
     Parameters
     ----------
     teacher : classifier with predict_proba, default=None
         ``None`` means ``RandomForestClassifier(n_estimators=100)``.
-    student : skdistill student, default=None
+    student : skdistill student or Pipeline ending in one, default=None
         ``None`` means ``MLPStudent()``.
     temperature : float, default=1.0
         Softening temperature ``T`` (> 0).
@@ -56,6 +73,11 @@ class KnowledgeDistiller(BaseDistiller):
         Number of cross-fitting folds for the calibration map (>= 2, at most the size of the
         smallest class): that many extra teacher fits. Unused without ``teacher_calibration``
         or with a frozen teacher.
+    keep_teachers : bool, default=True
+        Keep the fitted teachers and the per-row training arrays (``teacher_``) after ``fit``.
+        ``False`` keeps only what predicts (``student_``, ``classes_``, ``history_``,
+        ``teacher_calibrator_`` and the feature names): the model to ship, whose pickle is
+        about the student's size.
     verbose : int, default=0
         When positive, the student prints its per-epoch table (as its own ``verbose``).
     random_state : int, RandomState instance or None, default=None
@@ -77,6 +99,8 @@ class KnowledgeDistiller(BaseDistiller):
         ``teacher_calibration``.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The column names of a DataFrame ``X`` (absent for arrays).
 
     References
     ----------
@@ -101,8 +125,11 @@ class KnowledgeDistiller(BaseDistiller):
     True
     """
 
+    _takes_tables = True
+
     _parameter_constraints = {
         **BaseDistiller._parameter_constraints,
+        "keep_teachers": ["boolean"],
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
         "alpha": [Interval(numbers.Real, 0, 1, closed="both")],
         "teacher_calibration": TEACHER_CALIBRATION,
@@ -146,9 +173,9 @@ default=None
             the teacher is not fitted on them. They weigh 1 in the student's loss. Each row is
             shaped as a row of ``X`` (a DataFrame with the columns of ``X``, in order).
         **fit_params : dict
-            Metadata routed to the teacher's and the student's steps' ``fit`` (only with
-            ``sklearn.set_config(enable_metadata_routing=True)``; see the class docstring of
-            :class:`~skdistill.distillers._base.BaseDistiller`).
+            Metadata routed to the teacher and to a student Pipeline's transformers, only with
+            ``sklearn.set_config(enable_metadata_routing=True)`` (see "Metadata routing"
+            above); with routing off, passing any is an error.
 
         Returns
         -------
