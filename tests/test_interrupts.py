@@ -177,6 +177,25 @@ def test_distiller_interrupted_while_training_the_student_keeps_it(make, data):
     assert model.predict_proba(X).shape == (len(X), 2)
 
 
+@pytest.mark.parametrize("make", [
+    lambda s: KnowledgeDistiller(RandomForestClassifier(10, random_state=0), s),
+    lambda s: CrossFitDistiller(RandomForestClassifier(10, random_state=0), s, n_folds=2),
+], ids=["KnowledgeDistiller", "CrossFitDistiller"])
+def test_distiller_interrupted_keeps_a_student_pipeline(make, data):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = data
+    model = make(make_pipeline(StandardScaler(), student(callbacks=[CtrlCAt(epoch=3)])))
+    with pytest.warns(RuntimeWarning) as record:
+        model.fit(X, y)
+    (warning,) = interrupt_warnings(record)
+    assert "keeping the student trained for 3 of 10 epochs (MLPStudent)" in \
+        str(warning.message)
+    assert len(model.history_) == 3 and model.student_[-1].history_ is model.history_
+    assert model.predict_proba(X).shape == (len(X), 2)
+
+
 def test_ensemble_distiller_keeps_the_student_trained_so_far(data, monkeypatch):
     X, y = data
     calls = {"n": 0}
