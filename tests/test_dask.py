@@ -100,7 +100,7 @@ def test_crossfit_fold_teachers_on_dask_match_serial(client, data):
 
     serial = crossfit(1)
     parallel, tasks = on_the_cluster(client, lambda: crossfit(2))
-    assert_ran_on_workers(client, tasks, "fit_with_weights")
+    assert_ran_on_workers(client, tasks, "_fit_refusing")
     np.testing.assert_array_equal(parallel.oof_proba_, serial.oof_proba_)
     np.testing.assert_array_equal(parallel.teacher_.predict_proba(X),
                                   serial.teacher_.predict_proba(X))

@@ -190,7 +190,7 @@ def test_distiller_interrupted_keeps_a_student_pipeline(make, data):
     with pytest.warns(RuntimeWarning) as record:
         model.fit(X, y)
     (warning,) = interrupt_warnings(record)
-    assert "keeping the student trained for 3 of 10 epochs (MLPStudent)" in \
+    assert "keeping the student trained for 2 of 10 epochs (MLPStudent)" in \
         str(warning.message)
     assert len(model.history_) == 3 and model.student_[-1].history_ is model.history_
     assert model.predict_proba(X).shape == (len(X), 2)
