@@ -402,12 +402,15 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
                               "fit_objective, or a Pipeline ending in one", TypeError)
         return student
 
-    def _fit_teacher(self, X, y, params=None):
-        """Clone and fit the teacher with ``params`` (see :meth:`_teacher_params`); a
-        ``FrozenEstimator`` is kept as it is (no refit)."""
+    def _fit_teacher(self, X, y, sample_weight=None, params=None):
+        """Clone and fit the teacher with ``params`` (see :meth:`_teacher_params`), by
+        default ``sample_weight`` where its ``fit`` accepts it; a ``FrozenEstimator`` is kept
+        as it is (no refit)."""
         teacher = self._seeded_clone(self._teacher())
+        if params is None:
+            params = self._teacher_params(teacher, sample_weight, None)
         teacher = _fit_refusing(type(self).__name__, f"teacher {type(teacher).__name__}",
-                                teacher, X, y, params or {})
+                                teacher, X, y, params)
         warn_class_mismatch(self, [teacher], self.classes_,
                             f"teacher {type(teacher).__name__}")
         return teacher

@@ -191,7 +191,7 @@ default=None
         if cross_fit:
             self._check_n_folds("teacher_calibration_cv", self.teacher_calibration_cv, y_enc)
         teacher_params = self._teacher_params(self._teacher(), sample_weight, routed)
-        self.teacher_ = self._fit_teacher(X, y, teacher_params)
+        self.teacher_ = self._fit_teacher(X, y, params=teacher_params)
         proba = self._teacher_proba(self.teacher_, X)
         labels = y_enc
         n_rows = _num_samples(X)
