@@ -150,7 +150,7 @@ default=None
         Scale of the targets the student was trained on.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         The column names of a DataFrame ``X`` (absent for arrays).
 
     References

@@ -99,7 +99,7 @@ class KnowledgeDistiller(BaseDistiller):
         ``teacher_calibration``.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape (`n_features_in_`,)
         The column names of a DataFrame ``X`` (absent for arrays).
 
     References
