@@ -23,6 +23,17 @@ from skdistill.metrics import expected_calibration_error, negative_log_likelihoo
 torch.set_num_threads(1)
 X, y = load_digits(return_X_y=True)
 X = (X / 16).astype(np.float32)
+# sphinx_gallery_start_ignore
+# SKDISTILL_EXAMPLE_QUICK=1: a smoke run of every step on less work (the gallery runs it all).
+import os  # noqa: E402
+
+from sklearn.utils import resample  # noqa: E402
+
+QUICK = os.environ.get("SKDISTILL_EXAMPLE_QUICK") == "1"
+if QUICK:
+    X, y = resample(X, y, n_samples=min(300, len(X)), replace=False, stratify=y,
+                    random_state=0)
+# sphinx_gallery_end_ignore
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=1 / 3, random_state=0)
 
 network = MLPStudent(hidden_layer_sizes=(100,), max_epochs=60, lr=1e-3, batch_size=64,

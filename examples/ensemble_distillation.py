@@ -34,6 +34,17 @@ except DataFileNotFoundError:
     name, max_epochs = "digits", 24
     print(f"Fashion-MNIST not found in {get_data_home() / 'fashion-mnist'} (see "
           f"skdistill.datasets); using scikit-learn's 8x8 digits ({len(X)} images)")
+# sphinx_gallery_start_ignore
+# SKDISTILL_EXAMPLE_QUICK=1: a smoke run of every step on less work (the gallery runs it all).
+import os  # noqa: E402
+
+from sklearn.utils import resample  # noqa: E402
+
+QUICK = os.environ.get("SKDISTILL_EXAMPLE_QUICK") == "1"
+if QUICK:
+    X, y = resample(X, y, n_samples=min(1000, len(X)), replace=False, stratify=y,
+                    random_state=0)
+# sphinx_gallery_end_ignore
 # At most 5,000 images, 60% to train and 40% to test: 3,000 / 2,000 of Fashion-MNIST.
 X_train, X_test, y_train, y_test = train_test_split(
     X, y, train_size=min(3000, int(0.6 * len(X))), test_size=min(2000, int(0.4 * len(X))),

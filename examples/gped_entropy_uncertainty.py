@@ -21,11 +21,26 @@ from skdistill.metrics import entropy_mae
 torch.set_num_threads(1)
 X, y = load_digits(return_X_y=True)
 X = (X / 16).astype(np.float32)
+# sphinx_gallery_start_ignore
+# SKDISTILL_EXAMPLE_QUICK=1: a smoke run of every step on less work (the gallery runs it all).
+import os  # noqa: E402
+
+from sklearn.utils import resample  # noqa: E402
+
+QUICK = os.environ.get("SKDISTILL_EXAMPLE_QUICK") == "1"
+if QUICK:
+    X, y = resample(X, y, n_samples=min(600, len(X)), replace=False, stratify=y,
+                    random_state=0)
+# sphinx_gallery_end_ignore
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, random_state=0)
 X_occluded = occlude(X_test, mask_size=4, random_state=0)
 
 teacher = SGLDTeacher(hidden_layer_sizes=(100, 100), step_size=1e-4, prior_precision=10.0,
                       n_iter=8000, burn_in=1000, thinning=50, max_samples=200, random_state=0)
+# sphinx_gallery_start_ignore
+if QUICK:
+    teacher.set_params(n_iter=1500, burn_in=500)
+# sphinx_gallery_end_ignore
 # D' mixes clean and occluded training images so the student sees both kinds of input.
 X_distill = np.vstack([X_train, occlude(X_train, mask_size=4, random_state=1)])
 model = GPEDDistiller(teacher, MLPStudent(hidden_layer_sizes=(100,), lr=1e-3),

@@ -21,6 +21,18 @@ search = GridSearchCV(
     {"student__width_multiplier": [0.125, 0.25, 0.5, 1.0]},
     scoring={"nll": "neg_log_loss", "ece": ece_scorer}, refit="nll", cv=3, n_jobs=2,
 )
+# sphinx_gallery_start_ignore
+# SKDISTILL_EXAMPLE_QUICK=1: a smoke run of every step on less work (the gallery runs it all).
+import os  # noqa: E402
+
+from sklearn.utils import resample  # noqa: E402
+
+QUICK = os.environ.get("SKDISTILL_EXAMPLE_QUICK") == "1"
+if QUICK:
+    X_train, y_train = resample(X_train, y_train, n_samples=450, replace=False,
+                                stratify=y_train, random_state=0)
+    search.set_params(estimator__teacher__n_estimators=10, estimator__student__max_epochs=10)
+# sphinx_gallery_end_ignore
 search.fit(X_train, y_train)
 for k, nll, ece in zip(search.cv_results_["param_student__width_multiplier"],
                        search.cv_results_["mean_test_nll"], search.cv_results_["mean_test_ece"]):

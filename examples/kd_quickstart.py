@@ -25,6 +25,17 @@ except DataFileNotFoundError:
     name = "breast cancer"
     print(f"FICO HELOC not found in {get_data_home() / 'heloc'} (see skdistill.datasets); "
           f"using scikit-learn's breast cancer data ({len(X)} rows)")
+# sphinx_gallery_start_ignore
+# SKDISTILL_EXAMPLE_QUICK=1: a smoke run of every step on less work (the gallery runs it all).
+import os  # noqa: E402
+
+from sklearn.utils import resample  # noqa: E402
+
+QUICK = os.environ.get("SKDISTILL_EXAMPLE_QUICK") == "1"
+if QUICK:
+    X, y = resample(X, y, n_samples=min(1000, len(X)), replace=False, stratify=y,
+                    random_state=0)
+# sphinx_gallery_end_ignore
 
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.3, stratify=y,
                                                     random_state=0)

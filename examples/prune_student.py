@@ -26,6 +26,17 @@ from skdistill.model_selection import ParetoDisplay, cost_scorers, pareto_front 
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0
+# sphinx_gallery_start_ignore
+# SKDISTILL_EXAMPLE_QUICK=1: a smoke run of every step on less work (the gallery runs it all).
+import os  # noqa: E402
+
+from sklearn.utils import resample  # noqa: E402
+
+QUICK = os.environ.get("SKDISTILL_EXAMPLE_QUICK") == "1"
+if QUICK:
+    X, y = resample(X, y, n_samples=min(600, len(X)), replace=False, stratify=y,
+                    random_state=0)
+# sphinx_gallery_end_ignore
 X_train, X_test, y_train, y_test = train_test_split(X, y, random_state=0)
 
 # A forest teacher distilled into a two-layer student; only the student's settings are searched.
@@ -33,6 +44,10 @@ distiller = KnowledgeDistiller(
     RandomForestClassifier(n_estimators=100, random_state=0),
     MLPStudent(hidden_layer_sizes=(64, 64), max_epochs=40, lr=3e-3, random_state=0),
     temperature=2.0)
+# sphinx_gallery_start_ignore
+if QUICK:
+    distiller.set_params(teacher__n_estimators=10, student__max_epochs=10)
+# sphinx_gallery_end_ignore
 scoring = {"neg_log_loss": "neg_log_loss", **cost_scorers(["flops", "parameters"])}
 grids = {
     "width search": {"student__width_multiplier": [0.125, 0.25, 0.5, 1.0]},

@@ -21,11 +21,27 @@ from skdistill.inspection import plot_reliability, teacher_report
 
 X, y = load_digits(return_X_y=True)
 X = X / 16.0  # pixel intensities 0..16 -> [0, 1]
+# sphinx_gallery_start_ignore
+# SKDISTILL_EXAMPLE_QUICK=1: a smoke run of every step on less work (the gallery runs it all).
+import os  # noqa: E402
+
+from sklearn.utils import resample  # noqa: E402
+
+QUICK = os.environ.get("SKDISTILL_EXAMPLE_QUICK") == "1"
+if QUICK:
+    X, y = resample(X, y, n_samples=min(600, len(X)), replace=False, stratify=y,
+                    random_state=0)
+# sphinx_gallery_end_ignore
 X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.5, random_state=0,
                                                     stratify=y)
 
 teacher = RandomForestClassifier(n_estimators=100, max_depth=6, random_state=0)
 student = MLPStudent(hidden_layer_sizes=(64,), max_epochs=60, lr=1e-2, random_state=0)
+# sphinx_gallery_start_ignore
+if QUICK:
+    teacher.set_params(n_estimators=20)
+    student.set_params(max_epochs=20)
+# sphinx_gallery_end_ignore
 
 report = teacher_report({"forest, depth 6": teacher.fit(X_train, y_train)}, X_test, y_test,
                         X_train=X_train, y_train=y_train)

@@ -5,9 +5,15 @@ real data folder, and with an empty one, where every loader raises ``DataFileNot
 the script must fall back (to data that ships with scikit-learn) and say so. Both runs set
 ``SKDISTILL_SYSTEM_DATA=0`` so that no script reads an OS package's copy
 (``/usr/share/datasets``): a machine with one behaves like a fresh machine.
+
+Both runs also set ``SKDISTILL_EXAMPLE_QUICK=1``: the costly scripts then fit on a few hundred
+rows (and SGLD chains run shorter), in a block the gallery hides. Every line still runs, on the
+real data's and the fallback's columns and classes, and prints; the full-size runs are the
+gallery's (``make docs-full``).
 """
 import ast
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +35,8 @@ EXAMPLE_DATA_FILES = [
 
 def _run(script, folder, cwd):
     env = {**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1",
-           "SKDISTILL_DATA": str(folder), "SKDISTILL_SYSTEM_DATA": "0"}
+           "SKDISTILL_DATA": str(folder), "SKDISTILL_SYSTEM_DATA": "0",
+           "SKDISTILL_EXAMPLE_QUICK": "1"}
     cwd.mkdir()
     result = subprocess.run([sys.executable, str(script)], cwd=cwd, env=env,
                             capture_output=True, text=True, timeout=300)
@@ -93,3 +100,23 @@ def test_example_falls_back_only_on_a_missing_data_file(script):
         names = {getattr(c, "id", getattr(c, "attr", None)) for c in classes}
         assert not names & broad, \
             f"{where}: catch DataFileNotFoundError, not {ast.unparse(node.type)}"
+
+
+@pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_example_quick_mode_only_shrinks_the_work_and_is_hidden_from_the_gallery(script):
+    # The runs above use the quick mode: it may change sizes, never skip a step or stop early,
+    # and the gallery (which runs the full script) shows none of it.
+    source = script.read_text()
+    hidden = re.findall(r"# sphinx_gallery_start_ignore\n(.*?)# sphinx_gallery_end_ignore",
+                        source, flags=re.S)
+    visible = re.sub(r"# sphinx_gallery_start_ignore\n.*?# sphinx_gallery_end_ignore", "",
+                     source, flags=re.S)
+    assert "QUICK" not in visible, f"{script.name}: quick mode outside a hidden block"
+    for block in hidden:
+        for node in ast.walk(ast.parse(block)):
+            where = f"{script.name}: {ast.unparse(node)[:80]!r} in a quick-mode block"
+            assert not isinstance(node, (ast.Return, ast.Raise, ast.For, ast.While)), where
+            assert not (isinstance(node, ast.If) and node.orelse), where
+            if isinstance(node, ast.Call):
+                name = getattr(node.func, "id", getattr(node.func, "attr", ""))
+                assert name in {"get", "resample", "set_params", "min", "len"}, where
