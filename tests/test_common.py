@@ -18,7 +18,7 @@ from skdistill.students import LatentBECNNStudent
 from skdistill import CNNStudent, CrossFitDistiller, KnowledgeDistiller, MLPStudent
 
 # Small, fast configurations; every default-constructed estimator is also valid.
-FAST_MLP = dict(hidden_layer_sizes=(32,), max_epochs=40, lr=1e-2)
+FAST_MLP = dict(hidden_layer_sizes=(32,), max_epochs=20, lr=1e-2)
 ESTIMATORS = [
     MLPStudent(**FAST_MLP),
     # a student pruned by group lasso (issue 10): a smaller network after every fit
@@ -28,11 +28,13 @@ ESTIMATORS = [
     CrossFitDistiller(RandomForestClassifier(n_estimators=10), MLPStudent(**FAST_MLP), n_folds=3),
     CrossFitDistiller(RandomForestClassifier(n_estimators=10), RandomForestRegressor(n_estimators=5),
                       n_folds=3, gamma_alpha=0.01),
-    # GPED (issue 4): tiny chains; the step suits the standardised data of the checks.
+    # GPED (issue 4): tiny chains; the step suits the standardised data of the checks. 250
+    # student steps (half the advised 500, whose warning the checks ignore) learn the checks'
+    # small problems; a fit costs about one second at 500 and the checks fit ~200 times.
     SGLDTeacher(hidden_layer_sizes=(16,), step_size=2e-3, prior_precision=1.0, n_iter=300,
                 burn_in=100, thinning=20),
     GPEDDistiller(SGLDTeacher(hidden_layer_sizes=(16,), step_size=2e-3, prior_precision=1.0),
-                  MLPStudent(hidden_layer_sizes=(16,), lr=2e-2), n_iter=600, burn_in=100,
+                  MLPStudent(hidden_layer_sizes=(16,), lr=2e-2), n_iter=350, burn_in=100,
                   thinning=1),
     # Ensemble distillation (issue 5): two members everywhere to keep ~50 fits cheap.
     LatentBEStudent(n_members=2, **FAST_MLP),
@@ -67,7 +69,8 @@ MINIBATCH_WEIGHT_CHECKS = {
 
 # torch's float32 CPU matmul can round a row's logits differently with the batch's size (by
 # ~1e-6 here, with one thread), more than the check's 1e-7 relative tolerance: whether a network
-# passes is luck of its weights. The merged LatentBE network with the check's seed does not.
+# passes is luck of its weights. The merged LatentBE network with the check's seed fails at
+# max_epochs=40 and passes at 20 (an XPASS): the check stays an expected failure.
 FLOAT32_BATCH_ROUNDING = {
     "check_methods_subset_invariance":
         "float32 matmul rounds a row differently with the batch size (1e-6 in a logit)",
@@ -80,11 +83,13 @@ def expected_failed_checks(estimator):
     return MINIBATCH_WEIGHT_CHECKS
 
 
+@pytest.mark.filterwarnings("ignore:GPEDDistiller.*student only:UserWarning")
 @parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
 def test_sklearn_compatible(estimator, check):
     check(estimator)
 
 
+@pytest.mark.filterwarnings("ignore:GPEDDistiller.*student only:UserWarning")
 @pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: type(e).__name__)
 def test_predict_proba_rows_are_float64_and_sum_to_one(estimator):
     # scikit-learn's log_loss warns "y_prob values do not sum to one" beyond ~1e-8
