@@ -41,6 +41,7 @@ import contextlib
 import copy
 import functools
 import importlib.util
+import json
 import logging
 import numbers
 import re
@@ -621,7 +622,7 @@ def to_onnx(model, X, **kwargs):
     if "initial_types" not in kwargs:
         kwargs["initial_types"] = _frame_input_types(X, "to_onnx")
     try:
-        return skl2onnx.to_onnx(model, **kwargs)
+        onx = skl2onnx.to_onnx(model, **kwargs)
     except (RuntimeError, NotImplementedError, AssertionError) as exc:
         strings = [name for name, t in kwargs["initial_types"]
                    if isinstance(t, StringTensorType)]
@@ -631,6 +632,32 @@ def to_onnx(model, X, **kwargs):
                           f"columns {strings}; a SimpleImputer on strings needs a string "
                           f"missing_values); skl2onnx: {str(exc).splitlines()[0]}",
                           TypeError) from exc
+    _record_columns(onx, [name for name, _ in kwargs["initial_types"]])
+    return onx
+
+
+#: Key of the ONNX metadata that maps each input to the DataFrame column it takes.
+COLUMNS_KEY = "skdistill.columns"
+
+
+def _record_columns(onx, columns):
+    """Write ``{input name: column}`` into ``onx``'s metadata: skl2onnx renames a column whose
+    name is not an identifier (``"education-num"`` becomes input ``education_num``) and
+    declares the inputs in the order of the columns."""
+    inputs = [name for name, _ in _input_specs(onx)]
+    if len(inputs) != len(columns):  # pragma: no cover - skl2onnx keeps every declared input
+        return
+    entry = onx.metadata_props.add()
+    entry.key, entry.value = COLUMNS_KEY, json.dumps(dict(zip(inputs, columns)))
+
+
+def _recorded_columns(onx):
+    """The ``{input name: column}`` that :func:`to_onnx` recorded, else ``{}``."""
+    if hasattr(onx, "get_modelmeta"):  # an onnxruntime InferenceSession
+        text = onx.get_modelmeta().custom_metadata_map.get(COLUMNS_KEY)
+    else:
+        text = next((p.value for p in onx.metadata_props if p.key == COLUMNS_KEY), None)
+    return {} if text is None else json.loads(text)
 
 
 def _input_specs(onx):
@@ -662,7 +689,9 @@ def _string_column(values):
 def onnx_inputs(X, onx):
     """The ``{input name: array}`` that runs an exported model on rows or a DataFrame.
 
-    For a DataFrame, each input of ``onx`` takes the column of its name, as an
+    For a DataFrame, each input of ``onx`` takes the column of its name (the column that
+    :func:`to_onnx` recorded for it, where skl2onnx renamed a column that is not an
+    identifier: ``"hours-per-week"`` is the input ``hours_per_week``), as an
     ``(n_samples, 1)`` array of the input's type: numbers (bools as 0 and 1, categories by
     their values) with NaN where a value is missing, strings as an object array with the
     string ``"nan"`` where a value is missing (how skl2onnx's encoders write a missing
@@ -723,14 +752,16 @@ def onnx_inputs(X, onx):
                               f"{[name for name, _ in specs]} that the model takes", TypeError)
         name, dtype = specs[0]
         return {name: np.asarray(X, dtype=dtype if dtype is not None else object)}
-    missing = [name for name, _ in specs if name not in X.columns]
+    columns = _recorded_columns(onx)
+    missing = [columns.get(name, name) for name, _ in specs
+               if columns.get(name, name) not in X.columns]
     if missing:
         raise param_error("onnx_inputs", "X",
                           _Shown(f"<DataFrame with columns {list(X.columns)}>"),
                           f"a DataFrame with the columns {missing} that the model takes")
     feeds = {}
     for name, dtype in specs:
-        column = X[name]
+        column = X[columns.get(name, name)]
         if dtype is None:
             values = _string_column(column.to_numpy(dtype=object))
         else:

@@ -466,3 +466,27 @@ def test_frames_onnx_cannot_take_are_named(frames, fitted_frame_pipeline):
     with pytest.raises(TypeError, match=r"onnx_inputs: parameter X=.* expected numbers in "
                                         r"column 'age'"):
         onnx_inputs(train.assign(age="old"), onx)
+
+
+def test_columns_whose_names_are_not_identifiers_are_fed_by_name(frames):
+    # skl2onnx renames the inputs ("hours-per-week" -> hours_per_week); onnx_inputs and the
+    # recorded metadata map them back to the columns, for a proto and a session alike
+    train, y, test = frames
+    names = {"income": "capital-gain", "job": "job title", "grade": "1st grade"}
+    train, test = train.rename(columns=names), test.rename(columns=names)
+    encode = ColumnTransformer([
+        ("numbers", make_pipeline(SimpleImputer(), StandardScaler()),
+         ["capital-gain", "age", "owner"]),
+        ("categories", OneHotEncoder(handle_unknown="ignore"),
+         ["job title", "1st grade", "rooms"])])
+    pipe = Pipeline([("encode", encode), ("student", MLPStudent(
+        hidden_layer_sizes=(8,), max_epochs=2, random_state=0))]).fit(train, y)
+    onx = to_onnx(pipe, train, options={id(pipe[-1]): {"zipmap": False}})
+    assert "capital-gain" not in [i.name for i in onx.graph.input]
+    for source in (onx, session(onx)):
+        feeds = onnx_inputs(test, source)
+        assert len(feeds) == 6
+        label, proba = session(onx).run(None, feeds)
+        np.testing.assert_allclose(proba, pipe.predict_proba(test), rtol=0, atol=ATOL)
+    with pytest.raises(ValueError, match=r"the columns \['capital-gain'\] that the model"):
+        onnx_inputs(test.drop(columns="capital-gain"), onx)
