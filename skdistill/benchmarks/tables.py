@@ -11,7 +11,7 @@ brings its own preprocessing.
 - Teachers: ``HistGradientBoostingClassifier(categorical_features="from_dtype")`` (native
   categories and NaN) and a 100-tree random forest behind a one-hot pipeline.
 - Distiller: ``CrossFitDistiller(teacher, student, n_folds=5)`` whose student is a
-  ``Pipeline(ColumnTransformer(impute + scale | impute + one-hot), MLPStudent((64, 64)))``;
+  ``Pipeline(ColumnTransformer(impute + scale | one-hot), MLPStudent((64, 64)))``;
   beside it the same student pipeline fitted on the labels alone.
 - Split: Adult's official train/test files; HELOC 70/30 stratified (seed 2357).
 
@@ -48,6 +48,7 @@ from .. import CrossFitDistiller, MLPStudent
 from ..complexity import count_parameters
 from ..datasets import DataFileNotFoundError, load_adult, load_heloc
 from ..metrics import expected_calibration_error, negative_log_likelihood
+from .onnx_latency import median_time
 
 DATASETS = ("adult", "heloc")
 TEACHERS = ("hgb", "rf")
@@ -81,14 +82,13 @@ def _columns(X):
 
 
 def preprocessor(X, scale=True):
-    """Impute (+ scale) numeric columns, impute + one-hot the categorical ones."""
+    """Impute (+ scale) numeric columns, one-hot the categorical ones."""
     numeric, categorical = _columns(X)
     num = make_pipeline(SimpleImputer(strategy="median"), *([StandardScaler()] if scale else []))
     parts = [("num", num, numeric)]
     if categorical:
-        parts.append(("cat", make_pipeline(
-            SimpleImputer(strategy="constant", fill_value="missing"),
-            OneHotEncoder(handle_unknown="ignore")), categorical))
+        # a missing category is a category of its own (what skl2onnx's encoder converts)
+        parts.append(("cat", OneHotEncoder(handle_unknown="ignore"), categorical))
     return ColumnTransformer(parts, sparse_threshold=0.0)
 
 
@@ -115,16 +115,6 @@ def pickled_bytes(obj):
     return buffer.getbuffer().nbytes
 
 
-def median_time(fn, repeats):
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
-
-
 def onnx_session(model, X):
     """An onnxruntime session of ``model`` converted with skl2onnx, and a feed builder; or
     ``(None, reason)`` when the conversion fails."""
@@ -138,7 +128,7 @@ def onnx_session(model, X):
             warnings.simplefilter("ignore")
             onx = to_onnx(model, X, options={id(final): {"zipmap": False}})
     except Exception as exc:  # a teacher skl2onnx cannot convert is reported, not fatal
-        return None, f"{type(exc).__name__}: {str(exc).splitlines()[0][:120]}"
+        return None, str(exc).split("skl2onnx: ")[-1].splitlines()[0][:160]
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     session = ort.InferenceSession(onx.SerializeToString(), options,
