@@ -35,9 +35,3 @@ def fit_with_weights(estimator, X, y, sample_weight=None):
     if sample_weight is None:
         return estimator.fit(X, y)
     return estimator.fit(X, y, sample_weight=sample_weight)
-
-
-def fit_weighted(owner, estimator, X, y, sample_weight=None, what="teacher"):
-    """Fit ``estimator`` with the weights its ``fit`` accepts (see :func:`weights_for`)."""
-    return fit_with_weights(estimator, X, y,
-                            weights_for(owner, estimator, sample_weight, what))
