@@ -14,8 +14,8 @@ from sklearn.utils import Bunch
 from sklearn.utils.validation import _num_samples, check_is_fitted
 
 from ._validation import is_number, named_errors, param_error
-from .metrics import (_calibration_bins, _check_n_bins, _check_proba, _ece, brier_score,
-                      expected_calibration_error, negative_log_likelihood)
+from .metrics import (_bin_means, _check_n_bins, _check_proba, _ece, _top_label_bins,
+                      brier_score, expected_calibration_error, negative_log_likelihood)
 
 
 def spiegelhalter_test(y_true, y_prob, *, labels=None):
@@ -248,14 +248,8 @@ def _reliability_bins(func, y, P, labels, n_bins, strategy, pos_label, names):
         edges = np.linspace(0.0, 1.0, n_bins + 1)
     else:
         edges = np.quantile(x, np.linspace(0.0, 1.0, n_bins + 1))
-    # as skdistill.metrics.calibration_bins: a value on an interior edge opens the next bin,
-    # 1.0 (or the largest value) lands in the last one
-    which = np.digitize(x, edges[1:-1], right=False)
-    count = np.bincount(which, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        prob_true = np.bincount(which, weights=hit, minlength=n_bins) / count
-        prob_pred = np.bincount(which, weights=x, minlength=n_bins) / count
-    ece = _ece(_calibration_bins(func, classes[idx], P, n_bins, classes))
+    count, prob_true, prob_pred = _bin_means(x, hit, edges)  # as calibration_bins bins
+    ece = _ece(_top_label_bins(idx, P, n_bins))
     return dict(prob_true=prob_true, prob_pred=prob_pred, count=count, edges=edges, ece=ece,
                 pos_label=None if pos_label is None else pos_label.item()
                 if isinstance(pos_label, np.generic) else pos_label)

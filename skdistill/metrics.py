@@ -100,16 +100,26 @@ def _check_n_bins(func, n_bins):
 def _calibration_bins(func, y_true, y_prob, n_bins, labels, **names):
     _check_n_bins(func, n_bins)
     idx, P, _ = _check_proba(func, y_true, y_prob, labels, **names)
-    confidence = P.max(axis=1)
-    correct = P.argmax(axis=1) == idx
+    return _top_label_bins(idx, P, n_bins)
+
+
+def _top_label_bins(idx, P, n_bins):
+    """:func:`calibration_bins` of validated probabilities ``P`` and label indices ``idx``."""
     edges = np.linspace(0.0, 1.0, n_bins + 1)
-    # Interior edges only: a confidence equal to an edge opens the next bin; 1.0 lands in the last.
-    which = np.digitize(confidence, edges[1:-1], right=False)
+    count, accuracy, confidence = _bin_means(P.max(axis=1), P.argmax(axis=1) == idx, edges)
+    return Bunch(edges=edges, count=count, accuracy=accuracy, confidence=confidence)
+
+
+def _bin_means(x, hit, edges):
+    """Per bin of ``edges``: the number of values of ``x``, the mean of ``hit`` and the mean
+    of ``x`` (NaN for an empty bin). Interior edges only: a value equal to an edge opens the
+    next bin; the last edge (1.0) lands in the last bin."""
+    n_bins = len(edges) - 1
+    which = np.digitize(x, edges[1:-1], right=False)
     count = np.bincount(which, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.bincount(which, weights=correct, minlength=n_bins) / count
-        mean_conf = np.bincount(which, weights=confidence, minlength=n_bins) / count
-    return Bunch(edges=edges, count=count, accuracy=accuracy, confidence=mean_conf)
+        return (count, np.bincount(which, weights=hit, minlength=n_bins) / count,
+                np.bincount(which, weights=x, minlength=n_bins) / count)
 
 
 def expected_calibration_error(y_true, y_prob, *, n_bins=15, labels=None):
