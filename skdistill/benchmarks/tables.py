@@ -23,7 +23,6 @@ onnxruntime. Seeds vary the teacher, the folds and the student.
 """
 import argparse
 import copy
-import io
 import json
 import pickle
 import platform
@@ -43,11 +42,10 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from . import resolve_data_home
+from . import resolve_data_home, scores
 from .. import CrossFitDistiller, MLPStudent
 from ..complexity import count_parameters
 from ..datasets import DataFileNotFoundError, load_adult, load_heloc
-from ..metrics import expected_calibration_error, negative_log_likelihood
 from .onnx_latency import median_time
 
 DATASETS = ("adult", "heloc")
@@ -110,9 +108,7 @@ def make_student(X, seed, quick):
 
 
 def pickled_bytes(obj):
-    buffer = io.BytesIO()
-    pickle.dump(obj, buffer)
-    return buffer.getbuffer().nbytes
+    return len(pickle.dumps(obj))
 
 
 def onnx_session(model, X):
@@ -157,11 +153,10 @@ def costs(model, X_test, repeats):
     return out
 
 
-def quality(model, X, y):
+def quality(model, X, y, prefix):
+    """Test AUC, accuracy, NLL and ECE under keys ``prefix_*``."""
     proba = model.predict_proba(X)
-    return {"auc": float(roc_auc_score(y, proba[:, 1])),
-            "nll": negative_log_likelihood(y, proba),
-            "ece": expected_calibration_error(y, proba)}
+    return {f"{prefix}_auc": float(roc_auc_score(y, proba[:, 1])), **scores(y, proba, prefix)}
 
 
 def run_one(dataset, kind, seed, data, args):
@@ -176,8 +171,7 @@ def run_one(dataset, kind, seed, data, args):
     row = {"dataset": dataset, "teacher": kind, "seed": seed, "fit_s": fit_s}
     for name, model in (("teacher", teacher), ("student", student),
                         ("labels_only", labels_only)):
-        for key, value in quality(model, X_test, y_test).items():
-            row[f"{name}_{key}"] = value
+        row.update(quality(model, X_test, y_test, name))
     for name, model in (("teacher", teacher), ("student", student)):
         row[f"{name}_size"] = int(count_parameters(model))
         row[f"{name}_pickle_bytes"] = pickled_bytes(model)
