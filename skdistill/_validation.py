@@ -8,7 +8,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError, Interval, make_constraint
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from ._devices import device_problem
 from ._interrupt import warn_user
@@ -183,6 +183,59 @@ def check_input(owner, X, y="no_validation", **kwargs):
         return check_float32_range(owner, named_errors(owner, validate_data, owner, X, **kwargs))
     X, y = named_errors(owner, validate_data, owner, X, y, **kwargs)
     return check_float32_range(owner, X), y
+
+
+# the dtypes a fitted network takes as they are on the fast path (native byte order only)
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class CheckedRows:
+    """Rows that passed :func:`fast_float_rows` for a fitted student, as its network takes
+    them (float32): a distiller hands them to its student, which does not check them again.
+
+    Internal: only skdistill's own estimators make and take these.
+    """
+
+    __slots__ = ("array",)
+
+    def __init__(self, array):
+        self.array = array
+
+
+def is_plain_float_array(estimator, X):
+    """Whether ``X`` is a plain NumPy float array (float32 or float64, native byte order) of
+    at least two dimensions and one row, and ``estimator`` was fitted without feature names:
+    an input on which scikit-learn's ``validate_data`` has nothing to convert or warn about,
+    once its shape and values are checked (:func:`fast_float_rows`)."""
+    return (type(X) is np.ndarray and X.dtype in _FLOAT_DTYPES and X.ndim >= 2
+            and X.shape[0] > 0 and getattr(estimator, "feature_names_in_", None) is None)
+
+
+def fast_float_rows(X):
+    """``X`` as float32, as the networks take it, when every value is finite and within
+    float32's range; None otherwise.
+
+    The fast path of a fitted estimator's prediction, for an ``X`` that
+    :func:`is_plain_float_array` accepted in the fitted shape: the values are those
+    :func:`check_input` accepts (no NaN or inf, ``|x| <= FLOAT32_MAX``), checked on ``X``
+    itself, and the conversion is the one the checked path makes (a float32 array, copied
+    only when ``X`` is float64 or read-only, its memory layout kept). None sends the caller
+    to the checked path, which raises the error (or does what it does with an array torch
+    cannot take as it is: one with negative strides).
+    """
+    low, high = X.min(), X.max()  # NaN propagates: refused by both comparisons
+    if not (-FLOAT32_MAX <= low and high <= FLOAT32_MAX):
+        return None
+    X = np.require(X, dtype=np.float32, requirements="W")
+    # negative strides (X[::-1]) are what torch refuses: the checked path says what it says
+    return X if min(X.strides) >= 0 else None
+
+
+def check_fitted(estimator, attribute):
+    """scikit-learn's ``check_is_fitted(estimator, attribute)``, its error included, with the
+    attribute looked up first: a fitted estimator's prediction pays one ``hasattr``."""
+    if not hasattr(estimator, attribute):
+        check_is_fitted(estimator, attribute)
 
 
 def check_labels_present(owner, y, name="y"):
@@ -373,4 +426,5 @@ __all__ = ["param_error", "is_number", "check_numbers_not_bools", "StrictParamsM
            "check_layer_sizes", "align_proba", "check_float32_range", "encode_labels",
            "check_device", "check_callbacks", "check_input", "check_labels_present",
            "check_validation_fraction", "validate_params", "check_teacher_proba",
-           "warn_class_mismatch", "check_sample_weight", "refused_by"]
+           "warn_class_mismatch", "check_sample_weight", "refused_by", "CheckedRows",
+           "is_plain_float_array", "fast_float_rows", "check_fitted"]

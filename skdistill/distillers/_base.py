@@ -32,6 +32,8 @@ from .._validation import (StrictParamsMixin, check_float32_range, check_input,
                            check_sample_weight, check_teacher_proba, check_validation_fraction,
                            encode_labels, named_errors, param_error, refused_by,
                            validate_params, warn_class_mismatch)
+from .._validation import CheckedRows, is_plain_float_array
+from ..students._base import BaseStudent
 
 
 #: Constraint of the ``teacher_calibration`` parameter of the distillers that take it.
@@ -539,9 +541,31 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         return tags
 
     # -- prediction: the student's ------------------------------------------------------------
-    def _check_predict_X(self, X):
+    def _fast_student_rows(self, X, method):
+        """``X`` checked once for the fitted student's ``method``, as
+        :class:`~skdistill._validation.CheckedRows`, when both checks would pass it untouched:
+        a plain float array in the fitted shape, finite, for a distiller fitted without
+        feature names whose ``student_`` is a skdistill student (not a Pipeline) with
+        ``method`` of its own (not overridden). None otherwise: the checked path."""
+        student = getattr(self, "student_", None)
+        if (method is None or not isinstance(student, BaseStudent)
+                or getattr(type(student), method) is not getattr(BaseStudent, method)
+                or not is_plain_float_array(self, X)
+                or X.shape[1] != getattr(self, "n_features_in_", None)):
+            return None
+        rows = student._fast_X(X)
+        return None if rows is None else CheckedRows(rows)
+
+    def _check_predict_X(self, X, method=None):
         """``X`` as the student takes it: a table as it is, once its feature names and their
-        number are checked as scikit-learn does; an array validated as at ``fit``."""
+        number are checked as scikit-learn does; an array validated as at ``fit``.
+
+        Given the student's ``method`` that will take it, a plain float array goes through
+        the student's fast path once (:meth:`_fast_student_rows`) where it applies.
+        """
+        rows = self._fast_student_rows(X, method)
+        if rows is not None:
+            return rows
         check_is_fitted(self, "student_")
         if is_table(X) and not self._takes_tables:
             return self._numeric_only(X)
@@ -557,17 +581,17 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
 
     def predict_proba(self, X):
         """Class probabilities of the distilled student, columns in ``classes_`` order."""
-        X = self._check_predict_X(X)
+        X = self._check_predict_X(X, "predict_proba")
         return self._student_says("predict_proba", X)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`."""
-        X = self._check_predict_X(X)
+        X = self._check_predict_X(X, "predict_log_proba")
         return self._student_says("predict_log_proba", X)
 
     def predict(self, X):
         """Most probable class according to the student."""
-        X = self._check_predict_X(X)
+        X = self._check_predict_X(X, "predict")
         return self._student_says("predict", X)
 
 

@@ -361,14 +361,14 @@ default=None
 
     def predict_proba(self, X):
         """Class probabilities of the distilled student, columns in ``classes_`` order."""
-        X = self._check_predict_X(X)
+        X = self._check_predict_X(X, "predict_proba")
         if is_regressor(self.student_):
             return self._regressor_proba(X)
         return self._student_says("predict_proba", X)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba` (``-inf`` where a regressor student gives 0)."""
-        X = self._check_predict_X(X)
+        X = self._check_predict_X(X, "predict_log_proba")
         if is_regressor(self.student_):
             with np.errstate(divide="ignore"):
                 return np.log(self._regressor_proba(X))
@@ -376,7 +376,7 @@ default=None
 
     def predict(self, X):
         """Most probable class according to the student."""
-        X = self._check_predict_X(X)
+        X = self._check_predict_X(X, "predict")
         if is_regressor(self.student_):
             return self.classes_[np.argmax(self._regressor_proba(X), axis=1)]
         return self._student_says("predict", X)

@@ -8,12 +8,11 @@ import torch.nn.functional as F
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from .._interrupt import fit_policy, warn_user
 from .._random import draw_seed
-from .._validation import param_error
+from .._validation import check_fitted, param_error
 from ..engine import Objective
 from ..expectations import ESTIMATORS, EXPECTATIONS, output_size
 from ..losses import soft_cross_entropy
@@ -452,8 +451,8 @@ default="predictive"
     # -- prediction -----------------------------------------------------------------------------
     def _outputs(self, X):
         """All heads' outputs for ``X`` in one forward pass per batch, as float64 tensors."""
-        check_is_fitted(self, "module_")
-        X = self._check_predict_X(X)
+        check_fitted(self, "module_")
+        X = self._check_predict_X(X, "forward")
         out = self.student_.forward(X, module=self.module_)
         if not isinstance(out, dict):  # no rows
             return {name: torch.empty(0, dtype=torch.float64) for name in self.targets_}
@@ -486,7 +485,7 @@ default="predictive"
         -------
         expectation : ndarray of shape (n,) or (n, k)
         """
-        check_is_fitted(self, "module_")
+        check_fitted(self, "module_")
         name = self._head_name(target)
         out = self._outputs(X)[name]
         if name == "predictive":
@@ -511,7 +510,7 @@ default="predictive"
         uncertainty : Bunch
             ``total``, ``aleatoric``, ``epistemic``: arrays of shape (n,).
         """
-        check_is_fitted(self, "module_")
+        check_fitted(self, "module_")
         if "entropy" not in self.targets_:
             items = self.target if isinstance(self.target, (list, tuple)) else [self.target]
             names = [repr(t) if isinstance(t, str) else getattr(t, "__name__", repr(t))

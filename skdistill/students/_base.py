@@ -1,6 +1,7 @@
 """Shared machinery of the skorch-backed student classifiers."""
 import copy
 import numbers
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -9,14 +10,14 @@ from skorch.dataset import ValidSplit
 from skorch.history import History
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
 
 from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy, warn_user
 from .._random import draw_seed, seeded
-from .._validation import (StrictParamsMixin, callback_objects, check_callbacks, check_device,
-                           check_sample_weight, check_soft_targets, check_validation_fraction,
-                           encode_labels, param_error)
+from .._validation import (CheckedRows, StrictParamsMixin, callback_objects, check_callbacks,
+                           check_device, check_fitted, check_sample_weight, check_soft_targets,
+                           check_validation_fraction, encode_labels, fast_float_rows,
+                           is_plain_float_array, param_error)
 from ..engine import (BatchIterator, NonFiniteLossError, Objective, RowDataset, StudentNet,
                       as_loss_module, checked_rows, completed_epochs, dense_chunks,
                       divergence_error, first_batch_loss, limit_threads, max_abs,
@@ -49,6 +50,38 @@ def resolve_optimizer(owner, optimizer):
 
 def _to_cpu(out):
     return {k: v.cpu() for k, v in out.items()} if isinstance(out, dict) else out.cpu()
+
+
+def _device_and_mode(module):
+    """``(device of module's first parameter, whether any of its modules is in train mode)``
+    in one walk of its tree, in the order of ``module.modules()``: a few microseconds where
+    ``next(module.parameters())`` and ``module.modules()`` take ten each."""
+    device, training, stack = None, False, [module]
+    while stack:
+        m = stack.pop()
+        if m is None:
+            continue
+        training = training or m.training
+        if device is None:
+            for p in m._parameters.values():
+                if p is not None:
+                    device = p.device
+                    break
+        if training and device is not None:
+            break
+        stack += reversed(m._modules.values())
+    if device is None:  # no parameter at all: what torch says about it
+        device = next(module.parameters()).device
+    return device, training
+
+
+def _array_chunks(x, chunk, row_shape):
+    """Float32 tensors of at most ``chunk`` rows of the array ``x``, sharing its memory: the
+    chunks of :func:`~skdistill.engine.dense_chunks`, without its dataset."""
+    x = torch.from_numpy(x)
+    for start in range(0, len(x), chunk):
+        rows = x[start:start + chunk]
+        yield rows if row_shape is None else rows.reshape((len(rows),) + tuple(row_shape))
 
 
 class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin,
@@ -100,6 +133,13 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         """Shape of one densified row as the network takes it (None: as it is)."""
         return None
 
+    def _fast_rows(self, X):
+        """The fast path's shape rule: ``X`` (a float array of at least one row, see
+        :meth:`_fast_X`) shaped as :meth:`_check_X` would return it when its shape is the
+        fitted one, else None (the checked path). None here: a student takes the fast path
+        only where it gives the rule of its own ``_check_X``."""
+        return None
+
     def _training_loss(self, loss):
         """The loss as applied to this student's outputs (LatentBE: per member)."""
         return loss
@@ -118,7 +158,7 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
     def _deployed_module(self):
         """The network the fitted student predicts with (``predict_proba``, ONNX export):
         ``module_``; a LatentBE student's merged network."""
-        check_is_fitted(self, "module_")
+        check_fitted(self, "module_")
         return self.module_
 
     # -- fitting ----------------------------------------------------------------------------
@@ -408,13 +448,32 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         return self
 
     # -- inference --------------------------------------------------------------------------
+    def _fast_X(self, X):
+        """``X`` as the network takes it (float32, shaped), when the fitted student can skip
+        :meth:`_check_X`: a plain float32 or float64 ndarray of at least one row, in the
+        fitted shape (:meth:`_fast_rows`), finite and within float32's range, for a student
+        fitted without feature names. None otherwise: the checked path, with its errors and
+        warnings. Both paths give the network the same array."""
+        if not is_plain_float_array(self, X) or not hasattr(self, "n_features_in_"):
+            return None
+        X = self._fast_rows(X)
+        return None if X is None else fast_float_rows(X)
+
     def _run(self, module, X, batch_size=4096):
-        """Validate ``X`` and run ``module`` on it in eval mode, chunk by chunk (CPU outputs)."""
-        X = self._check_X(X, reset=False)
-        device = next(module.parameters()).device
-        with eval_mode(module), torch.inference_mode():
-            return [_to_cpu(module(chunk.to(device)))
-                    for chunk in dense_chunks(X, batch_size, self._row_shape())]
+        """Validate ``X`` and run ``module`` on it in eval mode, chunk by chunk (CPU outputs).
+
+        ``X`` may be rows a distiller already checked (:class:`~skdistill._validation.
+        CheckedRows`). A module in eval mode throughout is run as it is (nothing is written
+        to it); one with a module in train mode is put in eval mode for the call.
+        """
+        rows = X.array if type(X) is CheckedRows else self._fast_X(X)
+        if rows is None:
+            chunks = dense_chunks(self._check_X(X, reset=False), batch_size, self._row_shape())
+        else:
+            chunks = _array_chunks(rows, batch_size, self._row_shape())
+        device, training = _device_and_mode(module)
+        with eval_mode(module) if training else nullcontext(), torch.inference_mode():
+            return [_to_cpu(module(chunk.to(device))) for chunk in chunks]
 
     def forward(self, X, module=None, batch_size=4096):
         """Outputs of the trained network for ``X``, on the CPU, in eval mode.
@@ -429,7 +488,7 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         outputs : torch.Tensor or dict of torch.Tensor
             Logits of shape ``(n, n_outputs)`` for the student's own network.
         """
-        check_is_fitted(self, "module_")
+        check_fitted(self, "module_")
         out = self._run(self.module_ if module is None else module, X, batch_size)
         if out and isinstance(out[0], dict):
             return {k: torch.cat([o[k] for o in out]) for k in out[0]}

@@ -3,11 +3,10 @@ import numbers
 
 import torch
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 from torch import nn
 
 from ..nets.batch_ensemble import BatchEnsemble, merge_batch_ensemble
-from .._validation import param_error
+from .._validation import check_fitted, param_error
 from .cnn import CNNStudent
 from .mlp import MLPStudent
 
@@ -77,7 +76,7 @@ class _LatentBEMixin:
 
     def _deployed_module(self):
         """The merged network: the one that predicts."""
-        check_is_fitted(self, "merged_module_")
+        check_fitted(self, "merged_module_")
         return self.merged_module_
 
     def ensemble_proba(self, X):
@@ -86,7 +85,7 @@ class _LatentBEMixin:
         Plain BatchEnsemble inference (the batch runs ``n_members`` times); compare with
         :meth:`predict_proba`, the merged network.
         """
-        check_is_fitted(self, "module_")
+        check_fitted(self, "module_")
         out = self._run(self.module_, X)
         logits = torch.cat(out, dim=1) if out else torch.empty(
             self.n_members, 0, len(self.classes_))
