@@ -580,7 +580,22 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
             return getattr(self.student_, method)(X)
 
     def predict_proba(self, X):
-        """Class probabilities of the distilled student, columns in ``classes_`` order."""
+        """Class probabilities of the distilled student, columns in ``classes_`` order.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame
+            Rows as at ``fit``. A plain NumPy float32 or float64 array in the fitted shape,
+            given to a distiller fitted without feature names whose ``student_`` is a
+            skdistill student, is checked once, by the student's fast path, with the same
+            result, errors and warnings as the full checks (see "Serving predictions from
+            Python" in the deployment guide).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            The student's ``predict_proba``.
+        """
         X = self._check_predict_X(X, "predict_proba")
         return self._student_says("predict_proba", X)
 

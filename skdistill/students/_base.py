@@ -505,7 +505,22 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         return torch.log_softmax(logits, dim=1).numpy()
 
     def predict_proba(self, X):
-        """Class probabilities, columns in ``classes_`` order."""
+        """Class probabilities, columns in ``classes_`` order.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, n_features)
+            Rows as at ``fit``. A plain NumPy float32 or float64 array in the fitted shape,
+            given to a student fitted without feature names, skips scikit-learn's input
+            checks: it is converted to float32 once and checked for NaN, infinity and
+            values beyond float32's range in one pass, with the same result, errors and
+            warnings (see "Serving predictions from Python" in the deployment guide).
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Float64 probabilities: the exponential of :meth:`predict_log_proba`.
+        """
         return np.exp(self.predict_log_proba(X))
 
     def predict(self, X):
