@@ -367,3 +367,20 @@ def test_an_unfitted_estimator_is_refused_as_before():
     for estimator in (_mlp(), KnowledgeDistiller(LogisticRegression(), _mlp()), _gped()):
         with pytest.raises(NotFittedError, match=type(estimator).__name__):
             estimator.predict_proba(X)
+
+
+def test_the_module_walk_finds_what_torch_finds():
+    from skdistill.nets import CNN, MLP, BatchEnsemble
+
+    networks = [MLP(6, 3, (8, 8), dropout=0.5), CNN.from_architecture("mnist", (1, 8, 8), 3),
+                BatchEnsemble(MLP(6, 3, (8,)), 2), fitted("gped").module_,
+                torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(2, 2)).to("meta")]
+    for network in networks:
+        modules = list(network.modules())
+        for training in [None] + modules:
+            network.eval()
+            if training is not None:
+                training.train()
+            expected = (next(network.parameters()).device, any(m.training for m in modules))
+            assert student_base._device_and_mode(network) == expected
+        network.eval()
