@@ -229,7 +229,7 @@ def fast_float_rows(X):
     if not (-FLOAT32_MAX <= low and high <= FLOAT32_MAX):
         return None
     X = np.require(X, dtype=np.float32, requirements="W")
-    # negative strides (X[::-1]) are what torch refuses: the checked path says what it says
+    # negative strides (X[::-1]) are what torch refuses: the checked path copies them
     return X if min(X.strides) >= 0 else None
 
 

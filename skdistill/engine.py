@@ -69,8 +69,11 @@ class RowDataset(torch.utils.data.Dataset):
         if sp.issparse(X):
             self.X = sp.csr_matrix(X, dtype=np.float32)
         else:
-            self.X = torch.as_tensor(np.require(X, dtype=np.float32, requirements="W")
-                                     if not torch.is_tensor(X) else X, dtype=torch.float32)
+            if not torch.is_tensor(X):
+                X = np.require(X, dtype=np.float32, requirements="W")
+                if X.ndim and min(X.strides) < 0:  # a reversed view (X[::-1]): torch refuses it
+                    X = np.ascontiguousarray(X)
+            self.X = torch.as_tensor(X, dtype=torch.float32)
         self.row_shape = tuple(row_shape) if row_shape is not None else None
         n = self.X.shape[0]
         self.fields = {"index": torch.arange(n)} if keep is None or "index" in keep else {}

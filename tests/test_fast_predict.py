@@ -107,10 +107,7 @@ def outputs(estimator, X):
     """Every prediction method of ``estimator`` on ``X``, by name."""
     out = {m: getattr(estimator, m)(X) for m in ("predict_proba", "predict_log_proba",
                                                   "predict")}
-    # a LatentBE student's forward gives (members, rows, classes) and cannot join chunks of
-    # more than 4096 rows (along the members), either path
-    if hasattr(estimator, "forward") and not (hasattr(estimator, "ensemble_proba")
-                                              and len(X) > 4096):
+    if hasattr(estimator, "forward"):
         out["forward"] = estimator.forward(X)
     if hasattr(estimator, "ensemble_proba"):
         out["ensemble_proba"] = estimator.ensemble_proba(X)
@@ -384,3 +381,28 @@ def test_the_module_walk_finds_what_torch_finds():
             expected = (next(network.parameters()).device, any(m.training for m in modules))
             assert student_base._device_and_mode(network) == expected
         network.eval()
+
+
+def test_latent_be_forward_joins_chunks_along_the_rows():
+    """The members' logits of more than one chunk: (members, rows, classes), each chunk's
+    rows after the last's, as one call on each chunk gives them."""
+    student = fitted("latent_be")
+    rows = np.tile(X, (3, 1)).astype(np.float32)  # 360 rows, chunks of 100
+    out = student.forward(rows, batch_size=100)
+    assert out.shape == (2, 360, 3)
+    parts = [student.forward(rows[i:i + 100]) for i in range(0, 360, 100)]
+    assert torch.equal(out, torch.cat(parts, dim=1))
+    assert np.array_equal(student.ensemble_proba(rows),
+                          torch.softmax(out.double(), dim=-1).numpy())
+
+
+@pytest.mark.parametrize("name", ["mlp", "kd", "cnn"])
+def test_reversed_rows_are_predicted_as_their_copy(name):
+    """A view with negative strides (``X[::-1]``), which torch refuses as it is, gives the
+    predictions of its contiguous copy, not a torch error."""
+    estimator = fitted(name)
+    data = IMAGES if name in IMAGE_FACTORIES else X
+    reversed_rows = data[::-1]
+    assert min(reversed_rows.strides) < 0
+    assert np.array_equal(estimator.predict_proba(reversed_rows),
+                          estimator.predict_proba(np.ascontiguousarray(reversed_rows)))

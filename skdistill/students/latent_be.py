@@ -85,11 +85,19 @@ class _LatentBEMixin:
         Plain BatchEnsemble inference (the batch runs ``n_members`` times); compare with
         :meth:`predict_proba`, the merged network.
         """
+        return torch.softmax(self.forward(X).double(), dim=-1).numpy()
+
+    def forward(self, X, module=None, batch_size=4096):
+        """Outputs of a trained network for ``X`` (see :meth:`BaseStudent.forward
+        <skdistill.students.MLPStudent.forward>`); for the unmerged BatchEnsemble
+        (``module_``, the default) the members' logits, of shape ``(n_members, n,
+        n_classes)``, the rows of every chunk joined along the second axis."""
+        if module is not None and module is not getattr(self, "module_", None):
+            return super().forward(X, module=module, batch_size=batch_size)
         check_fitted(self, "module_")
-        out = self._run(self.module_, X)
-        logits = torch.cat(out, dim=1) if out else torch.empty(
+        out = self._run(self.module_, X, batch_size)
+        return torch.cat(out, dim=1) if out else torch.empty(
             self.n_members, 0, len(self.classes_))
-        return torch.softmax(logits.double(), dim=-1).numpy()
 
 
 _SHARED_DOC = """
