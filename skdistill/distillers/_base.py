@@ -8,6 +8,8 @@ scikit-learn's ``_safe_indexing``. The student may be a :class:`~sklearn.pipelin
 ending in a skdistill student: its transformers are fitted on the student's rows, its last
 step is trained through ``fit_objective``.
 """
+import numbers
+
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone, is_regressor
@@ -16,7 +18,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import KFold, StratifiedKFold
 from sklearn.pipeline import Pipeline, _fit_transform_one
 from sklearn.utils import _safe_indexing
-from sklearn.utils._param_validation import HasMethods, StrOptions
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metadata_routing import (MetadataRouter, MethodMapping, _raise_for_params,
                                             _routing_enabled, process_routing)
 from sklearn.utils.validation import (_check_method_params, _get_feature_names, _num_samples,
@@ -38,6 +40,13 @@ from ..students._base import BaseStudent
 
 #: Constraint of the ``teacher_calibration`` parameter of the distillers that take it.
 TEACHER_CALIBRATION = [StrOptions({"temperature", "isotonic"}), None]
+
+#: Constraints of the ``augment`` and ``augment_size`` parameters of the distillers that take
+#: them: a name of :mod:`skdistill.augment`'s classes, or an object with ``sample``.
+AUGMENT = {
+    "augment": [StrOptions({"munge", "gaussian"}), HasMethods(["sample"]), None],
+    "augment_size": [Interval(numbers.Real, 0, None, closed="neither")],
+}
 
 #: Fitted attributes that ``keep_teachers=False`` drops once the student is trained.
 TEACHER_ATTRIBUTES = ("teacher_", "fold_teachers_", "oof_proba_")
@@ -236,8 +245,8 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
             elif _num_samples_or_none(value) == n_rows:
                 raise param_error(self, key, f"<{type(value).__name__} of {n_rows} rows>",
                                   "metadata without one value per row of X when X_unlabeled "
-                                  "is given (the student also learns from those rows); "
-                                  "only sample_weight is extended to them")
+                                  "or augment is given (the student also learns from those "
+                                  "rows); only sample_weight is extended to them")
         return params
 
     def _default_teacher(self):
@@ -521,6 +530,41 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
                               f"(n_unlabeled, {', '.join(str(d) for d in X.shape[1:])})")
         return X_unlabeled
 
+    def _augmented(self, X, X_unlabeled):
+        """The rows without labels: ``X_unlabeled`` (None when not given) and then, with
+        ``augment`` set, ``round(augment_size * n_samples)`` (at least one) synthetic rows
+        drawn from the validated ``X`` as it is (a table with its strings and NaN).
+
+        Sets ``n_augmented_``, their number (0 without ``augment``). The draw is seeded by
+        a seed drawn from ``random_state``, on a stream of its own.
+        """
+        augment = self.augment
+        self.n_augmented_ = 0
+        if augment is None:
+            return X_unlabeled
+        if sp.issparse(X) or getattr(X, "ndim", 2) != 2:
+            kind = "sparse X" if sp.issparse(X) else f"X of shape {X.shape}"
+            raise param_error(self, "augment", augment,
+                              f"None with {kind}: synthetic rows are drawn from dense "
+                              "2-d rows (a table, or a numeric array); pass a transfer set "
+                              "as X_unlabeled instead")
+        from ..augment import _AUGMENTERS
+
+        augmenter = _AUGMENTERS[augment]() if isinstance(augment, str) else augment
+        n_rows = _num_samples(X)
+        n_new = max(1, int(round(self.augment_size * n_rows)))
+        seed = int(np.random.SeedSequence([draw_seed(self.random_state), _AUGMENT_STREAM])
+                   .generate_state(1)[0])
+        with refused_by(self, f"augment {type(augmenter).__name__}"):
+            rows = augmenter.sample(X, n_new, random_state=seed)
+        if _num_samples_or_none(rows) != n_new or tuple(getattr(rows, "shape", ())[1:]) != \
+                tuple(X.shape[1:]):
+            raise param_error(self, "augment", augment,
+                              f"an object whose sample(X, n_samples, random_state) returns "
+                              f"n_samples rows shaped as those of X (asked for {n_new})")
+        self.n_augmented_ = n_new
+        return rows if X_unlabeled is None else stack_rows(X_unlabeled, rows)
+
     def _with_unlabeled(self, X, y, sample_weight, X_unlabeled, proba_unlabeled):
         """The student's rows: ``X`` then ``X_unlabeled``; returns ``(X, y, sample_weight)``.
 
@@ -608,6 +652,11 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         """Most probable class according to the student."""
         X = self._check_predict_X(X, "predict")
         return self._student_says("predict", X)
+
+
+# Mixed with the seed drawn from random_state: the synthetic rows' draws are not those of the
+# folds' or the clones' seeds drawn from the same random_state.
+_AUGMENT_STREAM = 0x6D756E67
 
 
 def _num_samples_or_none(value):

@@ -15,7 +15,8 @@ from .._validation import param_error, warn_class_mismatch
 from ..engine import Objective
 from ..losses import (SoftTargetCrossEntropy, SquaredErrorLogits,
                       SquaredErrorProba, corrected_targets, soften)
-from ._base import TEACHER_CALIBRATION, BaseDistiller, _fit_refusing, is_student_pipeline
+from ._base import (AUGMENT, TEACHER_CALIBRATION, BaseDistiller, _fit_refusing,
+                    is_student_pipeline)
 
 #: loss name -> (scale of the targets, per-row criterion factory taking the temperature)
 LOSSES = {
@@ -114,6 +115,21 @@ default=None
         Stratify the folds by class.
     refit_teacher : bool, default=True
         Also fit ``teacher_`` on all the data (in the same parallel batch as the fold teachers).
+    augment : {None, "munge", "gaussian"} or augmenter, default=None
+        Grow the transfer set with synthetic rows drawn from ``X`` (Bucilă et al. 2006),
+        labelled as ``X_unlabeled`` is: by ``teacher_``, fitted on all the rows (the mean of
+        ``fold_teachers_`` when ``refit_teacher=False``), through the calibration map, without
+        gamma correction. ``"munge"`` is :class:`~skdistill.augment.Munge` (each row mixed
+        with its nearest neighbour), ``"gaussian"``
+        :class:`~skdistill.augment.GaussianNoise` (jittered copies), both with their default
+        settings; pass one of them (``Munge(p=0.3)``) to set them, or any
+        object with ``sample(X, n_samples, random_state)``. The rows are drawn from ``X``
+        as given (a DataFrame with its strings and NaN: the teacher and the student bring
+        their own preprocessing), seeded from ``random_state``, and come after the rows of
+        ``X_unlabeled``. ``None`` adds none. Sparse ``X`` is refused.
+    augment_size : float, default=1.0
+        Number of synthetic rows as a multiple of the rows of ``X`` (> 0), rounded, at least
+        one. Unused without ``augment``.
     keep_teachers : bool, default=True
         Keep the fitted teachers and the per-row training arrays (``teacher_``,
         ``fold_teachers_``, ``oof_proba_``) after ``fit``. ``False`` keeps only what
@@ -148,6 +164,8 @@ default=None
         The network student's per-epoch history (None for a scikit-learn regressor).
     targets_scale_ : {"p", "logp"}
         Scale of the targets the student was trained on.
+    n_augmented_ : int
+        Number of synthetic rows the student learnt from (0 without ``augment``).
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -189,6 +207,7 @@ default=None
         "loss": [StrOptions(set(LOSSES))],
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
         "teacher_calibration": TEACHER_CALIBRATION,
+        **AUGMENT,
         "stratify": ["boolean"],
         "refit_teacher": ["boolean"],
         "n_jobs": [Interval(numbers.Integral, None, -1, closed="right"),
@@ -197,7 +216,8 @@ default=None
 
     def __init__(self, teacher=None, student=None, n_folds=5, gamma_alpha=0.0, loss="ce",
                  temperature=1.0, teacher_calibration=None, stratify=True, refit_teacher=True,
-                 keep_teachers=True, n_jobs=None, verbose=0, random_state=None):
+                 augment=None, augment_size=1.0, keep_teachers=True, n_jobs=None, verbose=0,
+                 random_state=None):
         self.teacher = teacher
         self.student = student
         self.n_folds = n_folds
@@ -207,6 +227,8 @@ default=None
         self.teacher_calibration = teacher_calibration
         self.stratify = stratify
         self.refit_teacher = refit_teacher
+        self.augment = augment
+        self.augment_size = augment_size
         self.keep_teachers = keep_teachers
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -261,6 +283,7 @@ default=None
             map when ``teacher_calibration`` is set and softened by ``temperature``, without
             gamma correction (there is no label); they weigh 1 in the student's loss. Each row is
             shaped as a row of ``X`` (a DataFrame with the columns of ``X``, in order).
+            With ``augment`` set, the synthetic rows are added to them.
         **fit_params : dict
             Metadata routed to the teachers and to a student Pipeline's transformers (or a
             regressor student), only with ``sklearn.set_config(enable_metadata_routing=True)``
@@ -272,7 +295,7 @@ default=None
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
         routed = self._route_fit(sample_weight, fit_params)
-        X_unlabeled = self._check_unlabeled(X_unlabeled, X)
+        X_unlabeled = self._augmented(X, self._check_unlabeled(X_unlabeled, X))
         teacher = self._crossfit_teacher()
         student = self._crossfit_student()
         self._check_student_rows(student, X, X_unlabeled)

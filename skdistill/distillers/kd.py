@@ -10,7 +10,7 @@ from sklearn.utils.validation import _num_samples
 from .._interrupt import fit_policy
 from ..engine import Objective
 from ..losses import DistillationLoss, soften
-from ._base import TEACHER_CALIBRATION, BaseDistiller, _fit_refusing
+from ._base import AUGMENT, TEACHER_CALIBRATION, BaseDistiller, _fit_refusing
 
 
 class KnowledgeDistiller(BaseDistiller):
@@ -73,6 +73,20 @@ class KnowledgeDistiller(BaseDistiller):
         Number of cross-fitting folds for the calibration map (>= 2, at most the size of the
         smallest class): that many extra teacher fits. Unused without ``teacher_calibration``
         or with a frozen teacher.
+    augment : {None, "munge", "gaussian"} or augmenter, default=None
+        Grow the transfer set with synthetic rows drawn from ``X`` (Bucilă et al. 2006),
+        which the student learns from as from ``X_unlabeled``: on ``teacher_``'s
+        probabilities (through the calibration map) alone. ``"munge"`` is
+        :class:`~skdistill.augment.Munge` (each row mixed with its nearest neighbour),
+        ``"gaussian"`` :class:`~skdistill.augment.GaussianNoise` (jittered copies), both
+        with their default settings; pass one of them (``Munge(p=0.3)``) to set them, or any
+        object with ``sample(X, n_samples, random_state)``. The rows are drawn from ``X``
+        as given (a DataFrame with its strings and NaN: the teacher and the student bring
+        their own preprocessing), seeded from ``random_state``, and come after the rows of
+        ``X_unlabeled``. ``None`` adds none. Sparse ``X`` is refused.
+    augment_size : float, default=1.0
+        Number of synthetic rows as a multiple of the rows of ``X`` (> 0), rounded, at least
+        one. Unused without ``augment``.
     keep_teachers : bool, default=True
         Keep the fitted teachers and the per-row training arrays (``teacher_``) after ``fit``.
         ``False`` keeps only what predicts (``student_``, ``classes_``, ``history_``,
@@ -97,6 +111,8 @@ class KnowledgeDistiller(BaseDistiller):
         ``teacher_calibrator_.transform(teacher_.predict_proba(X))`` are the probabilities
         the student learnt from (before the temperature ``T``). None without
         ``teacher_calibration``.
+    n_augmented_ : int
+        Number of synthetic rows the student learnt from (0 without ``augment``).
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -133,18 +149,21 @@ class KnowledgeDistiller(BaseDistiller):
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
         "alpha": [Interval(numbers.Real, 0, 1, closed="both")],
         "teacher_calibration": TEACHER_CALIBRATION,
+        **AUGMENT,
         "teacher_calibration_cv": [Interval(numbers.Integral, 2, None, closed="left")],
     }
 
     def __init__(self, teacher=None, student=None, temperature=1.0, alpha=1.0,
-                 teacher_calibration=None, teacher_calibration_cv=5, keep_teachers=True,
-                 verbose=0, random_state=None):
+                 teacher_calibration=None, teacher_calibration_cv=5, augment=None,
+                 augment_size=1.0, keep_teachers=True, verbose=0, random_state=None):
         self.teacher = teacher
         self.student = student
         self.temperature = temperature
         self.alpha = alpha
         self.teacher_calibration = teacher_calibration
         self.teacher_calibration_cv = teacher_calibration_cv
+        self.augment = augment
+        self.augment_size = augment_size
         self.keep_teachers = keep_teachers
         self.verbose = verbose
         self.random_state = random_state
@@ -172,6 +191,7 @@ default=None
             the teacher's probabilities alone (the loss's teacher term, whatever ``alpha``);
             the teacher is not fitted on them. They weigh 1 in the student's loss. Each row is
             shaped as a row of ``X`` (a DataFrame with the columns of ``X``, in order).
+            With ``augment`` set, the synthetic rows are added to them.
         **fit_params : dict
             Metadata routed to the teacher and to a student Pipeline's transformers, only with
             ``sklearn.set_config(enable_metadata_routing=True)`` (see "Metadata routing"
@@ -183,7 +203,7 @@ default=None
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
         routed = self._route_fit(sample_weight, fit_params)
-        X_unlabeled = self._check_unlabeled(X_unlabeled, X)
+        X_unlabeled = self._augmented(X, self._check_unlabeled(X_unlabeled, X))
         student = self._student()
         self._check_student_rows(student, X, X_unlabeled)
         cross_fit = (self.teacher_calibration is not None
