@@ -26,9 +26,9 @@ __all__ = [
 
 # Public submodules, imported on first attribute access (PEP 562).
 _SUBMODULES = [
-    "benchmarks", "calibration", "complexity", "datasets", "distillers", "expectations",
-    "inspection", "losses", "metrics", "model_selection", "nets", "onnx", "perturbations",
-    "pruning", "samplers", "students", "teachers",
+    "augment", "benchmarks", "calibration", "complexity", "datasets", "distillers",
+    "expectations", "inspection", "losses", "metrics", "model_selection", "nets", "onnx",
+    "perturbations", "pruning", "samplers", "students", "teachers",
 ]
 
 

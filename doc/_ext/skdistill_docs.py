@@ -91,8 +91,9 @@ API_PAGES = [
      "The small networks a distiller trains, usable alone as scikit-learn classifiers.",
      ["students"]),
     ("distillers", "Distillers",
-     "Meta-estimators that fit a teacher and train a student on its targets.",
-     ["distillers"]),
+     "Meta-estimators that fit a teacher and train a student on its targets, and the "
+     "synthetic transfer sets (MUNGE, Gaussian noise) they can draw for it.",
+     ["distillers", "augment"]),
     ("metrics", "Metrics",
      "Calibration and uncertainty metrics, and scorers for model selection.", ["metrics"]),
     ("calibration", "Calibration",
