@@ -26,6 +26,8 @@ EXAMPLES = sorted((Path(__file__).resolve().parents[1] / "examples").glob("*.py"
 # The data files the examples read when present; each falls back without them.
 EXAMPLE_DATA_FILES = [
     "heloc/heloc_dataset_v1.csv",
+    "adult/adult.data.gz",
+    "adult/adult.test.gz",
     "mnist/t10k-images-idx3-ubyte.gz",
     "mnist/t10k-labels-idx1-ubyte.gz",
     "fashion-mnist/t10k-images-idx3-ubyte.gz",
