@@ -33,6 +33,7 @@ BENCHMARKS = {
     "teacher_quality": "teacher_quality",
     "bayes_teachers": "bayes_teachers",
     "onnx": "onnx_latency",
+    "serving": "serving",
     "tables": "tables",
     "gpu": "gpu",
 }
