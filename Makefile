@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 SHARED_DATA := $(abspath ../shared/data)
 export SKDISTILL_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 
-.PHONY: install demo test docs docs-full clean
+.PHONY: install demo test docs docs-full bench-serving clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,12 @@ install: $(VENV)/.installed
 # what `make test` installs.
 $(VENV)/.docs-installed: $(VENV)/.installed
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,dask,docs]"
+	touch $@
+
+# The serving benchmark's runtimes (LightGBM, treelite + tl2cgen, lleaves, onnxmltools) go on
+# top of what `make test` installs; the suite itself never needs them.
+$(VENV)/.serving-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,dask,serving]"
 	touch $@
 
 demo: install
@@ -37,6 +43,12 @@ docs: $(VENV)/.docs-installed
 
 docs-full: $(VENV)/.docs-installed
 	OMP_NUM_THREADS=1 $(SPHINX)
+
+# "Is distillation worth it?" (doc/serving.md): every table, teacher, student and runtime,
+# one thread each; hours on two cores (see doc/serving.md).
+bench-serving: $(VENV)/.serving-installed
+	OMP_NUM_THREADS=1 $(PY) -m skdistill.benchmarks serving \
+		--json benchmarks/serving.json --markdown benchmarks/serving.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info doc/_build doc/api doc/auto_examples
