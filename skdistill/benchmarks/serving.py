@@ -39,8 +39,9 @@ model:
   onnxmltools when installed), and ``skdistill.onnx.to_onnx`` for the distillers and
   students, zipmap off;
 - ``tl2cgen``: treelite's import compiled to a shared library by tl2cgen's ``export_lib``
-  (gcc, ``params={"parallel_comp": --parallel-comp}``, compiled with ``os.cpu_count()``
-  processes);
+  (gcc -O3, ``params={"parallel_comp": --parallel-comp}``, by default one C file per tree:
+  gcc's time grows faster than a file's size, 7.5 times the CPU for 5 trees a file; compiled
+  by ``os.cpu_count()`` processes);
 - ``lleaves``: LightGBM's model compiled by lleaves (LLVM);
 - ``skdistill``: the distiller's ``predict_proba`` and its ``student_``'s.
 
@@ -356,7 +357,8 @@ def serve_tl2cgen(model, X, workdir, args):
         imported = treelite.sklearn.import_model(model)
     path = Path(workdir) / f"{type(model).__name__}_{len(os.listdir(workdir))}.so"
     tl2cgen.export_lib(imported, toolchain=args.toolchain, libpath=str(path),
-                       params={"parallel_comp": args.parallel_comp}, nthread=os.cpu_count())
+                       params={"parallel_comp": args.parallel_comp or args.trees},
+                       nthread=os.cpu_count())
     convert_s = time.perf_counter() - start
     predictor = tl2cgen.Predictor(str(path), nthread=1)
 
@@ -650,7 +652,8 @@ def markdown(results):
     out = [f"Machine: {env['machine']}, {env['cpus']} CPUs, Python {env['python']}; {versions}. "
            f"One thread everywhere. Seeds {args['seeds']} (serving: seed {args['seeds'][0]}'s "
            f"models); {args['trees']} trees; {args['epochs']} epochs; munge augment_size "
-           f"{args['augment_size']}; tl2cgen parallel_comp {args['parallel_comp']}; "
+           f"{args['augment_size']}; tl2cgen parallel_comp "
+           f"{args['parallel_comp'] or 'one file per tree'}; "
            f"{args['repeats']} single-row calls."]
     for dataset, info in results["tables"].items():
         out += ["", f"### {dataset}", "", f"{info['source']}: train {info['train']}, test "
@@ -701,8 +704,9 @@ def parse_args(argv=()):
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--fit-jobs", type=int, default=1,
                         help="n_jobs of the teachers' fits (they predict on one thread)")
-    parser.add_argument("--parallel-comp", type=int, default=16,
-                        help="tl2cgen's parallel_comp: source files the forest is split into")
+    parser.add_argument("--parallel-comp", type=int, default=None,
+                        help="tl2cgen's parallel_comp, the C files a forest is split into "
+                             "(default: one per tree)")
     parser.add_argument("--toolchain", default="gcc", help="tl2cgen's C compiler")
     parser.add_argument("--max-rows", type=int, default=None,
                         help="keep at most this many training rows (and test rows)")
