@@ -27,8 +27,6 @@ def run_synthetic(argv, path, workdir):
     data = synthetic()
     recorder.results["tables"]["synthetic"] = {"source": "make_classification", "train": 400,
                                                "test": 200, "features": 8}
-    if args.augment_size > 0 and not args.munge:
-        recorder.note("augment='munge' students skipped")
     serving.run_table("synthetic", data, args, recorder, str(workdir))
     return json.loads(path.read_text())
 
@@ -53,9 +51,8 @@ def test_serving_is_a_registered_benchmark():
 def test_quick_run_records_every_model_and_score(quick):
     models = {serving._label(serving.model_key(r)) for r in quick["quality"]}
     expected = {"RandomForest (10 trees), teacher", "CrossFit rf → MLPStudent(8)",
-                "MLPClassifier(8) on labels", "MLPStudent(8) on labels"}
-    if serving.has_augment():
-        expected.add("CrossFit rf → MLPStudent(8) + munge")
+                "MLPClassifier(8) on labels", "MLPStudent(8) on labels",
+                "CrossFit rf → MLPStudent(8) + munge"}
     assert models == expected
     for row in quick["quality"]:
         assert {"test_auc", "test_nll", "test_ece", "test_accuracy", "fit_s", "seed"} <= set(row)
@@ -156,14 +153,17 @@ def test_teachers_are_fitted_once_per_seed_and_shared(monkeypatch, tmp_path):
         return original(self, X, y, *args, **kwargs)
 
     monkeypatch.setattr(RandomForestClassifier, "fit", spy)
-    results = run_synthetic(["--teachers", "rf", "--widths", "4", "4x4", "--parts", "quality",
-                             "--augment-size", "0"], tmp_path / "r.json", tmp_path)
-    # two students of the seed, one full teacher and five fold teachers between them
+    results = run_synthetic(["--teachers", "rf", "--widths", "4", "4x4", "--parts", "quality"],
+                            tmp_path / "r.json", tmp_path)
+    # four students of the seed (two with munge rows the full teacher labels), one full
+    # teacher and five fold teachers between them
     assert sorted(fits) == [320] * 5 + [400]
     assert results["teacher_fits"] == [{"dataset": "synthetic", "teacher": "rf", "seed": 0,
                                         "fits": 6, "seconds": pytest.approx(
                                             results["teacher_fits"][0]["seconds"])}]
-    assert sum(r["role"] == "distilled" for r in results["quality"]) == 2
+    distilled = [r for r in results["quality"] if r["role"] == "distilled"]
+    assert [(r["augment"], r["n_augmented"]) for r in distilled] == [
+        ("none", 0), ("munge", 400), ("none", 0), ("munge", 400)]
     assert not results["latency"]
 
 

@@ -17,7 +17,7 @@ and teacher, on one numeric float32 matrix that every runtime takes:
   without it that teacher is skipped with a note).
 - Distilled students: ``CrossFitDistiller(teacher, MLPStudent(w), n_folds=5)`` for each width
   ``w`` of ``--widths``, without augmentation and with ``augment="munge"``
-  (``augment_size=--augment-size``) when the installed skdistill has it.
+  (``augment_size=--augment-size``; ``0``: no munge students).
 - References: scikit-learn's ``MLPClassifier(w, early_stopping=True)`` and the same
   ``MLPStudent(w)`` trained on the labels alone.
 
@@ -241,11 +241,6 @@ def one_thread(model):
     if "n_jobs" in model.get_params():
         model.set_params(n_jobs=1)
     return model
-
-
-def has_augment():
-    """Whether the installed CrossFitDistiller takes ``augment``."""
-    return "augment" in CrossFitDistiller().get_params()
 
 
 def width_name(width):
@@ -492,6 +487,8 @@ def run_table(dataset, data, args, recorder, workdir):
     def record(model, fitted, seed, fit_s, kind=None):
         row = {"dataset": dataset, "seed": seed, "fit_s": fit_s, **model,
                **quality(fitted, X_te, y_te)}
+        if hasattr(fitted, "n_augmented_"):
+            row["n_augmented"] = int(fitted.n_augmented_)
         recorder.add("quality", [row])
         print(f"  {dataset} seed {seed}: {model_label(model)}: AUC {row['test_auc']:.4f}, "
               f"NLL {row['test_nll']:.4f} (fit {fit_s:.1f} s)", flush=True)
@@ -722,7 +719,7 @@ def parse_args(argv=()):
     if args.quick:
         args.seeds, args.trees, args.epochs, args.repeats = args.seeds[:1], 10, 2, 20
         args.max_rows = min(args.max_rows or 2000, 2000)
-    args.munge = args.augment_size > 0 and has_augment()
+    args.munge = args.augment_size > 0
     return args
 
 
@@ -736,9 +733,6 @@ def main(argv=()):
         return 0
     recorder = Recorder(args.json, args)
     results = recorder.results
-    if args.augment_size > 0 and not args.munge:
-        recorder.note("augment='munge' students skipped: this skdistill's CrossFitDistiller "
-                      "has no augment parameter")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
