@@ -122,6 +122,12 @@ def test_goal_line_says_met_only_when_quality_and_latency_are():
                          ((0.81, 0.49, 0.03, 0.02), "single row NOT met")):
         head, _, line = serving.goal_lines(_results(*args), "d")
         assert head.startswith("Goal check, d: NOT met by 0 of 1") and failed in line
+    # without the latency part, the quality is checked and the latency said to be missing
+    results = _results(0.7985, 0.49, 0.01, 0.02)
+    results["latency"] = []
+    head, _, line = serving.goal_lines(results, "d")
+    assert head.startswith("Goal check, d: quality met by 1 of 1") and "not measured" in head
+    assert line.endswith("single row not measured")
 
 
 def test_single_row_timing_cycles_through_test_rows():
@@ -163,7 +169,7 @@ def test_teachers_are_fitted_once_per_seed_and_shared(monkeypatch, tmp_path):
                                             results["teacher_fits"][0]["seconds"])}]
     distilled = [r for r in results["quality"] if r["role"] == "distilled"]
     assert [(r["augment"], r["n_augmented"]) for r in distilled] == [
-        ("none", 0), ("munge", 400), ("none", 0), ("munge", 400)]
+        ("none", 0), ("munge", 800), ("none", 0), ("munge", 800)]
     assert not results["latency"]
 
 
