@@ -521,7 +521,8 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         proba : ndarray of shape (n_samples, n_classes)
             Float64 probabilities: the exponential of :meth:`predict_log_proba`.
         """
-        return np.exp(self.predict_log_proba(X))
+        log_proba = self.predict_log_proba(X)
+        return np.exp(log_proba, out=log_proba)  # in place: one array less per call
 
     def predict(self, X):
         """Most probable class for each row."""
