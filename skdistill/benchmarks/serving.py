@@ -641,12 +641,12 @@ def goal_lines(results, dataset, margin=AUC_MARGIN):
     goal = (f"(AUC ≥ teacher's − {margin}, NLL ≤ teacher's, single-row ONNX faster than the "
             "teacher's fastest runtime)")
     if n_timed == n_students:
-        head = (f"Goal check, {dataset}: {'met' if n_met else 'NOT met'} by {n_met} of "
-                f"{n_students} distilled students {goal}.")
+        head = (f"Goal check, {dataset}: met by {n_met} of {n_students} distilled students "
+                f"{goal}{'' if n_met else ': NOT met'}.")
     else:
-        head = (f"Goal check, {dataset}: quality {'met' if n_quality else 'NOT met'} by "
-                f"{n_quality} of {n_students} distilled students; single-row latency not "
-                f"measured for {n_students - n_timed} of them {goal}.")
+        head = (f"Goal check, {dataset}: quality met by {n_quality} of {n_students} distilled "
+                f"students; single-row latency not measured for {n_students - n_timed} of "
+                f"them {goal}{'' if n_quality else ': quality NOT met'}.")
     return [head, ""] + lines
 
 
