@@ -297,3 +297,17 @@ def test_bad_parameters_get_clear_errors(data):
                        subset_of_weights="all", prior_precision=1e-300).fit(X, y)
     with pytest.raises(ValueError, match="LaplaceTeacher: parameter target='mode'"):
         LaplaceTeacher(small_student(), n_samples=2).fit(X, y).predict_expectation(X, "mode")
+
+
+def test_a_factorisation_that_succeeds_only_by_rounding_is_refused():
+    """A flat direction whose rounding error happens to be positive gives Cholesky a pivot of
+    rounding size: the posterior's variance there would be noise, so it is refused as a
+    failed factorisation is; a well-conditioned precision passes."""
+    teacher = LaplaceTeacher(prior_precision=1e-300)
+    teacher.prior_precision_ = 1e-300
+    nearly_flat = torch.tensor([[1.0, 1.0], [1.0, 1.0 + 2.0 ** -52]], dtype=torch.float64)
+    assert not torch.linalg.cholesky_ex(nearly_flat)[1].item()  # torch alone accepts it
+    with pytest.raises(ValueError, match="parameter prior_precision=1e-300 .*larger prior"):
+        teacher._factor(nearly_flat)
+    well = torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)
+    assert torch.allclose(teacher._factor(well) @ teacher._factor(well).T, well)

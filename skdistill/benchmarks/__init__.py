@@ -19,7 +19,7 @@ from ..metrics import expected_calibration_error, negative_log_likelihood
 #: The checkout's root (benchmarks write recorded results under its ``benchmarks/``).
 REPO = Path(__file__).resolve().parents[2]
 
-#: The command line and the helpers benchmarks share (``scores``, ``mean_sqdist``,
+#: The command line and the helpers benchmarks share (``scores``, ``mean_sqdist``, ``mean_sd``,
 #: ``group_rows`` are internal to the benchmark modules and left out of the reference).
 __all__ = ["BENCHMARKS", "main", "run", "usage", "summary", "resolve_data_home"]
 
@@ -122,6 +122,16 @@ def resolve_data_home(data_home=None):
     if data_home is None and (REPO.parent / "shared" / "data").is_dir():
         data_home = str(REPO.parent / "shared" / "data")
     return data_home
+
+
+def mean_sd(values, digits=4):
+    """``"mean ± sd"`` of ``values`` to ``digits`` places: the value alone for one, ``"n/a"``
+    for none (the benchmarks' tables over seeds)."""
+    if not values:
+        return "n/a"
+    if len(values) == 1:
+        return f"{values[0]:.{digits}f}"
+    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
 
 
 def scores(y, proba, prefix, bayes=None):

@@ -86,7 +86,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from . import group_rows, resolve_data_home, scores
+from . import group_rows, mean_sd, resolve_data_home, scores
 from .. import CrossFitDistiller, MLPStudent
 from ..datasets import DataFileNotFoundError, load_adult, load_heloc
 from .onnx_latency import median_time
@@ -559,14 +559,6 @@ def _groups(rows, dataset):
     return groups
 
 
-def _mean_sd(values, digits=4):
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
-
-
 def _label(key):
     return model_label(dict(zip(MODEL_FIELDS, key)))
 
@@ -576,7 +568,7 @@ def quality_table(results, dataset):
              "|---|---|---|---|---|---|---|"]
     for key, rows in _groups(results["quality"], dataset).items():
         lines.append(f"| {_label(key)} | {len(rows)} | " + " | ".join(
-            _mean_sd([r[f"test_{m}"] for r in rows]) for m in ("auc", "nll", "ece", "accuracy"))
+            mean_sd([r[f"test_{m}"] for r in rows]) for m in ("auc", "nll", "ece", "accuracy"))
             + f" | {np.mean([r['fit_s'] for r in rows]):.1f} |")
     return lines
 

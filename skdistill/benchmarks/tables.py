@@ -42,7 +42,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from . import resolve_data_home, scores
+from . import mean_sd, resolve_data_home, scores
 from .. import CrossFitDistiller, MLPStudent
 from ..complexity import count_parameters
 from ..datasets import DataFileNotFoundError, load_adult, load_heloc
@@ -185,12 +185,7 @@ def run_one(dataset, kind, seed, data, args):
 
 
 def _mean_std(rows, key, digits=3):
-    values = [r[key] for r in rows if key in r]
-    if not values:
-        return "n/a"
-    if len(values) == 1:
-        return f"{values[0]:.{digits}f}"
-    return f"{np.mean(values):.{digits}f} ± {np.std(values):.{digits}f}"
+    return mean_sd([r[key] for r in rows if key in r], digits)
 
 
 def report(rows):

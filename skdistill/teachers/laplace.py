@@ -313,9 +313,16 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
 
     def _factor(self, H):
         """The Cholesky factor of the posterior precision, or a clear error if it is singular
-        (a GGN with flat directions and a prior too weak to fill them in float64)."""
+        (a GGN with flat directions and a prior too weak to fill them in float64).
+
+        Singular means that the factorisation fails, or that it succeeds only through
+        rounding: a pivot (squared diagonal entry of the factor) below ``n * eps`` times the
+        largest diagonal entry of ``H``, where a flat direction's rounding error, of either
+        sign, decides whether the factorisation succeeds. Such a posterior's variance along
+        that direction would be rounding noise."""
         L, info = torch.linalg.cholesky_ex(H)
-        if info.item():
+        floor = H.shape[0] * torch.finfo(H.dtype).eps * H.diagonal().abs().max()
+        if info.item() or bool((L.diagonal() ** 2).min() <= floor):
             raise param_error(self, "prior_precision", self.prior_precision,
                               f"a larger prior precision: GGN + {self.prior_precision_:.3g} I "
                               "is not positive definite in float64")
