@@ -88,10 +88,17 @@ class _LatentBEMixin:
         return torch.softmax(self.forward(X).double(), dim=-1).numpy()
 
     def forward(self, X, module=None, batch_size=4096):
-        """Outputs of a trained network for ``X`` (see :meth:`BaseStudent.forward
-        <skdistill.students.MLPStudent.forward>`); for the unmerged BatchEnsemble
-        (``module_``, the default) the members' logits, of shape ``(n_members, n,
-        n_classes)``, the rows of every chunk joined along the second axis."""
+        """Outputs of a trained network for ``X``: by default the members' logits.
+
+        As :meth:`MLPStudent.forward <skdistill.MLPStudent.forward>`; for the unmerged
+        BatchEnsemble (``module_``, the default) the members' logits, of shape
+        ``(n_members, n, n_classes)``, the rows of every chunk joined along the second axis.
+
+        Returns
+        -------
+        outputs : torch.Tensor or dict of torch.Tensor
+            The members' logits for ``module_``; what ``module`` returns otherwise.
+        """
         if module is not None and module is not getattr(self, "module_", None):
             return super().forward(X, module=module, batch_size=batch_size)
         check_fitted(self, "module_")
