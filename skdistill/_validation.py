@@ -223,11 +223,14 @@ def fast_float_rows(X):
     to the checked path, which raises the error (or does what it does with an array torch
     cannot take as it is: one with negative strides).
     """
-    # the ufuncs' reductions themselves, a few microseconds less than X.min(), X.max(); a
-    # NaN propagates to both and fails both comparisons
-    low, high = np.minimum.reduce(X, axis=None), np.maximum.reduce(X, axis=None)
-    if not (-FLOAT32_MAX <= low and high <= FLOAT32_MAX):
-        return None
+    # float32 values are within float32's range unless infinite: a finite sum proves every
+    # value finite in one pass; a sum that is not (a NaN, an inf, or large values that
+    # overflow together) goes on to the exact test. The ufuncs' reductions themselves are a
+    # few microseconds less than X.sum(), X.min(), X.max(); a NaN fails both comparisons.
+    if X.dtype != np.float32 or not np.isfinite(np.add.reduce(X, axis=None)):
+        low, high = np.minimum.reduce(X, axis=None), np.maximum.reduce(X, axis=None)
+        if not (-FLOAT32_MAX <= low and high <= FLOAT32_MAX):
+            return None
     X = np.require(X, dtype=np.float32, requirements="W")
     # negative strides (X[::-1]) are what torch refuses: the checked path copies them
     return X if min(X.strides) >= 0 else None

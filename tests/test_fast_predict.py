@@ -269,6 +269,13 @@ def test_largest_float32_is_accepted_by_both_paths():
     fast = outputs(fitted("kd"), rows)
     with checked_path():
         assert_identical(fast, outputs(fitted("kd"), rows))
+    # two of them overflow a float32 sum: still finite values, still the fast path
+    rows[2, 2] = np.finfo(np.float32).max
+    with counted_checks() as calls:
+        fast = outputs(fitted("kd"), rows)
+    assert calls == []
+    with checked_path():
+        assert_identical(fast, outputs(fitted("kd"), rows))
 
 
 def test_feature_names_take_the_checked_path():
@@ -406,3 +413,15 @@ def test_reversed_rows_are_predicted_as_their_copy(name):
     assert min(reversed_rows.strides) < 0
     assert np.array_equal(estimator.predict_proba(reversed_rows),
                           estimator.predict_proba(np.ascontiguousarray(reversed_rows)))
+
+
+@pytest.mark.parametrize("name", ["mlp", "latent_be"])
+def test_probabilities_are_the_float64_softmax_of_the_logits(name):
+    """The arithmetic of the earlier releases: the float32 logits, cast to float64, through
+    log_softmax; predict_proba its exponential."""
+    student = fitted(name)
+    rows = np.tile(X, (40, 1))  # 4,800 rows: two chunks
+    logits = student._logits(rows)
+    expected = torch.log_softmax(logits.double(), dim=1).numpy()
+    assert np.array_equal(student.predict_log_proba(rows), expected)
+    assert np.array_equal(student.predict_proba(rows), np.exp(expected))

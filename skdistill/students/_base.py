@@ -501,8 +501,8 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
 
     def predict_log_proba(self, X):
         """Log class probabilities, columns in ``classes_`` order."""
-        logits = self._logits(X).double()
-        return torch.log_softmax(logits, dim=1).numpy()
+        # dtype= casts the logits to float64 before the operation, in the same kernel call
+        return torch.log_softmax(self._logits(X), dim=1, dtype=torch.float64).numpy()
 
     def predict_proba(self, X):
         """Class probabilities, columns in ``classes_`` order.
