@@ -360,8 +360,10 @@ def _float_rows(scope, container, variable, n_features, model):
 
 
 def _nonfinite_rows(scope, container, rows):
-    """``(N, 1)`` float32: NaN on the float32 ``rows`` holding NaN, +inf or -inf (a float64
-    value beyond float32's range is inf here, as it would be in the network), 0 elsewhere.
+    """``(column, flat)``: NaN on the float32 ``rows`` holding NaN, +inf or -inf (a float64
+    value beyond float32's range is inf here, as it would be in the network), 0 elsewhere,
+    as an ``(N, 1)`` column (for ``(N, k)`` outputs) and its ``(N,)`` reshape (for ``(N,)``
+    outputs and the label; broadcasting the column against ``(N,)`` would give ``(N, N)``).
 
     ``0 * x`` is NaN exactly where ``x`` is not finite, and a row's sum of those is NaN
     exactly where one is: two elementwise passes, where IsNaN, IsInf, Or, a reduction and the
@@ -369,23 +371,23 @@ def _nonfinite_rows(scope, container, rows):
     """
     node = functools.partial(_node, scope, container)
     zeros = node("Mul", [rows, _const(scope, container, 0.0)])
-    return node("ReduceSum", [zeros, _const(scope, container, [1], onnx.TensorProto.INT64)],
-                keepdims=1)
+    column = node("ReduceSum", [zeros, _const(scope, container, [1], onnx.TensorProto.INT64)],
+                  keepdims=1)
+    return column, node("Reshape", [column, _const(scope, container, [-1],
+                                                   onnx.TensorProto.INT64)])
 
 
-def _mark(scope, container, row_nan, values, output, one_dim=True):
+def _mark(scope, container, row_nan, values, output):
     """``output = values + row_nan``: NaN on the non-finite rows, ``values`` unchanged
-    elsewhere (``x + 0`` is ``x``); ``values`` of shape ``(N,)`` (``one_dim``) or ``(N, k)``."""
-    if one_dim:  # (N,): broadcasting the (N, 1) flags against (N,) would give (N, N)
-        row_nan = _node(scope, container, "Reshape",
-                        [row_nan, _const(scope, container, [-1], onnx.TensorProto.INT64)])
+    elsewhere (``x + 0`` is ``x``); ``row_nan`` of :func:`_nonfinite_rows` in the shape that
+    broadcasts against ``values``."""
     container.add_node("Add", [values, row_nan], [output],
                        name=scope.get_unique_operator_name("Add"))
 
 
 def _add_label(scope, operator, container, row_nan):
     """``label = classes_[argmax(probabilities)]``, the marker of its type on the rows whose
-    ``row_nan`` (:func:`_nonfinite_rows`) is NaN."""
+    ``row_nan`` (the ``(N,)`` flags of :func:`_nonfinite_rows`) is NaN."""
     model = operator.raw_operator
     classes, label_type, marker = _label_classes(scope, model)
     classes_name = scope.get_unique_variable_name("classes")
@@ -399,9 +401,7 @@ def _add_label(scope, operator, container, row_nan):
     label = scope.get_unique_variable_name("label_of_argmax")
     container.add_node("Gather", [classes_name, index], [label], axis=0,
                        name=scope.get_unique_operator_name("Gather"))
-    bad_rows = _node(scope, container, "IsNaN", [_node(
-        scope, container, "Reshape",
-        [row_nan, _const(scope, container, [-1], onnx.TensorProto.INT64)])])
+    bad_rows = _node(scope, container, "IsNaN", [row_nan])
     container.add_node("Where", [bad_rows, marker_name, label], [operator.outputs[0].full_name],
                        name=scope.get_unique_operator_name("Where"))
 
@@ -422,15 +422,15 @@ def _convert(scope, operator, container):
     else:
         graph, opsets = _export_graph(model, _exported_module(model), n_features, opset)
         _splice(graph, opsets, scope, container, rows, computed)
-    row_nan = _nonfinite_rows(scope, container, rows)
+    column, flat = _nonfinite_rows(scope, container, rows)
     one_dim = [False] + [width is None for _, width in _extra_outputs(model)]
     for source, target, is_1d in zip(computed, targets, one_dim):
         marked = scope.get_unique_variable_name(f"{source}_marked") if double else target
-        _mark(scope, container, row_nan, source, marked, one_dim=is_1d)
+        _mark(scope, container, flat if is_1d else column, source, marked)
         if double:
             container.add_node("Cast", [marked], [target], to=_DOUBLE,
                                name=scope.get_unique_operator_name("Cast"))
-    _add_label(scope, operator, container, row_nan)
+    _add_label(scope, operator, container, flat)
 
 
 def _node(scope, container, op, inputs, **attrs):
