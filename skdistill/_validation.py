@@ -211,6 +211,9 @@ def is_plain_float_array(estimator, X):
             and X.shape[0] > 0 and getattr(estimator, "feature_names_in_", None) is None)
 
 
+_SUM_CHECK_MAX = 4096
+
+
 def fast_float_rows(X):
     """``X`` as float32, as the networks take it, when every value is finite and within
     float32's range; None otherwise.
@@ -223,15 +226,19 @@ def fast_float_rows(X):
     to the checked path, which raises the error (or does what it does with an array torch
     cannot take as it is: one with negative strides).
     """
-    # float32 values are within float32's range unless infinite: a finite sum proves every
-    # value finite in one pass; a sum that is not (a NaN, an inf, or large values that
-    # overflow together) goes on to the exact test. The ufuncs' reductions themselves are a
-    # few microseconds less than X.sum(), X.min(), X.max(); a NaN fails both comparisons.
-    if X.dtype != np.float32 or not np.isfinite(np.add.reduce(X, axis=None)):
+    # float32 values are within float32's range unless infinite: on a few rows, a finite sum
+    # proves every value finite in one ufunc call; a sum that is not (a NaN, an inf, or large
+    # values that overflow together) goes on to the exact test. From _SUM_CHECK_MAX values
+    # on, min and max (vectorised where float32 sums are not) are the quicker of the two
+    # (5 against 8 us on 1,000 x 23). The ufuncs' reductions themselves are a few
+    # microseconds less than X.sum(), X.min(), X.max(); a NaN fails both comparisons.
+    if (X.dtype != np.float32 or X.size >= _SUM_CHECK_MAX
+            or not np.isfinite(np.add.reduce(X, axis=None))):
         low, high = np.minimum.reduce(X, axis=None), np.maximum.reduce(X, axis=None)
         if not (-FLOAT32_MAX <= low and high <= FLOAT32_MAX):
             return None
-    X = np.require(X, dtype=np.float32, requirements="W")
+    if X.dtype != np.float32 or not X.flags.writeable:  # else np.require returns X itself
+        X = np.require(X, dtype=np.float32, requirements="W")
     # negative strides (X[::-1]) are what torch refuses: the checked path copies them
     return X if min(X.strides) >= 0 else None
 

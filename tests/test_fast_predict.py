@@ -278,6 +278,44 @@ def test_largest_float32_is_accepted_by_both_paths():
         assert_identical(fast, outputs(fitted("kd"), rows))
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("where", [0, -1])
+def test_many_float32_values_are_checked_by_min_and_max(value, where):
+    """From validation._SUM_CHECK_MAX values on, float32 rows are checked by min and max, not
+    by a sum: a NaN or an infinity anywhere is still refused as by the checked path, and
+    large finite values whose sum overflows are still accepted."""
+    estimator = fitted("kd")
+    n_rows = validation._SUM_CHECK_MAX // X.shape[1] + 1
+    rows = np.resize(X, (n_rows, X.shape[1])).astype(np.float32)
+    assert rows.size >= validation._SUM_CHECK_MAX
+    large = rows.copy()
+    large[:, 0] = np.finfo(np.float32).max  # the sum overflows; every value is finite
+    assert not np.isfinite(large.sum())
+    with counted_checks() as calls:
+        fast = outputs(estimator, large)
+    assert calls == []
+    with checked_path():
+        assert_identical(fast, outputs(estimator, large))
+    rows[where, 3] = value
+    fast = _refusal(lambda: estimator.predict_proba(rows))
+    with checked_path():
+        assert fast == _refusal(lambda: estimator.predict_proba(rows))
+    assert "KnowledgeDistiller" in fast[1]
+
+
+def test_forward_returns_tensors_the_caller_may_modify():
+    """predict_proba computes from one chunk's outputs as the network gave them (no copy);
+    the public forward still returns ordinary tensors, which may be changed in place."""
+    student = fitted("mlp")
+    before = student.predict_proba(X[:5])
+    logits = student.forward(X[:5].astype(np.float32))
+    assert not logits.is_inference()
+    logits += 1.0  # an inference tensor refuses this outside inference mode
+    assert np.array_equal(student.predict_proba(X[:5]), before)
+    heads = fitted("gped").student_.forward(X[:5], module=fitted("gped").module_)
+    assert not any(v.is_inference() for v in heads.values())
+
+
 def test_feature_names_take_the_checked_path():
     frame = pd.DataFrame(X, columns=[f"f{i}" for i in range(X.shape[1])])
     for student in (_mlp().fit(frame, y),

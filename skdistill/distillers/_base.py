@@ -619,7 +619,10 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         return check_input(self, X, reset=False, allow_nd=True, accept_sparse="csr")
 
     def _student_says(self, method, X):
-        """``student_.<method>(X)``, a refusal of ``X`` naming the student."""
+        """``student_.<method>(X)``, a refusal of ``X`` naming the student (rows the fast
+        path checked cannot be refused: no context to enter)."""
+        if type(X) is CheckedRows:
+            return getattr(self.student_, method)(X)
         with refused_by(self, f"student {type(self.student_).__name__}"):
             return getattr(self.student_, method)(X)
 

@@ -453,7 +453,8 @@ default="predictive"
         """All heads' outputs for ``X`` in one forward pass per batch, as float64 tensors."""
         check_fitted(self, "module_")
         X = self._check_predict_X(X, "forward")
-        out = self.student_.forward(X, module=self.module_)
+        # the student's forward without its copy of one chunk's outputs: they are only read
+        out = self.student_._outputs(X, module=self.module_)
         if not isinstance(out, dict):  # no rows
             return {name: torch.empty(0, dtype=torch.float64) for name in self.targets_}
         return {name: out[name].double() for name in self.targets_}

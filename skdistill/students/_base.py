@@ -53,26 +53,29 @@ def _to_cpu(out):
 
 
 def _device_and_mode(module):
-    """``(device of module's first parameter, whether any of its modules is in train mode)``
-    in one walk of its tree, in the order of ``module.modules()``: a few microseconds where
-    ``next(module.parameters())`` and ``module.modules()`` take ten each."""
-    device, training, stack = None, False, [module]
-    while stack:
+    """``(device of module's first parameter, whether any of its modules is in train mode)``:
+    a few microseconds where ``next(module.parameters())`` and ``module.modules()`` take ten
+    each. The first parameter is the first in ``module.parameters()`` order (depth first,
+    stopping there); the modes are read breadth first, the list growing as it is read."""
+    device, stack = None, [module]
+    while stack and device is None:
         m = stack.pop()
         if m is None:
             continue
-        training = training or m.training
-        if device is None:
-            for p in m._parameters.values():
-                if p is not None:
-                    device = p.device
-                    break
-        if training and device is not None:
-            break
+        for p in m._parameters.values():
+            if p is not None:
+                device = p.device
+                break
         stack += reversed(m._modules.values())
     if device is None:  # no parameter at all: what torch says about it
         device = next(module.parameters()).device
-    return device, training
+    modules = [module]
+    for m in modules:
+        if m is not None:
+            if m.training:
+                return device, True
+            modules += m._modules.values()
+    return device, False
 
 
 def _array_chunks(x, chunk, row_shape):
@@ -488,16 +491,25 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         outputs : torch.Tensor or dict of torch.Tensor
             Logits of shape ``(n, n_outputs)`` for the student's own network.
         """
+        return self._outputs(X, module, batch_size, copy=True)
+
+    def _outputs(self, X, module=None, batch_size=4096, copy=False):
+        """:meth:`forward`'s outputs; with ``copy=False`` the outputs of a single chunk are
+        returned as the network gave them (inference tensors, no copy), for callers that only
+        compute from them. ``copy=True`` joins them into ordinary tensors as for several
+        chunks (what :meth:`forward` returns, which a user may modify in place)."""
         check_fitted(self, "module_")
         out = self._run(self.module_ if module is None else module, X, batch_size)
+        if len(out) == 1 and not copy:
+            return out[0]
         if out and isinstance(out[0], dict):
             return {k: torch.cat([o[k] for o in out]) for k in out[0]}
         return torch.cat(out) if out else torch.empty(0, len(self.classes_))
 
     def _logits(self, X, batch_size=4096):
         """Logits of the deployed network, which ``predict_proba`` turns into probabilities
-        (CPU, float32)."""
-        return self.forward(X, module=self._deployed_module(), batch_size=batch_size)
+        (CPU, float32; an inference tensor when ``X`` is one chunk)."""
+        return self._outputs(X, self._deployed_module(), batch_size)
 
     def predict_log_proba(self, X):
         """Log class probabilities, columns in ``classes_`` order."""
@@ -513,8 +525,9 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
             Rows as at ``fit``. A plain NumPy float32 or float64 array in the fitted shape,
             given to a student fitted without feature names, skips scikit-learn's input
             checks: it is converted to float32 once and checked for NaN, infinity and
-            values beyond float32's range in one pass, with the same result, errors and
-            warnings (see "Serving predictions from Python" in the deployment guide).
+            values beyond float32's range by one or two reductions, with the same result,
+            errors and warnings (see "Serving predictions from Python" in the deployment
+            guide).
 
         Returns
         -------
