@@ -1,4 +1,9 @@
-"""LaplaceTeacher: a network made Bayesian by a Laplace approximation around its MAP."""
+"""LaplaceTeacher: a network made Bayesian by a Laplace approximation around its MAP.
+
+The form of the posterior precision is the :class:`~._base.HessianStructure` that
+``STRUCTURES`` names for ``hessian_structure``; nothing here depends on which.
+"""
+import contextlib
 import copy
 import math
 import numbers
@@ -16,17 +21,18 @@ from sklearn.utils.validation import check_is_fitted
 from torch import nn
 from torch.func import functional_call, jacrev, jvp, vmap
 
-from .._devices import DeviceFallbackMixin
-from .._interrupt import FitPolicyMixin, fit_policy
-from .._meta import is_fitted
-from .._random import draw_seed
-from .._validation import (StrictParamsMixin, check_device, check_input, check_sample_weight,
-                           encode_labels, is_number, param_error)
-from ..engine import Objective, dense_chunks, limit_threads, weighted_rows
-from ._posterior import SampledPosteriorMixin
+from ..._devices import DeviceFallbackMixin
+from ..._interrupt import FitPolicyMixin, fit_policy
+from ..._meta import is_fitted
+from ..._random import draw_seed
+from ..._validation import (StrictParamsMixin, check_device, check_input, check_sample_weight,
+                            encode_labels, is_number, param_error)
+from ...engine import Objective, dense_chunks, limit_threads, weighted_rows
+from .._posterior import SampledPosteriorMixin
+from ._base import NotPositiveDefinite
+from ._full import cholesky
+from ._registry import STRUCTURES
 
-#: Most parameters a full Hessian is built for: 8192**2 float64 is 512 MB.
-MAX_FULL_PARAMS = 8192
 #: Prior precision of the MAP fit when ``prior_precision="marglik"`` (tuned post hoc).
 MARGLIK_MAP_PRECISION = 1.0
 #: Search interval of ``prior_precision="marglik"``.
@@ -45,15 +51,6 @@ def _private_copy(module):
     into the module while it runs: another thread's forward pass of the teacher's own network
     would run with them."""
     return copy.deepcopy(module)
-
-
-def _plus_diagonal(H, value):
-    """``H + value I`` of a full ``(P, P)`` matrix, or ``H + value`` of a diagonal ``(P,)``."""
-    if H.dim() == 1:
-        return H + value
-    out = H.clone()
-    out.diagonal().add_(value)
-    return out
 
 
 class LaplaceSample:
@@ -141,9 +138,9 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
     draw); ``link_approx="probit"`` uses the multiclass probit approximation
     ``softmax(f / sqrt(1 + pi/8 diag(J H^-1 J^T)))``, which treats the logits as independent
     (the variance of their common shift, which the softmax ignores, flattens it too: expect it
-    more cautious than ``"mc"``). Whatever ``link_approx``, :meth:`sample_proba`, :meth:`predict_expectation`, :meth:`predict_uncertainty` and
-    :meth:`iter_samples` use the same ``n_samples`` Monte Carlo draws, seeded by
-    ``random_state``.
+    more cautious than ``"mc"``). Whatever ``link_approx``, :meth:`sample_proba`,
+    :meth:`predict_expectation`, :meth:`predict_uncertainty` and :meth:`iter_samples` use the
+    same ``n_samples`` Monte Carlo draws, seeded by ``random_state``.
 
     Ctrl-C during ``fit`` leaves the teacher unfitted (with a warning) and stops the script:
     the approximation is taken at the MAP, which an interrupted training has not reached. To
@@ -168,10 +165,11 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
     subset_of_weights : {"last_layer", "all"}, default="last_layer"
         The parameters given a posterior: the linear ``head`` of the network (``features``
         then ``head``, as skdistill's networks are) or all of them.
-    hessian_structure : {"full", "diag", "kron"}, default="full"
+    hessian_structure : {"full", "diag"}, default="full"
         ``"full"`` (at most ``MAX_FULL_PARAMS`` = 8192 parameters: the last layer, or all
-        weights of a small network) or ``"diag"`` (its diagonal, any size). The Kronecker
-        factorisation ``"kron"`` is not implemented and raises a ``ValueError``.
+        weights of a small network) or ``"diag"`` (its diagonal, any size). Another value,
+        such as the Kronecker factorisation ``"kron"`` (not implemented), raises a
+        ``ValueError``.
     prior_precision : float or "marglik", default=1.0
         Precision ``lambda`` of the isotropic Gaussian prior. ``"marglik"`` trains the MAP
         with ``lambda = 1`` and then picks the ``lambda`` in ``[1e-6, 1e6]`` maximising the
@@ -241,7 +239,7 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
     _parameter_constraints = {
         "estimator": [HasMethods(["fit", "predict_proba"]), None],
         "subset_of_weights": [StrOptions({"last_layer", "all"})],
-        "hessian_structure": [StrOptions({"full", "diag", "kron"})],
+        "hessian_structure": [str],  # a key of STRUCTURES, checked by _validate_params
         "prior_precision": [Interval(numbers.Real, 0, None, closed="neither"),
                             StrOptions({"marglik"})],
         "n_samples": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -291,55 +289,67 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
         self.module_.requires_grad_(False)
         self._input_row_shape = network._row_shape() if hasattr(network, "_row_shape") else None
         self.n_params_ = sum(p.numel() for p in self._subnet().parameters())
-        if self.hessian_structure == "full" and self.n_params_ > MAX_FULL_PARAMS:
-            raise param_error(self, "hessian_structure", "full",
-                              f"'diag' for {self.n_params_} parameters "
-                              f"(subset_of_weights={self.subset_of_weights!r}): a full Hessian "
-                              f"is built for at most {MAX_FULL_PARAMS}")
+        structure = STRUCTURES[self.hessian_structure]
+        if structure.max_params is not None and self.n_params_ > structure.max_params:
+            raise param_error(self, "hessian_structure", self.hessian_structure,
+                              f"{structure.instead!r} for {self.n_params_} parameters "
+                              f"(subset_of_weights={self.subset_of_weights!r}): a "
+                              f"{structure.name} Hessian is built for at most "
+                              f"{structure.max_params}")
+        self._posterior = structure(self.n_params_, torch.device(self.device))
         with limit_threads():
-            ggn, self._log_likelihood = self._curvature(X, y_enc, weight)
-        self._ggn_eigenvalues = None
+            self._log_likelihood = self._curvature(X, y_enc, weight)
         self._sq_norm = float(sum(p.double().square().sum() for p in self._subnet().parameters()))
-        self._ggn = ggn
         self.prior_precision_ = (self._tune_prior_precision()
                                  if self.prior_precision == "marglik"
                                  else float(self.prior_precision))
-        self.posterior_precision_ = _plus_diagonal(ggn, self.prior_precision_)
-        self._cholesky = self._factor(self.posterior_precision_) if ggn.dim() == 2 else None
+        with self._refusing_singular():
+            self._posterior.set_prior(self.prior_precision_)
+        self.posterior_precision_ = self._posterior.precision
         self.log_marginal_likelihood_ = self._log_evidence(self.prior_precision_)
-        self._ggn = None  # H minus the prior: not kept twice
+        self._posterior.ggn = None  # H minus the prior: not kept twice
         self._sample_seed = draw_seed(rng)
         return self
 
-    def _factor(self, H):
-        """The Cholesky factor of the posterior precision, or a clear error if it is singular
-        (a GGN with flat directions and a prior too weak to fill them in float64).
-
-        Singular means that the factorisation fails, or that it succeeds only through
-        rounding: a pivot (squared diagonal entry of the factor) below ``n * eps`` times the
-        largest diagonal entry of ``H``, where a flat direction's rounding error, of either
-        sign, decides whether the factorisation succeeds. Such a posterior's variance along
-        that direction would be rounding noise."""
-        L, info = torch.linalg.cholesky_ex(H)
-        floor = H.shape[0] * torch.finfo(H.dtype).eps * H.diagonal().abs().max()
-        if info.item() or bool((L.diagonal() ** 2).min() <= floor):
+    @contextlib.contextmanager
+    def _refusing_singular(self):
+        """Turn a singular posterior precision (a GGN with flat directions and a prior too weak
+        to fill them in float64) into the error that names ``prior_precision``."""
+        try:
+            yield
+        except NotPositiveDefinite:
             raise param_error(self, "prior_precision", self.prior_precision,
                               f"a larger prior precision: GGN + {self.prior_precision_:.3g} I "
-                              "is not positive definite in float64")
-        return L
+                              "is not positive definite in float64") from None
+
+    def _factor(self, H):
+        """The Cholesky factor of a full posterior precision ``H`` (see ``_full.cholesky``),
+        or the error naming ``prior_precision`` if it is singular."""
+        with self._refusing_singular():
+            return cholesky(H)
+
+    @property
+    def _cholesky(self):
+        """The Cholesky factor of a full posterior precision (None for another structure);
+        setting it replaces the one that the draws and the probit use."""
+        return getattr(getattr(self, "_posterior", None), "cholesky", None)
+
+    @_cholesky.setter
+    def _cholesky(self, value):
+        self._posterior.cholesky = value
 
     def _validate_params(self):
         super()._validate_params()
         check_device(self, self.device)
-        if self.hessian_structure == "kron":
-            raise param_error(self, "hessian_structure", "kron",
-                              "'full' or 'diag' (the Kronecker-factored Hessian is not "
-                              "implemented)")
+        if self.hessian_structure not in STRUCTURES:
+            raise param_error(self, "hessian_structure", self.hessian_structure,
+                              " or ".join(map(repr, STRUCTURES))
+                              + " (the Hessian structures implemented)")
 
     def _fit_map(self, X, y, weight, rng):
         """Set ``estimator_`` (the MAP network) and ``classes_``; return the encoded labels."""
-        from ..students import MLPStudent
-        from ..students.latent_be import _LatentBEMixin
+        from ...students import MLPStudent
+        from ...students.latent_be import _LatentBEMixin
 
         classes, y_enc = encode_labels(self, y)
         estimator = MLPStudent() if self.estimator is None else self.estimator
@@ -444,14 +454,12 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
         return max(1, _JACOBIAN_FLOATS // (len(self.classes_) * self.n_params_))
 
     def _curvature(self, X, y_enc, weight):
-        """The GGN (full matrix or diagonal, float64) and the log-likelihood at the MAP.
+        """Accumulate the GGN into ``_posterior``; return the log-likelihood at the MAP.
 
         Each row contributes ``G_n^T G_n`` with ``G_n = diag(sqrt(p)) (I - 1 p^T) J_n``, so
         that ``G_n^T G_n = J_n^T (diag(p) - p p^T) J_n`` (times its weight).
         """
         device, n_params = torch.device(self.device), self.n_params_
-        shape = (n_params, n_params) if self.hessian_structure == "full" else (n_params,)
-        ggn = torch.zeros(shape, dtype=torch.float64, device=device)
         y_all = torch.as_tensor(y_enc, dtype=torch.int64)
         w_all = None if weight is None else torch.as_tensor(weight, dtype=torch.float64)
         log_lik, start = 0.0, 0
@@ -472,29 +480,10 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
                 w = w_all[rows].to(device)
                 log_lik += float(weighted_rows(ll, w).sum())
                 G = G * w.sqrt()[:, None, None]
-            G = G.reshape(-1, n_params)
-            if ggn.dim() == 2:
-                ggn.addmm_(G.T, G)
-            else:
-                ggn += G.square().sum(dim=0)
-        return ggn, log_lik
+            self._posterior.accumulate(G.reshape(-1, n_params))
+        return log_lik
 
     # -- marginal likelihood ------------------------------------------------------------------
-    def _log_det_ggn_plus(self, precision):
-        """``log det(GGN + precision I)``: from the Cholesky factor at the fitted prior, else
-        from the GGN's eigenvalues (computed once), or its diagonal."""
-        if (precision == getattr(self, "prior_precision_", None)
-                and getattr(self, "_cholesky", None) is not None):
-            return float(2 * torch.log(torch.diagonal(self._cholesky)).sum())
-        if self._ggn_eigenvalues is None:
-            # fitted, the GGN is only kept as H minus the fitted prior
-            ggn = (self._ggn if self._ggn is not None
-                   else _plus_diagonal(self.posterior_precision_, -self.prior_precision_))
-            if ggn.dim() == 1:
-                return float(torch.log(ggn.clamp_min(0) + precision).sum())
-            self._ggn_eigenvalues = torch.linalg.eigvalsh(ggn).clamp_min(0).cpu()
-        return float(torch.log(self._ggn_eigenvalues + precision).sum())
-
     def log_marginal_likelihood(self, prior_precision=None):
         """Laplace approximation of the log marginal likelihood (log evidence).
 
@@ -520,7 +509,7 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
 
     def _log_evidence(self, lam):
         return (self._log_likelihood - 0.5 * lam * self._sq_norm
-                + 0.5 * self.n_params_ * math.log(lam) - 0.5 * self._log_det_ggn_plus(lam))
+                + 0.5 * self.n_params_ * math.log(lam) - 0.5 * self._posterior.log_det(lam))
 
     def _tune_prior_precision(self):
         low, high = (math.log(b) for b in MARGLIK_BOUNDS)
@@ -539,12 +528,7 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
         z = torch.stack([torch.randn(self.n_params_, dtype=torch.float64,
                                      generator=self._generator(s))
                          for s in range(first, first + count)]).to(device)
-        if self.posterior_precision_.dim() == 2:
-            # H = L L^T: L^-T z has covariance L^-T L^-1 = H^-1
-            delta = torch.linalg.solve_triangular(self._cholesky.mT, z.T, upper=True).T
-        else:
-            delta = z / self.posterior_precision_.sqrt()
-        return delta.float()
+        return self._posterior.sample(z).float()
 
     def _glm_logits(self, inputs, deltas):
         """Linearised logits ``f(x) + J(x) delta`` for each row of ``deltas``: ``(S, b, C)``.
@@ -606,12 +590,6 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
         with torch.no_grad():
             inputs = self._inputs(chunk)
         f, J = self._jacobian(inputs)
-        J = J.double()
-        if self.posterior_precision_.dim() == 2:
-            A = torch.linalg.solve_triangular(self._cholesky, J.reshape(-1, self.n_params_).T,
-                                              upper=False)
-            var = A.square().sum(dim=0).reshape(f.shape)
-        else:
-            var = (J.square() / self.posterior_precision_).sum(dim=2)
+        var = self._posterior.functional_variance(J.double())
         kappa = 1.0 / torch.sqrt(1.0 + math.pi / 8.0 * var)
         return torch.softmax(kappa * f.double(), dim=1).cpu()
