@@ -1,6 +1,6 @@
 """GPED on MNIST (Vadera et al., Tables 1-3): SGLD teacher vs online-distilled student, and speed.
 
-``python -m skdistill.benchmarks gped_mnist [--speed] [--masks 0 10] [--estimators online
+``python -m benchmarks gped_mnist [--speed] [--masks 0 10] [--estimators online
 stochastic] [--n-iter N] [--thinning T] [--model fcnn|cnn] [--dataset mnist|fashion] [--paper]``
 
 Data: the MNIST test split in the data folder (``$SKDISTILL_DATA``, else ``../shared/data``):
@@ -22,13 +22,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from skdistill.datasets import load_fashion_mnist, load_mnist, occlude
+from skdistill.distillers import GPEDDistiller
+from skdistill.metrics import entropy_mae, negative_log_likelihood
+from skdistill.nets import CNN, MLP
+from skdistill.students import CNNStudent, MLPStudent
+from skdistill.teachers import SGLDTeacher
+
 from . import resolve_data_home
-from ..datasets import load_fashion_mnist, load_mnist, occlude
-from ..distillers import GPEDDistiller
-from ..metrics import entropy_mae, negative_log_likelihood
-from ..nets import CNN, MLP
-from ..students import CNNStudent, MLPStudent
-from ..teachers import SGLDTeacher
 
 PAPER = {  # Vadera et al. figures, for side-by-side reporting
     "table1 (MNIST 60k, 10^6 steps)": "teacher NLL .052, student NLL .082, entropy MAE .016",
@@ -221,7 +222,7 @@ def memory(args):
 
 
 def main(argv=()):
-    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks gped_mnist",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks gped_mnist",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["mnist", "fashion"], default="mnist")
     parser.add_argument("--model", choices=["fcnn", "cnn"], default="fcnn")

@@ -1,6 +1,6 @@
 """Dao et al. (2021) tabular protocol: cross-fitting and gamma correction with random-forest students.
 
-``python -m skdistill.benchmarks dao_tabular --dataset heloc|adult|magic|higgs [--part ...]``
+``python -m benchmarks dao_tabular --dataset heloc|adult|magic|higgs [--part ...]``
 
 Parts (``--part``, several allowed):
 
@@ -44,11 +44,13 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.preprocessing import StandardScaler
 
+from skdistill import CrossFitDistiller, MLPStudent
+from skdistill.datasets import (DataFileNotFoundError, load_adult, load_heloc, load_higgs,
+                                load_magic)
+from skdistill.engine import Objective
+from skdistill.losses import SoftTargetCrossEntropy, corrected_targets
+
 from . import REPO, resolve_data_home
-from .. import CrossFitDistiller, MLPStudent
-from ..engine import Objective
-from ..datasets import DataFileNotFoundError, load_adult, load_heloc, load_higgs, load_magic
-from ..losses import SoftTargetCrossEntropy, corrected_targets
 
 SEED = 2357
 ALPHAS = [1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0, 100.0, 1000.0]
@@ -257,7 +259,7 @@ def plot(name, results, path):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks dao_tabular",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks dao_tabular",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", choices=["heloc", "adult", "magic", "higgs"],
                         default="heloc")

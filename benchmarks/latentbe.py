@@ -1,6 +1,6 @@
 """LatentBE benchmark (Nam et al. 2022) on Fashion-MNIST: ensemble distillation methods and cost.
 
-``python -m skdistill.benchmarks latentbe --part accuracy`` trains, per seed, a DE-4 teacher of
+``python -m benchmarks latentbe --part accuracy`` trains, per seed, a DE-4 teacher of
 MLPs and distils it by KD, AE-KD, Proxy-EnD2, LatentBE (one-to-one), LatentBE + ConfODS and
 LatentBE + TDiv-SDiv; the unmerged BatchEnsemble of the last run is scored too (KD + BE +
 TDiv-SDiv). It prints ACC / NLL / ECE / cNLL / cECE (temperature fitted on a held-out part of
@@ -20,12 +20,12 @@ import numpy as np
 import torch
 from sklearn.frozen import FrozenEstimator
 
-from ..calibration import apply_temperature, fit_temperature
-from ..datasets import load_fashion_mnist, load_mnist
-from ..distillers import EnsembleDistiller
-from ..metrics import entropy, expected_calibration_error, negative_log_likelihood
-from ..students import CNNStudent, LatentBECNNStudent, LatentBEStudent, MLPStudent
-from ..teachers import DeepEnsembleTeacher
+from skdistill.calibration import apply_temperature, fit_temperature
+from skdistill.datasets import load_fashion_mnist, load_mnist
+from skdistill.distillers import EnsembleDistiller
+from skdistill.metrics import entropy, expected_calibration_error, negative_log_likelihood
+from skdistill.students import CNNStudent, LatentBECNNStudent, LatentBEStudent, MLPStudent
+from skdistill.teachers import DeepEnsembleTeacher
 
 #: row label -> (student kind, method, perturbation)
 METHODS = {
@@ -47,7 +47,7 @@ PAPER = {
 
 
 def _parse(argv):
-    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks latentbe")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks latentbe")
     parser.add_argument("--part", choices=["accuracy", "runtime"], default="accuracy")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--n-train", type=int, default=10000)

@@ -1,6 +1,6 @@
 """Student overhead: MLPStudent fit and predict_proba against a bare torch loop, same process.
 
-``python -m skdistill.benchmarks students [--epochs 5] [--repeats 3] [--threads 2]
+``python -m benchmarks students [--epochs 5] [--repeats 3] [--threads 2]
 [--data mnist|heloc] [--grid]``
 
 ``--data heloc`` times the tiny tabular network 23-32-2 on FICO HELOC (standardised), where a
@@ -8,7 +8,7 @@ fixed per-batch cost of the wrapper shows most. ``--grid`` instead times
 ``GridSearchCV(MLPStudent, n_jobs=2)`` against ``n_jobs=1`` on the same data (torch threads
 per worker: see the threads section of ``doc/extending.md``).
 
-``python -m skdistill.benchmarks students --part predict [--calls 2000] [--batch-calls 200]
+``python -m benchmarks students --part predict [--calls 2000] [--batch-calls 200]
 [--threads 1] [--models ...] [--quick] [--json FILE]`` times serving calls instead: the
 median latency of one call on one row (cycling through the rows from call to call) and on
 1,000 rows, for each model against the bare torch forward of the same network, called in
@@ -34,8 +34,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..nets import MLP
-from ..students import MLPStudent
+from skdistill.nets import MLP
+from skdistill.students import MLPStudent
 
 
 def load_data(n_rows=10000, data="mnist"):
@@ -46,13 +46,13 @@ def load_data(n_rows=10000, data="mnist"):
     if data == "heloc":
         from sklearn.preprocessing import StandardScaler
 
-        from ..datasets import load_heloc
+        from skdistill.datasets import load_heloc
 
         X, y = load_heloc(return_X_y=True)
         X = StandardScaler().fit_transform(np.asarray(X, dtype=np.float64)).astype(np.float32)
         return X, np.asarray(y).astype(np.int64), "FICO HELOC (standardised)"
     try:
-        from ..datasets import load_mnist
+        from skdistill.datasets import load_mnist
 
         X, y = load_mnist(subset="test", return_X_y=True)
         return X[:n_rows].astype(np.float32), y[:n_rows], "MNIST test split"
@@ -100,7 +100,7 @@ def timed(fn, repeats):
 
 
 def main(argv=()):
-    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks students")
+    parser = argparse.ArgumentParser(prog="python -m benchmarks students")
     parser.add_argument("--part", choices=["fit", "predict"], default="fit",
                         help="fit: training and prediction throughput (the default); "
                              "predict: serving latency of every model, one row and 1,000")
@@ -223,10 +223,10 @@ def predict_models(X, y, names, epochs, quick):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ..distillers import GPEDDistiller, KnowledgeDistiller
-    from ..distillers.gped import decompose_uncertainty, head_expectation
-    from ..students import LatentBEStudent
-    from ..teachers import SGLDTeacher
+    from skdistill.distillers import GPEDDistiller, KnowledgeDistiller
+    from skdistill.distillers.gped import decompose_uncertainty, head_expectation
+    from skdistill.students import LatentBEStudent
+    from skdistill.teachers import SGLDTeacher
 
     def student(hidden):
         return MLPStudent(hidden_layer_sizes=hidden, max_epochs=epochs, random_state=0)

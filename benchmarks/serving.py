@@ -1,6 +1,6 @@
 """Is distillation worth it? Distilled MLPs against the teachers' fastest runtimes and plain MLPs.
 
-``python -m skdistill.benchmarks serving [--datasets heloc adult] [--teachers rf lgbm]
+``python -m benchmarks serving [--datasets heloc adult] [--teachers rf lgbm]
 [--seeds 0 1 2] [--widths 32 64x64] [--augment-size 2] [--parts quality latency]
 [--repeats 2000] [--quick] [--json FILE] [--markdown FILE]``
 
@@ -86,9 +86,10 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from skdistill import CrossFitDistiller, MLPStudent
+from skdistill.datasets import DataFileNotFoundError, load_adult, load_heloc
+
 from . import group_rows, mean_sd, resolve_data_home, scores
-from .. import CrossFitDistiller, MLPStudent
-from ..datasets import DataFileNotFoundError, load_adult, load_heloc
 from .onnx_latency import median_time
 
 DATASETS = ("heloc", "adult")
@@ -331,7 +332,7 @@ def serve_onnx(model, X, workdir, args):
                 model, initial_types=[("X", FloatTensorType([None, X.shape[1]]))],
                 zipmap=False)
     else:
-        from ..onnx import to_onnx
+        from skdistill.onnx import to_onnx
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -687,7 +688,7 @@ def _width(text):
 
 def parse_args(argv=()):
     """The options; ``--quick`` shrinks everything (a smoke run)."""
-    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks serving",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks serving",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--teachers", nargs="+", choices=TEACHERS, default=list(TEACHERS))

@@ -1,9 +1,12 @@
-"""Benchmarks that reproduce the papers' tables: ``python -m skdistill.benchmarks NAME``.
+"""Benchmarks that reproduce the papers' tables: ``python -m benchmarks NAME`` from the checkout.
 
-Each benchmark is a module here with a ``main(argv)`` function and a module docstring whose
-first line says what it measures; results are recorded in ``benchmarks/RESULTS.md`` with the
-command that produced them. ``python -m skdistill.benchmarks --help`` lists them and
-``python -m skdistill.benchmarks NAME --help`` shows a benchmark's options.
+The harness lives beside its recorded results, at the root of the source checkout, and is not
+part of the installed package: run it from the checkout's root (where ``import benchmarks``
+finds this folder) with skdistill installed, e.g. ``pip install -e .``. Each benchmark is a
+module here with a ``main(argv)`` function and a module docstring whose first line says what
+it measures; results are recorded in ``benchmarks/RESULTS.md`` with the command that produced
+them. ``python -m benchmarks --help`` lists them and ``python -m benchmarks NAME --help`` shows
+a benchmark's options.
 """
 import ast
 import importlib
@@ -14,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import expected_calibration_error, negative_log_likelihood
+from skdistill.metrics import expected_calibration_error, negative_log_likelihood
 
 #: The checkout's root (benchmarks write recorded results under its ``benchmarks/``).
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 
 #: The command line and the helpers benchmarks share (``scores``, ``mean_sqdist``, ``mean_sd``,
 #: ``group_rows`` are internal to the benchmark modules and left out of the reference).
@@ -39,7 +42,7 @@ BENCHMARKS = {
 }
 
 
-PROG = "python -m skdistill.benchmarks"
+PROG = "python -m benchmarks"
 
 
 def summary(name):
@@ -47,7 +50,7 @@ def summary(name):
 
     Examples
     --------
-    >>> from skdistill.benchmarks import summary
+    >>> from benchmarks import summary
     >>> summary("students")
     'Student overhead: MLPStudent fit and predict_proba against a bare torch loop, same process.'
     """
@@ -61,9 +64,9 @@ def usage(prog=PROG):
 
     Examples
     --------
-    >>> from skdistill.benchmarks import usage
+    >>> from benchmarks import usage
     >>> print(usage().splitlines()[0])
-    usage: python -m skdistill.benchmarks NAME [options]
+    usage: python -m benchmarks NAME [options]
     """
     width = max(map(len, BENCHMARKS))
     lines = [f"usage: {prog} NAME [options]", "",
@@ -82,9 +85,9 @@ def main(argv=None, prog=PROG):
 
     Examples
     --------
-    >>> from skdistill.benchmarks import main
+    >>> from benchmarks import main
     >>> main(["--help"])  # doctest: +ELLIPSIS
-    usage: python -m skdistill.benchmarks NAME [options]
+    usage: python -m benchmarks NAME [options]
     ...
     0
     """
@@ -114,7 +117,7 @@ def resolve_data_home(data_home=None):
 
     Examples
     --------
-    >>> from skdistill.benchmarks import resolve_data_home
+    >>> from benchmarks import resolve_data_home
     >>> resolve_data_home("/data/skdistill")
     '/data/skdistill'
     """

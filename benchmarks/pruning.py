@@ -1,8 +1,8 @@
 """Student search against group-lasso pruning under GPED (Vadera et al. §3.3, Figure 2).
 
-``python -m skdistill.benchmarks pruning [--models fcnn cnn] [--masks 0 15] [--speed]
+``python -m benchmarks pruning [--models fcnn cnn] [--masks 0 15] [--speed]
 [--tabular] [--epochs 30] [--json FILE] [--plot FILE] [--save-students FILE]``, and
-``python -m skdistill.benchmarks pruning --speed-only FILE`` to time saved students alone (on an
+``python -m benchmarks pruning --speed-only FILE`` to time saved students alone (on an
 idle machine, after the long quality run).
 
 Data: the MNIST test split (``$SKDISTILL_DATA``), 8,000 images for the teacher and the
@@ -38,14 +38,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.frozen import FrozenEstimator
 from torch.nn.utils import vector_to_parameters
 
-from ..complexity import count_flops, count_parameters
-from ..datasets import occlude
-from ..distillers import GPEDDistiller
-from ..metrics import entropy_mae, negative_log_likelihood
-from ..model_selection import deployed_network, pareto_front
-from ..students import CNNStudent, MLPStudent
-from ..teachers import SGLDTeacher
-from ..teachers.sgld import PosteriorSample
+from skdistill.complexity import count_flops, count_parameters
+from skdistill.datasets import occlude
+from skdistill.distillers import GPEDDistiller
+from skdistill.metrics import entropy_mae, negative_log_likelihood
+from skdistill.model_selection import deployed_network, pareto_front
+from skdistill.students import CNNStudent, MLPStudent
+from skdistill.teachers import SGLDTeacher
+from skdistill.teachers.sgld import PosteriorSample
+
 from .gped_mnist import load
 
 PAPER = ("CNN student, MNIST, 29 % occlusion (Vadera et al. Figure 2): baseline student "
@@ -185,8 +186,8 @@ def tabular(args):
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from ..datasets import load_heloc
-    from ..distillers import CrossFitDistiller
+    from skdistill.datasets import load_heloc
+    from skdistill.distillers import CrossFitDistiller
 
     X, y = load_heloc(return_X_y=True)
     Xa, Xb, ya, yb = train_test_split(np.asarray(X, dtype=np.float32), np.asarray(y),
@@ -215,7 +216,7 @@ def plot(rows, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from ..model_selection import plot_pareto
+    from skdistill.model_selection import plot_pareto
 
     frame = pd.DataFrame(rows)
     frame["neg_nll"] = -frame["nll"]  # greater is better for the frontier; drawn as the NLL
@@ -253,7 +254,7 @@ def replot(json_path, png_path):
 
 
 def main(argv=()):
-    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks pruning",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks pruning",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", choices=["fcnn", "cnn"], default=["fcnn", "cnn"])
     parser.add_argument("--masks", type=int, nargs="+", default=[0, 15])

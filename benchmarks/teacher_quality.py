@@ -1,6 +1,6 @@
 """Menon et al. (2021): a teacher's calibration predicts its student better than its accuracy.
 
-``python -m skdistill.benchmarks teacher_quality [--part synthetic digits heloc] [--json PATH]``
+``python -m benchmarks teacher_quality [--part synthetic digits heloc] [--json PATH]``
 
 Menon, Rawat, Reddi, Kim, Kumar (*A statistical perspective on distillation*, ICML 2021) read
 distillation as training on the teacher's estimate of the Bayes class probabilities ``p*``
@@ -50,11 +50,6 @@ from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from threadpoolctl import threadpool_limits
 
-from .. import CrossFitDistiller, KnowledgeDistiller, MLPStudent
-from ..datasets import DataFileNotFoundError, make_gaussian_mixture
-from ..datasets.synthetic import bayes_log_proba
-from . import group_rows, mean_sqdist, resolve_data_home, scores
-from ..metrics import expected_calibration_error, negative_log_likelihood
 TEMPERATURES = [0.5, 0.7, 1.5, 2.0, 3.0]
 #: teacher properties correlated with the student's test NLL (row key -> label)
 PROPERTIES = {
@@ -65,6 +60,13 @@ PROPERTIES = {
     "teacher_sqdist_train": "||p_t - p*||^2 (training rows)",
 }
 CALIBRATIONS = [None, "temperature", "isotonic"]
+
+from skdistill import CrossFitDistiller, KnowledgeDistiller, MLPStudent
+from skdistill.datasets import DataFileNotFoundError, make_gaussian_mixture
+from skdistill.datasets.synthetic import bayes_log_proba
+from skdistill.metrics import expected_calibration_error, negative_log_likelihood
+
+from . import group_rows, mean_sqdist, resolve_data_home, scores
 
 
 class BayesTeacher(ClassifierMixin, BaseEstimator):
@@ -326,7 +328,7 @@ def print_real(name, rows, closed):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks teacher_quality",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks teacher_quality",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--part", nargs="+", default=["synthetic", "digits", "heloc"],
                         choices=["synthetic", "digits", "heloc"])

@@ -1,6 +1,6 @@
 """ONNX export latency: onnxruntime against predict_proba and a bare torch forward, same process.
 
-``python -m skdistill.benchmarks onnx [--models mlp cnn pipeline] [--repeats 200]
+``python -m benchmarks onnx [--models mlp cnn pipeline] [--repeats 200]
 [--threads 1] [--quick] [--json FILE]``
 
 For each model (an ``MLPStudent`` 784-400-400-10, the paper's MNIST ``CNNStudent``, and a
@@ -24,8 +24,9 @@ from sklearn.ensemble import RandomForestClassifier
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ..distillers import KnowledgeDistiller
-from ..students import CNNStudent, MLPStudent
+from skdistill.distillers import KnowledgeDistiller
+from skdistill.students import CNNStudent, MLPStudent
+
 from .students import load_data, timed
 
 MODELS = ("mlp", "cnn", "pipeline")
@@ -67,7 +68,7 @@ def median_time(fn, repeats):
 def measure(name, model, network, transform, X, args):
     import onnxruntime as ort
 
-    from ..onnx import to_onnx
+    from skdistill.onnx import to_onnx
 
     step = model.steps[-1][1] if isinstance(model, Pipeline) else model
     start = time.perf_counter()
@@ -98,7 +99,7 @@ def measure(name, model, network, transform, X, args):
 
 
 def main(argv=()):
-    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks onnx",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks onnx",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", choices=MODELS, default=list(MODELS))
     parser.add_argument("--n-train", type=int, default=5000, help="training rows")

@@ -1,6 +1,6 @@
 """Morad et al. (2026): Bayesian teachers give better students and steadier SGD.
 
-``python -m skdistill.benchmarks bayes_teachers [--seeds 3] [--n-train N] [--json PATH]``
+``python -m benchmarks bayes_teachers [--seeds 3] [--n-train N] [--json PATH]``
 
 Morad, Shlezinger, Eldar (*SGD-based knowledge distillation with Bayesian teachers*, ICLR
 2026) read the teacher's soft labels as an estimate of the Bayes class probabilities: the closer
@@ -49,11 +49,13 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.frozen import FrozenEstimator
 from threadpoolctl import threadpool_limits
 
-from .. import (DeepEnsembleTeacher, KnowledgeDistiller, LaplaceTeacher, MLPStudent,
-                SGLDTeacher, VITeacher)
-from ..datasets import load_fashion_mnist
+from skdistill import (DeepEnsembleTeacher, KnowledgeDistiller, LaplaceTeacher, MLPStudent,
+                       SGLDTeacher, VITeacher)
+from skdistill.datasets import load_fashion_mnist
+from skdistill.metrics import entropy
+
 from . import group_rows, resolve_data_home, scores
-from ..metrics import entropy
+
 TEACHERS = ["deterministic", "laplace", "vi", "sgld", "de4"]
 #: Morad et al., ResNet50 -> WRN-16-2 (accuracy in %); "–" where the paper has no such row.
 PAPER = {
@@ -305,7 +307,7 @@ def print_table(summ, n_seeds):
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks bayes_teachers",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks bayes_teachers",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3, help="student seeds")
     parser.add_argument("--teacher-per-seed", action="store_true",

@@ -1,16 +1,16 @@
 """GPU benchmark: every estimator on a device, then GPED at the paper's scale.
 
-``python -m skdistill.benchmarks gpu [--device cuda] [--quick] [--steps N] [--time-limit S]
+``python -m benchmarks gpu [--device cuda] [--quick] [--steps N] [--time-limit S]
 [--json FILE] [--datasets fashion mnist] [--parts estimators gped] [--estimators NAME ...]
 [--bare-seconds S]``
 
 On a GPU machine, the whole benchmark within 10 minutes (data in ``$SKDISTILL_DATA``, else
 ``../shared/data``)::
 
-    python -m skdistill.benchmarks gpu --time-limit 540 --json gpu.json
+    python -m benchmarks gpu --time-limit 540 --json gpu.json
 
 To give the paper's Table 1 setting (Fashion-MNIST, N = 60k) the whole budget:
-``python -m skdistill.benchmarks gpu --parts gped --datasets fashion --time-limit 540``.
+``python -m benchmarks gpu --parts gped --datasets fashion --time-limit 540``.
 ``--device cpu --quick`` runs everything at a tiny size on a CPU (the test suite does; it is a
 smoke test, not a result). Results: ``benchmarks/RESULTS.md``, section GPU.
 
@@ -63,11 +63,12 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.datasets import load_digits
 from skorch.callbacks import Callback
 
-from .. import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
-               GPEDDistiller, KnowledgeDistiller, LaplaceTeacher, LatentBECNNStudent,
-               LatentBEStudent, MLPStudent, SGLDTeacher, VITeacher)
-from .._validation import check_device
-from ..nets import MLP
+from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
+                       GPEDDistiller, KnowledgeDistiller, LaplaceTeacher, LatentBECNNStudent,
+                       LatentBEStudent, MLPStudent, SGLDTeacher, VITeacher)
+from skdistill._validation import check_device
+from skdistill.nets import MLP
+
 from .gped_mnist import PAPER, bare_sgld, evaluate, load, make_gped, make_student, make_teacher
 
 #: The paper's figures each data set is set beside (Vadera et al., as in ``gped_mnist.PAPER``).
@@ -140,7 +141,7 @@ def public_estimators():
 
     Examples
     --------
-    >>> from skdistill.benchmarks.gpu import public_estimators
+    >>> from benchmarks.gpu import public_estimators
     >>> names = public_estimators()
     >>> "GPEDDistiller" in names, "BaseStudent" in names
     (True, False)
@@ -301,7 +302,7 @@ def estimators_part(args, deadline):
         if deadline is not None and time.perf_counter() >= deadline:
             row["status"] = "skipped: time limit"
         elif name not in CONFIGS:
-            row["status"] = ("error: no small configuration in skdistill.benchmarks.gpu.CONFIGS; "
+            row["status"] = ("error: no small configuration in benchmarks.gpu.CONFIGS; "
                              "add one")
         else:
             estimator = CONFIGS[name]()
@@ -449,7 +450,7 @@ def _device_name(device):
 
 
 def _parser():
-    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks gpu",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks gpu",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda", help="torch device (default: cuda)")
     parser.add_argument("--quick", action="store_true",
@@ -487,7 +488,7 @@ def main(argv=()):
     Examples
     --------
     >>> import contextlib, io
-    >>> from skdistill.benchmarks.gpu import main
+    >>> from benchmarks.gpu import main
     >>> with contextlib.redirect_stdout(io.StringIO()) as out:
     ...     status = main(["--device", "cpu", "--parts", "estimators", "--estimators",
     ...                    "MLPStudent"])

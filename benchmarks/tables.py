@@ -1,6 +1,6 @@
 """Raw tables: CrossFitDistiller from a DataFrame teacher into a student pipeline, with costs.
 
-``python -m skdistill.benchmarks tables [--datasets adult heloc] [--teachers hgb rf]
+``python -m benchmarks tables [--datasets adult heloc] [--teachers hgb rf]
 [--seeds 0 1 2] [--quick] [--json FILE]``
 
 The practitioner's path, on the raw tables: UCI Adult as read (string categories, ``"?"`` as
@@ -42,10 +42,11 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
+from skdistill import CrossFitDistiller, MLPStudent
+from skdistill.complexity import count_parameters
+from skdistill.datasets import DataFileNotFoundError, load_adult, load_heloc
+
 from . import mean_sd, resolve_data_home, scores
-from .. import CrossFitDistiller, MLPStudent
-from ..complexity import count_parameters
-from ..datasets import DataFileNotFoundError, load_adult, load_heloc
 from .onnx_latency import median_time
 
 DATASETS = ("adult", "heloc")
@@ -116,7 +117,7 @@ def onnx_session(model, X):
     ``(None, reason)`` when the conversion fails."""
     import onnxruntime as ort
 
-    from ..onnx import onnx_inputs, to_onnx
+    from skdistill.onnx import onnx_inputs, to_onnx
 
     final = model.steps[-1][1] if isinstance(model, Pipeline) else model
     try:
@@ -229,7 +230,7 @@ def report(rows):
 
 
 def main(argv=()):
-    parser = argparse.ArgumentParser(prog="python -m skdistill.benchmarks tables",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks tables",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS))
     parser.add_argument("--teachers", nargs="+", choices=TEACHERS, default=list(TEACHERS))

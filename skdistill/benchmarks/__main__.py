@@ -1,7 +1,0 @@
-"""Command line: ``python -m skdistill.benchmarks [NAME [options] | --help]``."""
-import sys
-
-from . import main
-
-if __name__ == "__main__":
-    sys.exit(main())
