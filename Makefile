@@ -47,7 +47,7 @@ docs-full: $(VENV)/.docs-installed
 # "Is distillation worth it?" (doc/serving.md): every table, teacher, student and runtime,
 # one thread each; hours on two cores (see doc/serving.md).
 bench-serving: $(VENV)/.serving-installed
-	OMP_NUM_THREADS=1 $(PY) -m skdistill.benchmarks serving \
+	OMP_NUM_THREADS=1 $(PY) -m benchmarks serving \
 		--json benchmarks/serving.json --markdown benchmarks/serving.md
 
 clean:

@@ -3,9 +3,8 @@ import json
 
 import pytest
 
+from benchmarks import run
 from conftest import require_file
-
-from skdistill.benchmarks import run
 
 
 @pytest.mark.slow

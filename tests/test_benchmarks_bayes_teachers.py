@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks import BENCHMARKS, run
+from benchmarks.bayes_teachers import TEACHERS, entropy, gradient_noise
 from conftest import data_home, require_file
-from skdistill.benchmarks import BENCHMARKS, run
-from skdistill.benchmarks.bayes_teachers import TEACHERS, entropy, gradient_noise
 
 ROW_KEYS = {"teacher", "seed", "n_train", "n_test", "teacher_accuracy", "teacher_nll",
             "teacher_ece", "target_entropy", "student_accuracy", "student_nll", "student_ece",

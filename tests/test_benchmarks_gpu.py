@@ -12,13 +12,13 @@ import torch
 from sklearn.base import BaseEstimator
 from sklearn.datasets import make_classification
 
+from benchmarks import BENCHMARKS, run
+from benchmarks import gpu
+from benchmarks.gpu import _TimeLimit, public_estimators
 from conftest import require_file
 
 import skdistill
 from skdistill import GPEDDistiller, MLPStudent, SGLDTeacher
-from skdistill.benchmarks import BENCHMARKS, run
-from skdistill.benchmarks import gpu
-from skdistill.benchmarks.gpu import _TimeLimit, public_estimators
 
 FILES = ["mnist/t10k-images-idx3-ubyte.gz", "mnist/t10k-labels-idx1-ubyte.gz"] + [
     f"fashion-mnist/{part}-{kind}-idx{n}-ubyte.gz"

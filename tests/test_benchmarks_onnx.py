@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from skdistill.benchmarks import BENCHMARKS, run
+from benchmarks import BENCHMARKS, run
 
 
 @pytest.mark.slow

@@ -8,8 +8,8 @@ from sklearn.base import clone
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 
-from skdistill.benchmarks import BENCHMARKS, run, summary
-from skdistill.benchmarks import serving
+from benchmarks import BENCHMARKS, run, summary
+from benchmarks import serving
 
 #: What ``pip install skdistill[serving]`` adds; a ``None`` in sys.modules fails its import.
 EXTRAS = ("lightgbm", "treelite", "tl2cgen", "lleaves", "onnxmltools")

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from skdistill.benchmarks import run
-from skdistill.benchmarks.students import PREDICT_MODELS
+from benchmarks import run
+from benchmarks.students import PREDICT_MODELS
 
 
 @pytest.mark.slow

@@ -4,9 +4,9 @@ import json
 import numpy as np
 import pytest
 
+from benchmarks import BENCHMARKS, run
+from benchmarks.tables import load_table
 from conftest import data_home, require_file
-from skdistill.benchmarks import BENCHMARKS, run
-from skdistill.benchmarks.tables import load_table
 
 
 @pytest.fixture(scope="module")

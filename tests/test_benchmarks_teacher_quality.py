@@ -4,8 +4,8 @@ import json
 import numpy as np
 import pytest
 
-from skdistill.benchmarks import BENCHMARKS, run
-from skdistill.benchmarks.teacher_quality import PROPERTIES, BayesTeacher
+from benchmarks import BENCHMARKS, run
+from benchmarks.teacher_quality import PROPERTIES, BayesTeacher
 from skdistill.datasets import make_gaussian_mixture
 
 SYNTHETIC_KEYS = {"part", "teacher", "kind", "seed", "teacher_accuracy", "teacher_ece",

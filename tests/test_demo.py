@@ -8,8 +8,6 @@ import pytest
 
 from conftest import data_home, require_file
 from skdistill.__main__ import main
-from skdistill.benchmarks import BENCHMARKS, summary
-from skdistill.benchmarks import main as benchmarks_main
 from skdistill.demo import MODELS, format_table, load_demo_data, run_demo, student_for
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -129,53 +127,29 @@ def test_package_usage_and_unknown_command(capsys):
     for argv in ([], ["--help"], ["-h"]):
         assert main(argv) == 0
         out = capsys.readouterr().out
-        assert out.startswith("usage: python -m skdistill COMMAND") and "benchmarks" in out
+        assert out.startswith("usage: python -m skdistill COMMAND")
+        assert "\n  demo " in out and "\n  benchmarks " not in out  # the one command
+        assert "from a source checkout" in out and "python -m benchmarks NAME" in out
     assert main(["nope"]) == 2
     err = capsys.readouterr().err
-    assert "unknown command 'nope'" in err and "demo" in err and "benchmarks" in err
+    assert "unknown command 'nope'" in err and "demo" in err
     with pytest.raises(SystemExit) as exc:
         main(["demo", "--help"])
     assert exc.value.code == 0 and "--seeds" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("command", ["benchmarks", "benchmark"])
-def test_benchmarks_list_each_with_its_summary(command, capsys):
-    assert main([command, "--help"]) == 0
-    out = capsys.readouterr().out
-    assert out.startswith("usage: python -m skdistill benchmarks NAME [options]")
-    for name in BENCHMARKS:
-        line = next(line for line in out.splitlines() if line.split()[:1] == [name])
-        assert summary(name) in line and len(summary(name)) > 20
-    assert main([command]) == 0 and "benchmarks:" in capsys.readouterr().out
-
-
-def test_summary_is_the_first_line_of_the_module_docstring():
-    from skdistill.benchmarks import dao_tabular
-
-    assert summary("dao_tabular") == dao_tabular.__doc__.strip().splitlines()[0]
-
-
-def test_unknown_benchmark_exits_2_with_the_list(capsys):
-    assert main(["benchmarks", "nope"]) == 2
-    err = capsys.readouterr().err
-    assert "unknown benchmark 'nope'" in err and all(name in err for name in BENCHMARKS)
-    assert benchmarks_main(["nope"]) == 2
-    assert "usage: python -m skdistill.benchmarks NAME" in capsys.readouterr().err
-
-
-@pytest.mark.parametrize("name", sorted(BENCHMARKS))
-def test_each_benchmark_prints_its_usage(name, capsys):
-    with pytest.raises(SystemExit) as exc:
-        main(["benchmarks", name, "--help"])
-    assert exc.value.code == 0
-    out = capsys.readouterr().out
-    assert out.startswith("usage: ") and name in out.splitlines()[0]
+def test_the_package_has_no_benchmarks_command_and_says_where_they_run(command, capsys):
+    for argv in ([command], [command, "--help"], [command, "students"]):
+        assert main(argv) == 2
+        out, err = capsys.readouterr()
+        assert out == "" and "not part of the installed package" in err
+        assert "python -m benchmarks NAME" in err and "source checkout" in err
 
 
 ENTRY_POINTS = """
 import contextlib, io, runpy, sys
-for argv in (["skdistill", "--help"], ["skdistill.benchmarks", "--help"],
-             ["skdistill.benchmarks", "students", "--help"], ["skdistill.benchmarks", "nope"]):
+for argv in (["skdistill", "--help"], ["skdistill", "nope"], ["skdistill", "benchmarks"]):
     sys.argv = list(argv)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -188,10 +162,10 @@ for argv in (["skdistill", "--help"], ["skdistill.benchmarks", "--help"],
 """
 
 
-def test_module_entry_points_print_usage_and_exit_0():
-    # python -m skdistill / skdistill.benchmarks, run as __main__ in one fresh interpreter.
+def test_module_entry_point_prints_usage_and_exits_0():
+    # python -m skdistill, run as __main__ in a fresh interpreter.
     done = subprocess.run([sys.executable, "-c", ENTRY_POINTS], capture_output=True, text=True,
                           env={**os.environ, "OMP_NUM_THREADS": "1"}, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == ["--help|0|usage: ", "--help|0|usage: ",
-                                        "students --help|0|usage: ", "nope|2|python "]
+    assert done.stdout.splitlines() == ["--help|0|usage: ", "nope|2|python ",
+                                        "benchmarks|2|python "]

@@ -21,7 +21,8 @@ import skdistill_docs  # noqa: E402
 
 PAGES = sorted(DOC.glob("*.md")) + [ROOT / "README.md"]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
-LIBRARY = sorted((ROOT / "skdistill").rglob("*.py"))
+# The library and the benchmark harness beside it (its docstrings are its documentation).
+LIBRARY = sorted((ROOT / "skdistill").rglob("*.py")) + sorted((ROOT / "benchmarks").glob("*.py"))
 
 _LINK = re.compile(r"(?<!!)\[([^\]\n]+)\]\(([^)\s]+)\)")
 _FILE_NAME = re.compile(r"^`?[\w./-]+\.(md|rst|py|ipynb|txt|json)`?$")
@@ -100,7 +101,7 @@ def test_the_api_reference_has_no_command_line_entry_points_and_groups_by_kind()
         assert kind in pages and f"   {kind}" in pages["index"], kind
     assert "other" not in pages, ("a module of skdistill._SUBMODULES has no kind: name it in "
                                   "API_PAGES (doc/_ext/skdistill_docs.py)")
-    assert "python -m skdistill benchmarks" in pages["command_line"]
+    assert "python -m benchmarks NAME" in pages["command_line"]
 
 
 def test_class_pages_list_every_public_method_but_a_torch_modules_or_callbacks_own():

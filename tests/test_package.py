@@ -12,12 +12,12 @@ import skdistill
 
 SUBMODULES = [
     "datasets", "metrics", "complexity", "calibration", "losses", "samplers", "expectations",
-    "perturbations", "nets", "teachers", "students", "distillers", "benchmarks", "pruning",
+    "perturbations", "nets", "teachers", "students", "distillers", "pruning",
     "model_selection", "inspection", "onnx", "augment",
 ]
 # Not needed by the estimators, so ``import skdistill`` alone must not import them.
 NOT_IMPORTED_BY_THE_ESTIMATORS = ["datasets", "metrics", "complexity", "calibration",
-                                  "benchmarks", "model_selection", "inspection", "onnx",
+                                  "model_selection", "inspection", "onnx",
                                   "augment"]
 
 

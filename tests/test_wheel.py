@@ -2,7 +2,8 @@
 
 ``python -m build`` makes an sdist and, from it, a wheel (as pip builds from an sdist). The wheel
 holds the library alone; installed into a new virtual environment, it fits, predicts and runs
-``python -m skdistill demo --quick`` from a folder outside the checkout.
+``python -m skdistill demo --quick`` from a folder outside the checkout. The benchmark harness
+(``benchmarks/`` at the checkout's root) is in neither.
 
 The new environment takes the dependencies (torch, scikit-learn, ...) from this one, without
 downloading or installing them again: after the wheel is installed, a ``.pth`` file appends this
@@ -25,7 +26,8 @@ import skdistill
 
 ROOT = Path(__file__).resolve().parents[1]
 # Copied beside the package so that the build sees what a checkout has: the folders that must
-# stay out of the sdist and the wheel (tests, examples, recorded results) are there too.
+# stay out of the sdist and the wheel (tests, examples, the benchmarks' harness and recorded
+# results) are there too.
 FOLDERS = ["skdistill", "tests", "examples", "benchmarks"]
 NOT_SHIPPED = ("tests/", "examples/", "benchmarks/")
 # What a user's fresh environment has of ours: no PYTHONPATH, no editable install, no pip index.
@@ -104,6 +106,7 @@ def test_the_built_wheel_installs_fits_predicts_and_runs_the_demo_outside_the_ch
     library = {p.relative_to(ROOT).as_posix() for p in (ROOT / "skdistill").rglob("*.py")
                if "__pycache__" not in p.parts}
     assert library <= in_wheel, sorted(library - in_wheel)
+    assert not [name for name in in_wheel if "benchmarks" in name]
 
     with tarfile.open(sdist) as archive:
         in_sdist = {name.partition("/")[2] for name in archive.getnames()}
@@ -136,3 +139,9 @@ def test_the_built_wheel_installs_fits_predicts_and_runs_the_demo_outside_the_ch
     assert "student: CrossFitDistiller" in printed and "done in" in printed
     assert (cwd / "figures" / "skdistill_demo_digits.png").is_file()
     assert sorted(p.name for p in cwd.iterdir()) == ["figures"]
+
+    # The benchmarks run from a checkout only: the installed command says so, without a traceback.
+    done = subprocess.run([python, "-m", "skdistill", "benchmarks", "--help"], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "python -m benchmarks NAME" in done.stderr
+    assert "Traceback" not in done.stderr

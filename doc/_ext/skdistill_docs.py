@@ -119,8 +119,9 @@ API_PAGES = [
      ["nets", "losses", "samplers", "expectations", "perturbations"]),
 ]
 
-#: Modules that are command-line programs: the page "Command line" shows their usage; their
-#: functions (``main``, ``run``, ``usage``) are not in the API reference.
+#: Command-line programs of the source checkout, not of the installed package (``benchmarks``:
+#: the harness at the checkout's root): the page "Command line" shows their usage after the
+#: package's own; their functions (``main``, ``run``, ``usage``) are not in the API reference.
 COMMAND_LINE_MODULES = ["benchmarks"]
 
 
@@ -132,7 +133,7 @@ def _page_modules(groups):
     ``skdistill.__all__`` that no module re-exports.
     """
     by_module = {module: (own, reexported) for module, own, reexported in groups}
-    placed = {"skdistill"} | {f"skdistill.{m}" for m in COMMAND_LINE_MODULES}
+    placed = {"skdistill"}
     pages = []
     for page, title, intro, shorts in API_PAGES:
         modules = [f"skdistill.{short}" for short in shorts
@@ -200,7 +201,8 @@ def command_line_page():
     -------
     str
         reStructuredText with the help texts of ``python -m skdistill``, of its ``demo`` and
-        of its ``benchmarks`` (one line per benchmark), as the programs print them.
+        of the checkout's ``python -m benchmarks`` (one line per benchmark), as the programs
+        print them.
     """
     from skdistill import __main__ as cli
     from skdistill import demo
@@ -215,11 +217,10 @@ def command_line_page():
     lines += block(_help_text(cli.main, ["--help"]))
     lines += ["``python -m skdistill demo``", "----------------------------", ""]
     lines += block(_help_text(demo.main, ["--help"]))
-    for short in COMMAND_LINE_MODULES:
-        name = f"skdistill.{short}"
-        module = importlib.import_module(name)
-        title = f"``python -m skdistill {short}``"
-        lines += [title, "-" * len(title), "", f".. module:: {name}", ""]
+    for name in COMMAND_LINE_MODULES:
+        module = importlib.import_module(name)  # from the checkout's root (on sys.path)
+        title = f"``python -m {name}`` (source checkout)"
+        lines += [title, "-" * len(title), ""]
         summary = _first_paragraph(module)
         if summary:
             lines += [summary, ""]
@@ -254,7 +255,8 @@ def api_pages(groups=None):
              "expected_calibration_error``).", ""]
     for page, title, intro, _ in pages:
         index += [f"- :doc:`{page}`" + (f": {intro}" if intro else "")]
-    index += ["- :doc:`command_line`: ``python -m skdistill`` and its commands.", "",
+    index += ["- :doc:`command_line`: ``python -m skdistill`` and its commands, and the "
+              "checkout's ``python -m benchmarks``.", "",
               ".. toctree::", "   :hidden:", "   :maxdepth: 2", ""]
     index += [f"   {page}" for page, *_ in pages] + ["   command_line", ""]
     texts = {"index": "\n".join(index)}
