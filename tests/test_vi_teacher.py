@@ -1,11 +1,17 @@
-"""VITeacher: the ELBO, the variational posterior against the MAP, samples, GPED and errors."""
+"""VITeacher: the ELBO, the variational posterior against the MAP, samples, GPED, training
+on the engine (callbacks, validation, schedules, weights, Ctrl-C) and errors."""
+import os
 import pickle
+import signal
+import warnings
 
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import make_classification
+from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 
 from posterior_checks import assert_uncertainty_decomposes
 from skdistill import GPEDDistiller, MLPStudent, VITeacher
@@ -150,7 +156,8 @@ def test_diverging_training_names_the_learning_rate(data):
 def test_bad_parameters_get_clear_errors(data):
     X, y = data
     for name, value in [("prior_precision", 0.0), ("lr", -1.0), ("kl_weight", -1.0),
-                        ("kl_annealing", 1.5), ("n_samples", 0), ("batch_size", 0)]:
+                        ("kl_annealing", 1.5), ("n_samples", 0), ("batch_size", 0),
+                        ("validation_fraction", 1.5), ("callbacks", "EarlyStopping")]:
         with pytest.raises(InvalidParameterError, match=f"'{name}' parameter of VITeacher"):
             small_teacher(**{name: value}).fit(X, y)
     with pytest.raises(ValueError, match=r"VITeacher: parameter hidden_layer_sizes=\(16, -2\)"):
@@ -161,3 +168,100 @@ def test_bad_parameters_get_clear_errors(data):
         small_teacher(max_epochs=1).fit(X, y).predict_expectation(X, "mode")
     with pytest.raises(ValueError, match="VITeacher: y has only one class"):
         small_teacher().fit(X, np.zeros(len(X)))
+    with pytest.raises(TypeError, match=r"VITeacher: parameter callbacks=\[1\]"):
+        small_teacher(callbacks=[1]).fit(X, y)
+    with pytest.raises(ValueError, match="VITeacher: parameter validation_fraction=0.999"):
+        small_teacher(validation_fraction=0.999).fit(X, y)
+    weight = np.r_[1.0, np.zeros(len(X) - 1)]  # the one weighted row among 198 validation rows
+    with pytest.raises(ValueError, match="VITeacher: parameter sample_weight=.*training rows"):
+        small_teacher(validation_fraction=0.99).fit(X, y, weight)
+
+
+# -- training on the engine ---------------------------------------------------------------------
+
+def test_callbacks_validation_split_and_lr_schedule_are_honoured(data):
+    X, y = data
+    callbacks = [LRScheduler(policy="StepLR", step_size=1, gamma=0.5),
+                 EarlyStopping(patience=3)]
+    teacher = small_teacher(max_epochs=200, validation_fraction=0.25,
+                            callbacks=callbacks).fit(X, y)
+    epochs = len(teacher.history_)
+    assert epochs < 200 and len(teacher.elbo_history_) == epochs
+    assert teacher.n_iter_ == epochs * 3  # 150 training rows in batches of 50
+    assert all(np.isfinite(row["valid_loss"]) for row in teacher.history_)
+    # StepLR halved the learning rate after every epoch (skorch steps before each epoch)
+    np.testing.assert_allclose(teacher.history_[:, "event_lr"],
+                               1e-2 * 0.5 ** np.arange(epochs))
+    assert callbacks[1].dynamic_threshold_ is None  # the parameter itself is untouched
+    assert teacher.score(X, y) > 0.85
+
+
+def test_early_stopping_on_the_elbo_and_the_printed_table(data, capsys):
+    X, y = data
+    stop = EarlyStopping(monitor="elbo", lower_is_better=False, patience=2, threshold=0.5,
+                         threshold_mode="abs")
+    teacher = small_teacher(max_epochs=200, callbacks=[stop], verbose=1).fit(X, y)
+    assert len(teacher.history_) < 200
+    header = capsys.readouterr().out.splitlines()[0].split()
+    assert {"epoch", "elbo", "kl_weight", "train_loss"} <= set(header)
+
+
+def test_kl_annealing_reaches_the_full_kl_and_n_is_the_training_rows(data):
+    X, y = data
+    # 160 training rows in batches of 40: 4 steps an epoch, annealed over 3 epochs (12 steps)
+    teacher = small_teacher(max_epochs=5, batch_size=40, kl_annealing=3, kl_weight=0.5,
+                            validation_fraction=0.2).fit(X, y)
+    history = teacher.history_
+    np.testing.assert_allclose(history[:, "kl_weight"], 0.5 * np.array([4 / 12, 8 / 12, 1, 1, 1]))
+    # train_loss is the epoch's mean of mean NLL + weight * KL / N; elbo the mean of
+    # -N * mean NLL - kl_weight * KL: the same with the full KL weight, N = 160 rows
+    elbo = np.asarray(teacher.elbo_history_)
+    loss = np.asarray(history[:, "train_loss"])
+    np.testing.assert_allclose(loss[3:], -elbo[3:] / 160, rtol=1e-5)
+    assert np.all(loss[:3] < -elbo[:3] / 160 - 0.1)  # the KL not yet in full
+
+
+def test_weight_two_is_a_duplicated_row(data):
+    X, y = data
+    rows = np.flatnonzero(y == 1)[::2]
+    weight = np.ones(len(X))
+    weight[rows] = 2.0
+    params = dict(hidden_layer_sizes=(8,), max_epochs=30, batch_size=400, lr=2e-2)
+    weighted = small_teacher(**params).fit(X, y, weight).predict_proba(X)
+    duplicated = small_teacher(**params).fit(np.r_[X, X[rows]], np.r_[y, y[rows]])
+    unweighted = small_teacher(**params).fit(X, y).predict_proba(X)
+    # one batch of all rows: the same weighted mean and N, only the training noise differs
+    difference = np.abs(weighted - duplicated.predict_proba(X)).mean()
+    assert difference < np.abs(weighted - unweighted).mean() / 4
+
+
+class CtrlCAt(Callback):
+    """Press Ctrl-C (a real SIGINT) at the end of the first batch of epoch ``epoch``."""
+
+    def __init__(self, epoch):
+        self.epoch = epoch
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history) == self.epoch and len(net.history[-1]["batches"]) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_in_a_callback_keeps_the_complete_epochs(data):
+    X, y = data
+    teacher = small_teacher(callbacks=[CtrlCAt(epoch=4)])
+    with pytest.warns(RuntimeWarning, match="VITeacher: fit interrupted; keeping the "
+                                            "posterior after 3 of 40 epochs"):
+        teacher.fit(X, y)
+    assert len(teacher.history_) == len(teacher.elbo_history_) == 3
+    assert teacher.n_iter_ == 3 * 4 + 1
+    assert teacher.predict_proba(X).shape == (len(X), 2)
+    with pytest.warns(RuntimeWarning, match="VITeacher: fit interrupted before anything "
+                                            "usable"), pytest.raises(KeyboardInterrupt):
+        teacher.set_params(callbacks=[CtrlCAt(epoch=1)]).fit(X, y)
+    with pytest.raises(NotFittedError):
+        teacher.predict_proba(X)
+    # early stopping is the end of training, not an interrupt
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        stop = EarlyStopping(monitor="train_loss", patience=1, threshold=10.0)
+        assert len(teacher.set_params(callbacks=[stop]).fit(X, y).history_) < 40
