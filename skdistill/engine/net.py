@@ -1,0 +1,166 @@
+"""The engine's skorch net: :class:`StudentNet`, driven by an :class:`~.objective.Objective`."""
+import math
+
+import torch
+from skorch import NeuralNet
+
+from .._devices import DeviceFallbackMixin
+from .._interrupt import user_interrupted
+from .divergence import NonFiniteLossError
+from .objective import _PLAIN, weighted_rows
+
+
+def _acts_on(callback, event):
+    """Whether ``callback`` overrides skorch's no-op ``Callback.<event>``."""
+    from skorch.callbacks import Callback
+
+    return getattr(type(callback), event, None) is not getattr(Callback, event)
+
+
+def completed_epochs(history):
+    """Epochs of a skorch ``History`` that finished (have a ``train_loss``); 0 for None."""
+    return 0 if history is None else sum("train_loss" in row for row in history)
+
+
+class StudentNet(DeviceFallbackMixin, NeuralNet):
+    """The engine: a skorch ``NeuralNet`` driven by an :class:`Objective`.
+
+    Each training batch: inputs to the device, ``objective.perturb``, ``objective.
+    batch_targets``, forward, ``loss`` (per row, weighted mean), plus ``regularizer(module)``
+    when given. A NaN or infinite loss raises :class:`NonFiniteLossError` before the optimizer
+    step, so the parameters keep their last finite values. skorch ends the epoch loop on
+    Ctrl-C and returns as if training had finished; ``interrupted_`` records a real Ctrl-C
+    (EarlyStopping stops skorch the same way) so the owner's fit policy can act on it.
+    """
+
+    def __init__(self, module, criterion, *args, objective=None, regularizer=None,
+                 **kwargs):
+        super().__init__(module, criterion, *args, **kwargs)
+        self.objective = objective
+        self.regularizer = regularizer
+
+    def fit_loop(self, X, y=None, epochs=None, **fit_params):
+        self.interrupted_ = self._callback_stop = False
+        self._closure = self._closure_needed()
+        self._listeners = self._batch_listeners()
+        self._device = torch.device(self.device)
+        try:
+            return super().fit_loop(X, y, epochs=epochs, **fit_params)
+        except KeyboardInterrupt:
+            # a callback's stop (EarlyStopping) ends training normally; any other
+            # KeyboardInterrupt, a Ctrl-C above all, interrupts the owner's fit
+            self.interrupted_ = not self._callback_stop
+            raise
+        finally:
+            self._listeners = None
+
+    def _batch_listeners(self):
+        """For each per-batch event, the bound methods that do something with it.
+
+        skorch calls every callback twice per batch although the default ones (EpochTimer,
+        PrintLog, PassthroughScoring) act per epoch; for a small network those empty calls
+        are a measurable part of a step. The net's own method (it opens the batch's history
+        row) is always called. Decided once per fit, like the closure.
+        """
+        return {event: [getattr(self, event)] + [getattr(cb, event) for _, cb in self.callbacks_
+                                                 if _acts_on(cb, event)]
+                for event in ("on_batch_begin", "on_batch_end")}
+
+    def notify(self, method_name, **cb_kwargs):
+        try:
+            listeners = getattr(self, "_listeners", None)
+            if listeners is not None and method_name in listeners:
+                for method in listeners[method_name]:
+                    method(self, **cb_kwargs)
+            else:
+                super().notify(method_name, **cb_kwargs)
+        except KeyboardInterrupt:
+            self._callback_stop = not user_interrupted()
+            raise
+
+    def _set_training(self, training=True):
+        # skorch sets the mode of every module at every batch (a walk over all submodules);
+        # it changes only between the training and the validation pass.
+        if all(getattr(self, name + "_").training == training
+               for name in self._modules + self._criteria
+               if isinstance(getattr(self, name + "_", None), torch.nn.Module)):
+            return
+        super()._set_training(training)
+
+    def train_step(self, batch, **fit_params):
+        """One optimiser step; skorch's closure path only where it is needed.
+
+        skorch wraps every step in a closure for optimizers that re-evaluate the loss (LBFGS)
+        and notifies ``on_grad_computed`` with a generator over the parameters; for a small
+        network these per-batch costs are a large part of the step, so they are paid only
+        when the optimizer needs a closure or a callback listens to ``on_grad_computed``.
+        """
+        if self._closure:
+            return super().train_step(batch, **fit_params)
+        self._zero_grad_optimizer()
+        step = self.train_step_single(batch, **fit_params)
+        self._step_optimizer(None)
+        return step
+
+    def _closure_needed(self):
+        """Whether the optimizer re-evaluates the loss (LBFGS) or a callback listens to
+        ``on_grad_computed``; decided once per fit, when both are initialized."""
+        return isinstance(self.optimizer_, torch.optim.LBFGS) or any(
+            _acts_on(cb, "on_grad_computed") for _, cb in self.callbacks_)
+
+    def get_iterator(self, dataset, training=False):
+        if training and self.objective is not None:
+            stream = self.objective.batches(dataset, self.batch_size)
+            if stream is not None:
+                return stream
+        return super().get_iterator(dataset, training=training)
+
+    def _prepare(self, batch, training):
+        X, rows = batch
+        if X.device != getattr(self, "_device", None):
+            X = X.to(self.device)
+            rows = {k: (v.to(self.device) if torch.is_tensor(v) else v)
+                    for k, v in rows.items()}
+        objective = self.objective or _PLAIN
+        if training:
+            X = objective.perturb(X, rows, self.module_)
+        return X, rows, objective.batch_targets(X, rows, training)
+
+    def train_step_single(self, batch, **fit_params):
+        self._set_training(True)
+        X, rows, target = self._prepare(batch, training=True)
+        y_pred = self.infer(X, **fit_params)
+        loss = self.get_loss(y_pred, target, X=rows, training=True)
+        value = loss.item()  # skorch reads it after the step anyway: no extra device sync
+        if not math.isfinite(value):
+            raise NonFiniteLossError(value, len(self.history),
+                                     len(self.history[-1]["batches"]))
+        loss.backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def validation_step(self, batch, **fit_params):
+        self._set_training(False)
+        with torch.no_grad():
+            X, rows, target = self._prepare(batch, training=False)
+            y_pred = self.infer(X, **fit_params)
+            loss = self.get_loss(y_pred, target, X=rows, training=False)
+        return {"loss": loss, "y_pred": y_pred}
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Mean of the per-row losses (weighted by the batch's ``"weight"`` field), plus
+        the regularizer while training."""
+        per_row = self.criterion_(y_pred, y_true)
+        weight = X.get("weight") if isinstance(X, dict) else None
+        if per_row.dim() == 0:
+            if weight is not None:
+                raise TypeError(f"{type(self.criterion_).__name__} returns one loss per batch; "
+                                "sample_weight needs one loss per row")
+            loss = per_row
+        elif weight is None:
+            loss = per_row.mean()
+        else:
+            loss = (weighted_rows(per_row, weight).sum()
+                    / weight.sum().clamp_min(torch.finfo(weight.dtype).tiny))
+        if training and self.regularizer is not None:
+            loss = loss + self.regularizer(self.module_)
+        return loss
