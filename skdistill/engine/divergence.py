@@ -21,6 +21,34 @@ class NonFiniteLossError(ArithmeticError):
         self.value, self.epoch, self.batch = value, epoch, batch
 
 
+#: Training steps between two reads of the training loss, by device type (``"other"``: any
+#: type not listed). Reading a loss on the CPU costs no device sync, so it is read, and checked,
+#: at every step. On an accelerator a read waits for the device to finish all the work queued
+#: so far: the losses of ``k`` steps are read in one transfer, so a non-finite loss is caught
+#: within ``k`` steps, and :func:`zero_grad_if_not_finite_` keeps a step whose loss is not
+#: finite from being applied meanwhile.
+CHECK_EVERY = {"cpu": 1, "other": 32}
+
+
+def read_every(device):
+    """Steps between two reads of the training loss on ``device`` (see :data:`CHECK_EVERY`)."""
+    return CHECK_EVERY.get(torch.device(device).type, CHECK_EVERY["other"])
+
+
+@torch.no_grad()
+def zero_grad_if_not_finite_(params, loss):
+    """Zero the gradients of ``params`` when ``loss`` is NaN or infinite, on the device.
+
+    For a loop that reads its losses every few steps (:func:`read_every`): the optimizer
+    step that follows applies no gradient of a non-finite loss, and nothing waits for the
+    device to tell whether the loss is finite.
+    """
+    bad = ~torch.isfinite(loss.detach())
+    for p in params:
+        if p.grad is not None:
+            p.grad.masked_fill_(bad, 0.0)
+
+
 class TrainingFailureWarning(UserWarning):
     """Training ended with a finite network that learnt nothing usable: it predicts nearly the
     same probabilities for every training row, or its training loss blew up."""

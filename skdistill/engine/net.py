@@ -3,10 +3,12 @@ import math
 
 import torch
 from skorch import NeuralNet
+from skorch.dataset import get_len
 
 from .._devices import DeviceFallbackMixin
 from .._interrupt import user_interrupted
-from .divergence import NonFiniteLossError
+from .data import RowDataset, as_device
+from .divergence import NonFiniteLossError, read_every, zero_grad_if_not_finite_
 from .objective import _PLAIN, weighted_rows
 
 
@@ -31,6 +33,14 @@ class StudentNet(DeviceFallbackMixin, NeuralNet):
     step, so the parameters keep their last finite values. skorch ends the epoch loop on
     Ctrl-C and returns as if training had finished; ``interrupted_`` records a real Ctrl-C
     (EarlyStopping stops skorch the same way) so the owner's fit policy can act on it.
+
+    The training data (a :class:`~skdistill.engine.RowDataset`) go to the device once when
+    they fit (:meth:`~skdistill.engine.RowDataset.placed`), else batch by batch. On an
+    accelerator, where reading a loss waits for the device, the losses are read every
+    :func:`~skdistill.engine.divergence.read_every` steps in one transfer (at once where a
+    callback acts on every batch, or the optimizer re-evaluates the loss): a non-finite loss
+    then raises within that many steps, with the same error, and its step applies no
+    gradient (:func:`~skdistill.engine.divergence.zero_grad_if_not_finite_`).
     """
 
     def __init__(self, module, criterion, *args, objective=None, regularizer=None,
@@ -43,7 +53,12 @@ class StudentNet(DeviceFallbackMixin, NeuralNet):
         self.interrupted_ = self._callback_stop = False
         self._closure = self._closure_needed()
         self._listeners = self._batch_listeners()
-        self._device = torch.device(self.device)
+        self._device = as_device(self.device)
+        # a callback acting on every batch may read its loss in the history: read at once
+        per_batch = any(len(methods) > 1 for methods in self._listeners.values())
+        self._read_every = 1 if self._closure or per_batch else read_every(self._device)
+        if isinstance(X, RowDataset):
+            X = X.placed(self._device)
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
@@ -131,12 +146,59 @@ class StudentNet(DeviceFallbackMixin, NeuralNet):
         X, rows, target = self._prepare(batch, training=True)
         y_pred = self.infer(X, **fit_params)
         loss = self.get_loss(y_pred, target, X=rows, training=True)
-        value = loss.item()  # skorch reads it after the step anyway: no extra device sync
-        if not math.isfinite(value):
-            raise NonFiniteLossError(value, len(self.history),
-                                     len(self.history[-1]["batches"]))
-        loss.backward()
+        if getattr(self, "_read_every", 1) == 1:
+            value = loss.item()  # skorch reads it after the step anyway: no extra read
+            if not math.isfinite(value):
+                raise NonFiniteLossError(value, len(self.history),
+                                         len(self.history[-1]["batches"]))
+            loss.backward()
+        else:  # read later (run_single_epoch); a non-finite loss's step applies no gradient
+            loss.backward()
+            zero_grad_if_not_finite_(
+                [p for group in self.optimizer_.param_groups for p in group["params"]], loss)
         return {"loss": loss, "y_pred": y_pred}
+
+    def run_single_epoch(self, iterator, training, prefix, step_fn, **fit_params):
+        """skorch's pass over ``iterator``, the batches' losses read every
+        ``read_every`` steps in one transfer (see the class description); skorch's own
+        pass, which reads each one, where they are read at every step."""
+        every = getattr(self, "_read_every", 1)
+        if iterator is None or every == 1:
+            return super().run_single_epoch(iterator, training, prefix, step_fn,
+                                            **fit_params)
+        pending, batch_count = [], 0
+        try:
+            for batch in iterator:
+                self.notify("on_batch_begin", batch=batch, training=training)
+                step = step_fn(batch, **fit_params)
+                batches = self.history[-1]["batches"]
+                pending.append((batches[-1], len(batches), step["loss"].detach()))
+                self.history.record_batch(prefix + "_batch_size", get_len(batch[0]))
+                self.notify("on_batch_end", batch=batch, training=training, **step)
+                batch_count += 1
+                if len(pending) == every and training:
+                    self._read_losses(pending, prefix, check=True)
+        except BaseException:
+            self._read_losses(pending, prefix, check=False)  # what was trained, recorded
+            raise
+        self._read_losses(pending, prefix, check=training)
+        self.history.record(prefix + "_batch_count", batch_count)
+
+    def _read_losses(self, pending, prefix, check):
+        """Record the losses of ``pending`` batches (``(history row, batch number, loss)``)
+        in their history rows, in one transfer, and empty it; with ``check``, raise
+        :class:`NonFiniteLossError` for the first that is not finite."""
+        if not pending:
+            return
+        values = torch.stack([loss for _, _, loss in pending]).tolist()
+        done = [(row, number) for row, number, _ in pending]
+        pending.clear()
+        for (row, _), value in zip(done, values):
+            row[prefix + "_loss"] = value
+        if check:
+            for (_, number), value in zip(done, values):
+                if not math.isfinite(value):
+                    raise NonFiniteLossError(value, len(self.history), number)
 
     def validation_step(self, batch, **fit_params):
         self._set_training(False)
