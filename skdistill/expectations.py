@@ -58,6 +58,10 @@ class StochasticEstimator:
         """Return the estimates for rows ``index`` after seeing ``values`` (n_index, n_outputs)."""
         return values
 
+    def to(self, device):
+        """Keep the state on ``device`` (there is none: nothing moves); returns self."""
+        return self
+
     @property
     def nbytes(self):
         return 0
@@ -92,6 +96,12 @@ class OnlineMeanEstimator:
         mean += (values.to(mean.dtype) - mean) / self.count[index].unsqueeze(1)
         self.mean[index] = mean
         return mean
+
+    def to(self, device):
+        """Move the means and counts to the torch ``device`` (where ``update``'s ``index`` and
+        ``values`` are, so that no update moves them); returns self."""
+        self.mean, self.count = self.mean.to(device), self.count.to(device)
+        return self
 
     @property
     def nbytes(self):

@@ -13,7 +13,7 @@ from torch import nn
 from .._interrupt import fit_policy, warn_user
 from .._random import draw_seed
 from .._validation import check_fitted, param_error
-from ..engine import Objective
+from ..engine import Minibatches, Objective, SampleStream, StreamBatches
 from ..expectations import ESTIMATORS, EXPECTATIONS, output_size
 from ..losses import soft_cross_entropy
 from ._base import BaseDistiller
@@ -347,7 +347,7 @@ default="predictive"
         self.estimator_nbytes_ = sum(u.nbytes for u in estimators.values())
         steps_per_epoch = max(1, Xd.shape[0] // batch)
         self.thinning_ = None
-        stream = _SampleStream(self.teacher_, X, y, sample_weight, cycle=not chain)
+        stream = SampleStream(self.teacher_, X, y, sample_weight, cycle=not chain, owner=self)
         weight = sample_weight if X_unlabeled is None else None
         objective = _GPEDObjective(self, targets, estimators, stream, batch, steps_per_epoch,
                                    Xd.shape[1:], draw_seed(self.random_state), chain)
@@ -555,78 +555,6 @@ class GPEDLoss(nn.Module):
         return total
 
 
-class _SampleStream:
-    """The teacher's posterior samples, one per student step, from its ``iter_samples``.
-
-    A chain (``cycle=False``) is run once, yielding every ``every`` iterations where the
-    teacher's ``iter_samples`` takes ``every``/``keep``; a fixed set of samples (an ensemble)
-    is cycled, ``iter_samples`` being called again on the fitted teacher.
-    """
-
-    def __init__(self, teacher, X, y, sample_weight, cycle):
-        self.teacher, self.X, self.y, self.cycle = teacher, X, y, cycle
-        self.params = params = inspect.signature(teacher.iter_samples).parameters
-        self.kwargs = {}
-        if sample_weight is not None:
-            if "sample_weight" in params:
-                self.kwargs["sample_weight"] = sample_weight
-            else:
-                warn_user(f"GPEDDistiller: the teacher {type(teacher).__name__}'s iter_samples "
-                          "takes no sample_weight; its samples ignore the weights.")
-        if "keep" in params:
-            self.kwargs["keep"] = True
-        self.generator = None
-        self.done = False
-
-    def next(self):
-        """The next sample, or None when the stream has ended (samples are never None)."""
-        if self.done:
-            return None
-        if self.generator is not None:
-            sample = next(self.generator, None)
-            if sample is not None or not self.cycle:
-                self.done = sample is None
-                return sample
-        # the first pass, or the next one over a fixed set: an empty pass ends the stream
-        self.generator = iter(self.teacher.iter_samples(self.X, self.y, **self.kwargs))
-        sample = next(self.generator, None)
-        self.done = sample is None
-        return sample
-
-    def close(self):
-        if self.generator is not None and hasattr(self.generator, "close"):
-            self.generator.close()
-        self.generator = None
-
-
-class _StreamBatches:
-    """The engine's training iterator for GPED: each epoch ``steps_per_epoch`` minibatches of
-    ``batch`` rows (reshuffled when a pass over ``D'`` is used up), each carrying the next
-    posterior sample, until ``n_steps`` steps or the end of the stream."""
-
-    def __init__(self, dataset, stream, batch, steps_per_epoch, n_steps, gen):
-        self.dataset, self.stream, self.batch = dataset, stream, batch
-        self.steps_per_epoch, self.n_steps, self.gen = steps_per_epoch, n_steps, gen
-        self.order, self.pos, self.steps_done = torch.randperm(len(dataset), generator=gen), 0, 0
-
-    def __iter__(self):
-        n = len(self.dataset)
-        for _ in range(self.steps_per_epoch):
-            if self.steps_done >= self.n_steps:
-                return
-            sample = self.stream.next()
-            if sample is None:
-                return
-            if self.pos + self.batch > n:
-                self.order, self.pos = torch.randperm(n, generator=self.gen), 0
-            idx = self.order[self.pos:self.pos + self.batch]
-            self.pos += self.batch
-            self.steps_done += 1
-            X, rows = self.dataset.rows(idx)
-            rows["sample"] = sample
-            yield X, rows
-
-
 class _GPEDObjective(Objective):
     """GPED's plug-ins: heads on the student's trunk, targets from the current posterior
     sample folded into the per-row estimators, input noise, batches from the sample stream."""
@@ -639,8 +567,11 @@ class _GPEDObjective(Objective):
         self.distiller, self.targets_fns, self.estimators = distiller, targets, estimators
         self.stream, self.n_steps, self.batch, self.chain = stream, 0, batch, chain
         self.steps_per_epoch, self.teacher_shape = steps_per_epoch, tuple(teacher_shape)
-        self.gen = torch.Generator().manual_seed(seed)  # minibatch order and input noise
+        # minibatch order and input noise: one generator where the rows and the student are
+        # on one device, made there when the engine hands over the rows
+        self.seed, self.sampler, self.noise_gen = seed, None, None
         self.noise = distiller.input_noise
+        self.device = None  # the estimators' device: the student's, once it is known
 
     def build(self, module):
         d = self.distiller
@@ -656,8 +587,12 @@ class _GPEDObjective(Objective):
         return nn.Sequential(module.trunk, module.heads["predictive"])
 
     def batches(self, dataset, batch_size):
-        return _StreamBatches(dataset, self.stream, self.batch, self.steps_per_epoch,
-                              self.n_steps, self.gen)
+        if self.sampler is None:
+            gen = torch.Generator(dataset.device).manual_seed(self.seed)
+            self.sampler = Minibatches(len(dataset), self.batch, drop_last=True, generator=gen,
+                                       device=dataset.device)
+        return StreamBatches(dataset, self.stream, self.sampler, self.steps_per_epoch,
+                             self.n_steps)
 
     def n_epochs(self, dataset, batch_size, max_epochs):
         """The chain's budget ((n_iter - burn_in) // thinning steps, checked here, after the
@@ -673,13 +608,24 @@ class _GPEDObjective(Objective):
     def perturb(self, X, rows, module):
         if not self.noise:
             return X
-        return X + self.noise * torch.randn(X.shape, generator=self.gen).to(X.device)
+        gen = self.sampler.generator
+        if gen.device != X.device:  # rows kept on the host for a student on a device
+            if self.noise_gen is None:
+                self.noise_gen = torch.Generator(X.device).manual_seed(self.seed + 1)
+            gen = self.noise_gen
+        return X + self.noise * torch.randn(X.shape, generator=gen, device=X.device)
 
     def batch_targets(self, X, rows, training):
-        index = rows["index"].cpu()
-        proba = rows["sample"](X.reshape((len(X),) + self.teacher_shape)).detach().cpu()
+        # on the student's device throughout: the estimators' state stays there
+        if self.device != X.device:
+            self.device = X.device
+            for estimator in self.estimators.values():
+                estimator.to(X.device)
+        index = rows["index"].to(X.device)
+        proba = rows["sample"](X.reshape((len(X),) + self.teacher_shape)).detach().to(X.device)
         out = {}
         for name, g in self.targets_fns.items():
-            values = torch.as_tensor(g(proba), dtype=torch.float32).reshape(len(index), -1)
-            out[name] = self.estimators[name].update(index, values).to(X.device)
+            values = torch.as_tensor(g(proba), dtype=torch.float32,
+                                     device=X.device).reshape(len(index), -1)
+            out[name] = self.estimators[name].update(index, values)
         return out
