@@ -17,7 +17,8 @@ from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed, seeded_steps
 from .._validation import (StrictParamsMixin, check_device, check_input, check_layer_sizes,
                            check_sample_weight, encode_labels, is_number, param_error)
-from ..engine import RowDataset, limit_threads, weighted_rows
+from ..engine import (Minibatches, RowDataset, as_device, limit_threads, read_every,
+                      weighted_rows, zero_grad_if_not_finite_)
 from ..nets import MLP
 from ..samplers import as_schedule, sgld_step_
 from ._posterior import PosteriorPredictionMixin
@@ -318,13 +319,16 @@ class SGLDTeacher(StrictParamsMixin, DeviceFallbackMixin, PosteriorPredictionMix
             self.samples_ = torch.empty(0, self._n_params(), device=device)
             self.step_sizes_ = []
         self._resolve_sample_grid(warm)
-        Xt = _Rows(X, device)
-        yt = torch.as_tensor(y_enc, dtype=torch.int64, device=device)
-        wt = None if weight is None else torch.as_tensor(weight, dtype=torch.float32,
-                                                           device=device)
+        # the one data layer: dense rows on the chain's device once when they fit, else
+        # batch by batch; minibatches from the one sampler, drawn where the rows are
+        data = RowDataset(X, {"y": np.asarray(y_enc, dtype=np.int64), "weight": weight},
+                          keep=("y",)).placed(device)
+        Xs, ys, ws = data, data.fields["y"], data.fields.get("weight")
+        moved = data.device != as_device(device)
         module, params = self.module_, [p for p in self.module_.parameters() if p.requires_grad]
         module.train()
-        n, batch = len(Xt), min(self.batch_size, len(Xt))
+        n, batch = len(data), min(self.batch_size, len(data))
+        batches = Minibatches(n, batch, drop_last=True, device=data.device).stream()
         scale = n / batch
         self.step_size_ = _SAFE_STEP_TIMES_N / n if self.step_size == "auto" else self.step_size
         schedule = as_schedule(self.step_size_)
@@ -332,54 +336,86 @@ class SGLDTeacher(StrictParamsMixin, DeviceFallbackMixin, PosteriorPredictionMix
         start = self.n_iter_
         kept, buffer = self._sample_buffer(start, keep)
         thinning = self.sample_thinning_
-        order, pos = torch.randperm(n, device=yt.device), 0
-        step, window, w = None, 0.0, 0
+        step, window, w, last_nll = None, 0.0, 0, None
+        # the minibatch losses, read at every iteration on the CPU, else every `every_read`
+        # iterations in one transfer and before a sample leaves the chain (read_every)
+        every_read, pending = read_every(device), []
+
+        def judge(t, step, total, mass):
+            """The divergence checks of iteration ``t`` on its summed NLL over ``mass``."""
+            nonlocal window, w, last_nll
+            if not mass > 0:
+                return  # no row counts in this minibatch
+            nll = last_nll = total / mass
+            if not math.isfinite(nll):
+                raise self._divergence_error(
+                    t, step, n, f"minibatch negative log-likelihood is {nll}")
+            if t >= _WINDOW:  # the chain's first iterations start from the initialisation
+                window, w = window + nll, w + 1
+                if w == _WINDOW:
+                    self._judge_window(window, w, t, step, n, chance)
+                    window, w = 0.0, 0
+
+        def read():
+            """Judge the iterations whose losses are still on the device."""
+            if not pending:
+                return
+            totals = torch.stack([total for _, _, total, _ in pending]).tolist()
+            masses = [mass for _, _, _, mass in pending]
+            if ws is not None:
+                masses = torch.stack(masses).tolist()
+            done = [(t, step) for t, step, _, _ in pending]
+            pending.clear()
+            for (t, step), total, mass in zip(done, totals, masses):
+                judge(t, step, total, mass)
+
         bar = self._progress_bar()
         try:
             for t in range(start, start + self.n_iter):
-                if pos + batch > n:
-                    order, pos = torch.randperm(n, device=yt.device), 0
-                idx = order[pos:pos + batch]
-                pos += batch
+                idx = next(batches)
+                xb, yb = Xs.dense(idx), ys[idx]
+                if moved:
+                    xb, yb = xb.to(device), yb.to(device)
                 step = self._step_at(schedule, t)
                 for p in params:
                     p.grad = None
-                nll_rows = F.cross_entropy(module(Xt[idx]), yt[idx], reduction="none")
-                if wt is None:
+                nll_rows = F.cross_entropy(module(xb), yb, reduction="none")
+                if ws is None:
                     loss, mass = nll_rows.sum(), batch
                 else:
                     # a zero-weight row takes no part: neither in the gradient nor in the
                     # divergence check (the chain may rightly give it a huge NLL)
-                    w_batch = wt[idx]
-                    loss, mass = weighted_rows(nll_rows, w_batch).sum(), w_batch.sum().item()
+                    w_batch = ws[idx].to(device) if moved else ws[idx]
+                    loss, mass = weighted_rows(nll_rows, w_batch).sum(), w_batch.sum()
                 loss.backward()
-                nll = loss.item() / mass if mass > 0 else None  # None: no row counts here
-                if nll is not None:
-                    if not math.isfinite(nll):
-                        raise self._divergence_error(
-                            t, step, n, f"minibatch negative log-likelihood is {nll}")
-                    if t >= _WINDOW:  # the chain's first iterations start from the initialisation
-                        window, w = window + nll, w + 1
-                        if w == _WINDOW:
-                            self._judge_window(window, w, t, step, n, chance)
-                            window, w = 0.0, 0
+                if every_read == 1:
+                    judge(t, step, loss.item(), mass if ws is None else mass.item())
+                else:
+                    pending.append((t, step, loss.detach(), mass))
+                    zero_grad_if_not_finite_(params, loss)  # no non-finite step meanwhile
+                    if len(pending) == every_read:
+                        read()
                 sgld_step_(params, step, self.prior_precision, scale)
                 self.n_iter_ = t + 1
                 if bar is not None and (t + 1 - start) % 100 == 0:
+                    read()
                     bar.update(100)
-                    if nll is not None:
-                        bar.set_postfix(nll=f"{nll:.4f}", refresh=False)
+                    if last_nll is not None:
+                        bar.set_postfix(nll=f"{last_nll:.4f}", refresh=False)
                 if t + 1 > self.burn_in:
                     k = t + 1 - self.burn_in
                     if keep and k % thinning == 0:
                         if kept == len(buffer):
                             kept, thinning = _keep_every_other(buffer, kept), 2 * thinning
                         if k % thinning == 0:
+                            read()  # no state of a diverged chain is kept
                             torch.cat([p.detach().reshape(-1) for p in params],
                                       out=buffer[kept])
                             kept += 1
                     if k % every == 0:
+                        read()  # nor given out
                         yield module
+            read()
             if w >= _MIN_TAIL:
                 # the iterations after the last full window, so that a short chain or the end
                 # of one is judged too
@@ -504,7 +540,7 @@ class SGLDTeacher(StrictParamsMixin, DeviceFallbackMixin, PosteriorPredictionMix
                              f"+ thinning ({self.thinning}).")
         X = check_input(self, X, reset=False, allow_nd=True, dtype=("float32", "float64"),
                         accept_sparse="csr")
-        return _Rows(X, "cpu")
+        return RowDataset(X)
 
     def _iter_sample_proba(self, Xt, batch_size=4096):
         """Yield ``(n, C)`` float64 CPU probability tensors, one per kept sample.
@@ -523,7 +559,8 @@ class SGLDTeacher(StrictParamsMixin, DeviceFallbackMixin, PosteriorPredictionMix
                 proba = torch.cat([
                     # in float64: float32 rows sum to one only within ~1e-7, which
                     # scikit-learn's log_loss reports as "y_prob values do not sum to one"
-                    torch.softmax(module(Xt[i:i + batch_size].to(device)).double(), 1).cpu()
+                    torch.softmax(module(Xt.dense(slice(i, i + batch_size)).to(device)).double(),
+                                  1).cpu()
                     for i in range(0, len(Xt), batch_size)
                 ]) if len(Xt) else torch.empty(0, len(self.classes_), dtype=torch.float64)
             yield proba
@@ -560,7 +597,9 @@ def _keep_every_other(buffer, count):
 
 class _Rows:
     """Rows of ``X`` as float32 tensors on ``device``: dense ``X`` is moved there once, sparse
-    ``X`` is densified batch by batch (``rows[index]``)."""
+    ``X`` is densified batch by batch (``rows[index]``). VITeacher's own loop reads its rows
+    through this until it trains on the engine (whose data layer is
+    :mod:`skdistill.engine.data`); nothing else here uses it."""
 
     def __init__(self, X, device):
         self.data = RowDataset(X)
