@@ -105,7 +105,10 @@ class SGLDTeacher(StrictParamsMixin, DeviceFallbackMixin, PosteriorPredictionMix
         ``max(1, 256e6 // (4 * n_parameters))`` samples (784-400-400-10: 478,410 parameters,
         1.9 MB a sample, 133 samples; a network of 10,000 parameters: 6,400).
     device : str, default="cpu"
-        Torch device of the chain (e.g. ``"cuda"``); samples are stored on it.
+        Torch device of the chain (e.g. ``"cuda"``); samples are stored on it. Dense ``X``
+        (with ``y`` and the weights) goes there once when it fits in
+        :data:`skdistill.engine.data.DEVICE_DATA_BYTES` (2 GiB), else, like sparse ``X``, one
+        minibatch at a time.
     warm_start : bool, default=False
         If True, a new ``fit`` on the same classes continues the chain from its last state
         (``n_iter`` more iterations, samples appended) instead of restarting it.
@@ -158,7 +161,10 @@ class SGLDTeacher(StrictParamsMixin, DeviceFallbackMixin, PosteriorPredictionMix
     shorter chain; the teacher is then left unfitted. The message suggests
     ``step_size = 0.25 / N`` for ``N`` training rows (the paper's 4e-6 at N = 60,000, and
     what ``"auto"`` takes), which suits inputs scaled to about unit range; where the step is
-    already that small, it suggests scaling ``X``.
+    already that small, it suggests scaling ``X``. On a GPU the minibatch log-likelihoods are
+    read every 32 iterations in one transfer, and before a state is kept or handed to a
+    consumer: a divergence is then reported within 32 iterations, with the same message, and
+    no diverged state is kept.
 
     References
     ----------
