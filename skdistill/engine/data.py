@@ -178,8 +178,10 @@ class Minibatches:
     --------
     >>> import torch
     >>> from skdistill.engine import Minibatches
-    >>> [b.tolist() for b in Minibatches(5, 2, shuffle=False)]
-    [[0, 1], [2, 3], [4]]
+    >>> next(iter(Minibatches(5, 2, shuffle=False, indices=torch.arange(10, 15))))
+    tensor([10, 11])
+    >>> list(Minibatches(5, 2, shuffle=False))
+    [slice(0, 2, None), slice(2, 4, None), slice(4, 5, None)]
     >>> batches = Minibatches(5, 2, drop_last=True, generator=torch.Generator().manual_seed(0))
     >>> stream = batches.stream()
     >>> [len(next(stream)) for _ in range(5)]
