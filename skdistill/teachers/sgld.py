@@ -599,25 +599,3 @@ def _keep_every_other(buffer, count):
         j = min(i + block, half)
         buffer[i:j] = buffer[2 * i + 1:2 * j:2].clone()
     return half
-
-
-class _Rows:
-    """Rows of ``X`` as float32 tensors on ``device``: dense ``X`` is moved there once, sparse
-    ``X`` is densified batch by batch (``rows[index]``). VITeacher's own loop reads its rows
-    through this until it trains on the engine (whose data layer is
-    :mod:`skdistill.engine.data`); nothing else here uses it."""
-
-    def __init__(self, X, device):
-        self.data = RowDataset(X)
-        self.sparse = not torch.is_tensor(self.data.X)
-        self.device = torch.device(device)
-        if not self.sparse:
-            self.data.X = self.data.X.to(self.device)
-
-    def __len__(self):
-        return len(self.data)
-
-    def __getitem__(self, index):
-        if self.sparse and torch.is_tensor(index):
-            index = index.cpu()
-        return self.data.dense(index).to(self.device)
