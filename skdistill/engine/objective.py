@@ -69,10 +69,12 @@ class Objective:
         return max_epochs
 
     def target_proba(self, rows, y, n_classes):
-        """The class probabilities the network learns to predict for training rows ``rows``
-        (row numbers), whose encoded labels are ``y`` (default: ``targets`` when they hold
-        one probability per class, else the one-hot labels). A network whose predictions
-        vary far less than these after training learnt nothing (:func:`flat_predictions`)."""
+        """The class probabilities the network learns to predict for training rows ``rows``.
+
+        ``rows`` are row numbers, ``y`` their encoded labels (default: ``targets`` when they
+        hold one probability per class, else the one-hot labels). A network whose predictions
+        vary far less than these after training learnt nothing (:func:`flat_predictions`).
+        """
         targets = None if self.targets is None else np.asarray(self.targets)
         if targets is not None and targets.dtype.kind == "f" and targets.shape[1:] == (
                 n_classes,):
@@ -80,10 +82,13 @@ class Objective:
         return np.eye(n_classes)[y]
 
     def penalties(self, module):
-        """Terms of the loss that a parameter of the method sets, on ``module`` (the network
-        built by :meth:`build`): ``{label: 0-d tensor}``, the label naming the parameter and
-        its value (default: none). A term that makes most of the first batch's loss is
-        named first when training diverges or learns nothing."""
+        """Terms of the loss that a parameter of the method sets, on ``module``.
+
+        ``module`` is the network built by :meth:`build`; the terms are ``{label: 0-d
+        tensor}``, the label naming the parameter and its value (default: none). A term that
+        makes most of the first batch's loss is named first when training diverges or learns
+        nothing.
+        """
         return {}
 
 
