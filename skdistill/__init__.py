@@ -26,7 +26,7 @@ __all__ = [
 
 # Public submodules, imported on first attribute access (PEP 562).
 _SUBMODULES = [
-    "augment", "calibration", "complexity", "datasets", "distillers",
+    "augment", "base", "calibration", "complexity", "datasets", "distillers",
     "expectations", "inspection", "losses", "metrics", "model_selection", "nets", "onnx",
     "perturbations", "pruning", "samplers", "students", "teachers",
 ]

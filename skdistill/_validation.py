@@ -1,4 +1,5 @@
 """Input checks shared by the estimators: errors name the estimator, parameter and value."""
+import inspect
 import numbers
 from contextlib import contextmanager
 
@@ -6,7 +7,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.exceptions import NotFittedError
-from sklearn.utils._param_validation import InvalidParameterError, Interval, make_constraint
+from sklearn.utils._param_validation import (HasMethods, InvalidParameterError, Interval,
+                                            make_constraint)
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
@@ -59,13 +61,70 @@ def check_numbers_not_bools(estimator):
                               InvalidParameterError)
 
 
+def missing_members(obj, contract):
+    """The members of the protocol ``contract`` (of :mod:`skdistill.base`) that ``obj`` lacks,
+    in the order the protocol and its bases define them: methods, and annotated attributes."""
+    names = []
+    for cls in reversed(contract.__mro__):
+        if cls.__module__ == contract.__module__:
+            names += [name for name, value in vars(cls).items() if inspect.isfunction(value)]
+            names += list(vars(cls).get("__annotations__", {}))
+    return [name for name in dict.fromkeys(names)
+            if not name.startswith("__") and not hasattr(obj, name)]
+
+
+class Implements(HasMethods):
+    """Parameter constraint: an object with the ``methods`` of ``contract`` (a protocol of
+    :mod:`skdistill.base`) that the estimator calls; scikit-learn's ``HasMethods``, naming the
+    contract. :func:`check_contracts` names the methods a refused value lacks."""
+
+    def __init__(self, contract, methods):
+        super().__init__(list(methods))
+        self.contract = contract
+
+    def missing(self, value):
+        """The methods of :attr:`methods` that ``value`` lacks (not callable there)."""
+        return [m for m in self.methods if not callable(getattr(value, m, None))]
+
+    def __str__(self):
+        return f"a {self.contract.__module__}.{self.contract.__name__} ({super().__str__()})"
+
+
+def check_contracts(estimator):
+    """Refuse a parameter value that fails its :class:`Implements` constraint, naming the
+    methods it lacks, in scikit-learn's words for an invalid parameter."""
+    params = estimator.get_params(deep=False)
+    for name, constraints in estimator._parameter_constraints.items():
+        if isinstance(constraints, str) or not any(isinstance(c, Implements)
+                                                   for c in constraints):
+            continue
+        value = params.get(name)
+        made = [make_constraint(c) for c in constraints]
+        if any(c.is_satisfied_by(value) for c in made):
+            continue
+        contract = next(c for c in made if isinstance(c, Implements))
+        missing = contract.missing(value)
+        shown = " or ".join(str(c) for c in made if not c.hidden)
+        raise InvalidParameterError(
+            f"The {name!r} parameter of {type(estimator).__name__} must be {shown}. Got "
+            f"{_short(value)} instead: {type(value).__name__} has no "
+            f"{'method' if len(missing) == 1 else 'methods'} {_listed(missing)}.")
+
+
+def _listed(names):
+    """``"a"``, ``"a and b"``, ``"a, b and c"``."""
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
 class StrictParamsMixin:
     """scikit-learn's parameter validation, where a bool is not a number
-    (:func:`check_numbers_not_bools`): every skdistill estimator has it."""
+    (:func:`check_numbers_not_bools`) and an object lacking a method of its contract is named
+    (:func:`check_contracts`): every skdistill estimator has it."""
 
     def _validate_params(self):
         # first: scikit-learn refuses some bools by range (dropout=True), in its own words
         check_numbers_not_bools(self)
+        check_contracts(self)
         super()._validate_params()
 
 

@@ -675,7 +675,8 @@ def test_fits_at_once_on_a_dask_worker_each_get_their_share(monkeypatch):
 # -- fixes from the review of the engine ---------------------------------------------------------
 
 class ShortChain(LinearEnsemble):
-    """A chain teacher (n_iter, burn_in) whose stream ends before the student's budget."""
+    """A chain teacher (skdistill.base.PosteriorChain) whose stream ends before the student's
+    budget."""
 
     def __init__(self, n_iter=300, burn_in=100, n_members=2, n_steps=20, lr=0.5,
                  random_state=None):
@@ -683,7 +684,15 @@ class ShortChain(LinearEnsemble):
         self.n_iter = n_iter
         self.burn_in = burn_in
 
-    def iter_samples(self, X, y):
+    def chain_length(self):
+        return self.n_iter, self.burn_in
+
+    def set_chain_length(self, n_iter=None, burn_in=None):
+        self.n_iter = self.n_iter if n_iter is None else n_iter
+        self.burn_in = self.burn_in if burn_in is None else burn_in
+        return self
+
+    def iter_samples(self, X, y, sample_weight=None, *, every=None, keep=False):
         self.calls_ = getattr(self, "calls_", 0) + 1
         yield from super().iter_samples(X, y)
 

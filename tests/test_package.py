@@ -13,7 +13,7 @@ import skdistill
 SUBMODULES = [
     "datasets", "metrics", "complexity", "calibration", "losses", "samplers", "expectations",
     "perturbations", "nets", "teachers", "students", "distillers", "pruning",
-    "model_selection", "inspection", "onnx", "augment",
+    "model_selection", "inspection", "onnx", "augment", "base",
 ]
 # Not needed by the estimators, so ``import skdistill`` alone must not import them.
 NOT_IMPORTED_BY_THE_ESTIMATORS = ["datasets", "metrics", "complexity", "calibration",

@@ -112,11 +112,11 @@ API_PAGES = [
     ("datasets", "Datasets", "Data loaders, occlusion and synthetic data.", ["datasets"]),
     ("onnx", "ONNX export",
      "skl2onnx converters for students and distillers (needs the ``onnx`` extra).", ["onnx"]),
-    ("extending", "Networks, losses and samplers (for extenders)",
-     "The torch modules, losses over tensors, samplers, posterior expectations and input "
-     "perturbations that the estimators are built from; for writing your own teacher, "
-     "objective or student network.",
-     ["nets", "losses", "samplers", "expectations", "perturbations"]),
+    ("extending", "Contracts, networks, losses and samplers (for extenders)",
+     "The contracts a teacher, a student and an objective follow, and the torch modules, "
+     "losses over tensors, samplers, posterior expectations and input perturbations that "
+     "the estimators are built from; for writing your own teacher, objective or student.",
+     ["base", "nets", "losses", "samplers", "expectations", "perturbations"]),
 ]
 
 #: Command-line programs of the source checkout, not of the installed package (``benchmarks``:

@@ -26,14 +26,15 @@ from sklearn.utils.validation import (_check_method_params, _get_feature_names, 
                                       column_or_1d, validate_data)
 
 from .._devices import DeviceFallbackMixin
+from ..base import Student, Teacher
 from .._interrupt import FitPolicyMixin
 from ..engine import completed_epochs
 from .._meta import is_fitted, weights_for
 from .._random import draw_seed
-from .._validation import (StrictParamsMixin, check_float32_range, check_input,
+from .._validation import (Implements, StrictParamsMixin, check_float32_range, check_input,
                            check_sample_weight, check_teacher_proba, check_validation_fraction,
-                           encode_labels, named_errors, param_error, refused_by,
-                           validate_params, warn_class_mismatch)
+                           encode_labels, missing_members, named_errors, param_error,
+                           refused_by, validate_params, warn_class_mismatch)
 from .._validation import CheckedRows, is_plain_float_array
 from ..students._base import BaseStudent
 
@@ -66,8 +67,8 @@ def final_step(estimator):
 
 
 def is_student_pipeline(estimator):
-    """A Pipeline whose last step is a skdistill student (it has ``fit_objective``)."""
-    return isinstance(estimator, Pipeline) and hasattr(final_step(estimator), "fit_objective")
+    """A Pipeline whose last step is a student (:class:`skdistill.base.Student`)."""
+    return isinstance(estimator, Pipeline) and isinstance(final_step(estimator), Student)
 
 
 def stack_rows(X, X_more):
@@ -140,7 +141,7 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
     _takes_tables = False
 
     _parameter_constraints = {
-        "teacher": [HasMethods(["fit", "predict_proba"]), None],
+        "teacher": [Implements(Teacher, ["fit", "predict_proba"]), None],
         "student": [HasMethods(["fit", "predict_proba"]), None],
         "verbose": ["verbose"],
         "random_state": ["random_state"],
@@ -183,7 +184,7 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
                 router.add(student=student[:-1],
                            method_mapping=MethodMapping().add(caller="fit",
                                                               callee="fit_transform"))
-        elif not hasattr(student, "fit_objective"):
+        elif not isinstance(student, Student):
             router.add(student=student, method_mapping=MethodMapping().add(caller="fit",
                                                                            callee="fit"))
         return router
@@ -216,8 +217,7 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         """The weights of a skdistill student's loss: the distiller's, unless routing is on
         and the student was told ``set_fit_request(sample_weight=False)``."""
         last = final_step(student)
-        if sample_weight is None or not _routing_enabled() or not hasattr(last,
-                                                                         "fit_objective"):
+        if sample_weight is None or not _routing_enabled() or not isinstance(last, Student):
             return sample_weight
         requests = last.get_metadata_routing().fit.requests
         request = requests.get("sample_weight")
@@ -409,11 +409,23 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
 
     def _student(self):
         student = self._default_student() if self.student is None else self.student
-        if not (hasattr(student, "fit_objective") or is_student_pipeline(student)):
-            raise param_error(self, "student", student,
-                              "a skdistill student (MLPStudent, CNNStudent, ...) with "
-                              "fit_objective, or a Pipeline ending in one", TypeError)
+        self._check_student_contract(student, "a student")
         return student
+
+    def _check_student_contract(self, student, expected):
+        """Refuse a student (a Pipeline's last step) that is not a
+        :class:`skdistill.base.Student`, naming what it lacks; ``expected`` says what the
+        parameter takes besides."""
+        last = final_step(student)
+        missing = missing_members(last, Student)
+        if missing:
+            where = "its last step " if last is not student else ""
+            raise param_error(self, "student", student,
+                              f"{expected} (skdistill.base.Student: a skdistill student such "
+                              f"as MLPStudent or CNNStudent, or a subclass of "
+                              f"skdistill.students.BaseStudent), or a Pipeline ending in one; "
+                              f"{where}{type(last).__name__} has no {', '.join(missing)}",
+                              TypeError)
 
     def _fit_teacher(self, X, y, sample_weight=None, params=None):
         """Clone and fit the teacher with ``params`` (see :meth:`_teacher_params`), by

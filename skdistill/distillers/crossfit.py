@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 from joblib import Parallel, delayed
 from scipy.special import softmax
-from sklearn.base import is_classifier, is_regressor
+from sklearn.base import is_regressor
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import HasMethods, Interval, Options, StrOptions
 
@@ -15,8 +15,7 @@ from .._validation import param_error, warn_class_mismatch
 from ..engine import Objective
 from ..losses import (SoftTargetCrossEntropy, SquaredErrorLogits,
                       SquaredErrorProba, corrected_targets, soften)
-from ._base import (AUGMENT, TEACHER_CALIBRATION, BaseDistiller, _fit_refusing,
-                    is_student_pipeline)
+from ._base import AUGMENT, TEACHER_CALIBRATION, BaseDistiller, _fit_refusing
 
 #: loss name -> (scale of the targets, per-row criterion factory taking the temperature)
 LOSSES = {
@@ -247,12 +246,9 @@ default=None
 
     def _crossfit_student(self):
         student = self._default_student() if self.student is None else self.student
-        if is_regressor(student) or is_student_pipeline(student) or (
-                is_classifier(student) and hasattr(student, "fit_objective")):
-            return student
-        raise param_error(self, "student", student,
-                          "a skdistill student (MLPStudent, CNNStudent, ...), a scikit-learn "
-                          "regressor, or a Pipeline ending in either", TypeError)
+        if not is_regressor(student):
+            self._check_student_contract(student, "a scikit-learn regressor, or a student")
+        return student
 
     # -- fitting --------------------------------------------------------------------------------
     @fit_policy

@@ -5,10 +5,11 @@ import numbers
 
 import numpy as np
 import torch
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from .._interrupt import fit_policy
-from .._validation import check_teacher_proba, param_error
+from .._validation import Implements, check_teacher_proba, param_error
+from ..base import SampledTeacher
 from ..engine import Objective
 from ..losses import EnsembleDistillationLoss
 from ..perturbations import PERTURBATIONS, default_size
@@ -119,7 +120,7 @@ class EnsembleDistiller(BaseDistiller):
 
     _parameter_constraints = {
         **BaseDistiller._parameter_constraints,
-        "teacher": [HasMethods(["fit", "sample_proba"]), None],
+        "teacher": [Implements(SampledTeacher, ["fit", "sample_proba"]), None],
         "method": [StrOptions(set(METHODS))],
         "perturbation": [StrOptions(set(PERTURBATIONS)), None],
         "perturbation_size": [Interval(numbers.Real, 0, None, closed="left"), None],

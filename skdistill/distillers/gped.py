@@ -7,12 +7,13 @@ import torch
 import torch.nn.functional as F
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import Bunch
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
+from sklearn.utils._param_validation import Interval, StrOptions
 from torch import nn
 
 from .._interrupt import fit_policy, warn_user
 from .._random import draw_seed
-from .._validation import check_fitted, param_error
+from .._validation import Implements, check_fitted, missing_members, param_error
+from ..base import PosteriorChain, SampledTeacher, TrunkHeadNet
 from ..engine import Minibatches, Objective, SampleStream, StreamBatches
 from ..expectations import ESTIMATORS, EXPECTATIONS, output_size
 from ..losses import soft_cross_entropy
@@ -204,7 +205,8 @@ default="predictive"
 
     _parameter_constraints = {
         **BaseDistiller._parameter_constraints,
-        "teacher": [HasMethods(["fit", "predict_proba", "iter_samples"]), None],
+        "teacher": [Implements(SampledTeacher, ["fit", "predict_proba", "iter_samples"]),
+                    None],
         "target": [StrOptions(set(EXPECTATIONS)), callable, list, tuple],
         "estimator": [StrOptions(set(ESTIMATORS))],
         "n_iter": [Interval(numbers.Integral, 0, None, closed="left"), None],
@@ -311,7 +313,9 @@ default="predictive"
 
     def _fit(self, X, y, Xd, X_unlabeled, sample_weight, targets, student, teacher):
         self.teacher_ = self._seeded_clone(teacher)
-        chain = _is_chain(self.teacher_)
+        # a chain declares itself (skdistill.base.PosteriorChain); a FrozenEstimator passes
+        # the question on to the teacher it wraps
+        chain = isinstance(self.teacher_, PosteriorChain)
         if chain and isinstance(self.teacher_, FrozenEstimator):
             raise param_error(self, "teacher", teacher,
                               "an unfitted chain teacher: GPED distils while the chain runs, and "
@@ -319,16 +323,16 @@ default="predictive"
                               "teacher with a fixed set of samples, e.g. a DeepEnsembleTeacher, "
                               "is cycled)", TypeError)
         if chain:
-            self.teacher_.set_params(**{k: v for k, v in (("n_iter", self.n_iter),
-                                                          ("burn_in", self.burn_in))
-                                        if v is not None})
+            self.teacher_.set_chain_length(n_iter=self.n_iter, burn_in=self.burn_in)
         else:
             for name in ("n_iter", "burn_in", "thinning"):
                 if getattr(self, name) is not None:
+                    lacks = ", ".join(missing_members(self.teacher_, PosteriorChain))
                     raise param_error(self, name, getattr(self, name),
                                       f"None for a teacher without a chain ("
-                                      f"{type(teacher).__name__} has no n_iter/burn_in): its "
-                                      "samples are cycled for the student's max_epochs")
+                                      f"{type(teacher).__name__} is no "
+                                      f"skdistill.base.PosteriorChain: it has no {lacks}): "
+                                      "its samples are cycled for the student's max_epochs")
         student = self._seeded_clone(student, offset=1)
         shows = self.verbose and "verbose" in self.teacher_.get_params()
         if shows:
@@ -423,7 +427,7 @@ default="predictive"
 
         Returns the number of student steps.
         """
-        n_iter, burn_in = self.teacher_.n_iter, self.teacher_.burn_in
+        n_iter, burn_in = self.teacher_.chain_length()
         if self.thinning is None:
             self.thinning_ = max(1, min(DEFAULT_THINNING,
                                         (n_iter - burn_in) // TARGET_STUDENT_STEPS))
@@ -454,7 +458,7 @@ default="predictive"
         check_fitted(self, "module_")
         X = self._check_predict_X(X, "forward")
         # the student's forward without its copy of one chunk's outputs: they are only read
-        out = self.student_._outputs(X, module=self.module_)
+        out = self.student_.forward(X, module=self.module_, copy=False)
         if not isinstance(out, dict):  # no rows
             return {name: torch.empty(0, dtype=torch.float64) for name in self.targets_}
         return {name: out[name].double() for name in self.targets_}
@@ -526,13 +530,6 @@ default="predictive"
         return Bunch(total=total, aleatoric=aleatoric, epistemic=epistemic)
 
 
-def _is_chain(teacher):
-    """A teacher whose samples come from a chain of ``n_iter`` steps after ``burn_in``."""
-    teacher = teacher.estimator if isinstance(teacher, FrozenEstimator) else teacher
-    params = teacher.get_params(deep=False) if hasattr(teacher, "get_params") else {}
-    return "n_iter" in params and "burn_in" in params
-
-
 def _set_explicitly(estimator, name):
     """Whether parameter ``name`` differs from its default in the estimator's signature."""
     default = inspect.signature(type(estimator).__init__).parameters.get(name)
@@ -575,9 +572,13 @@ class _GPEDObjective(Objective):
 
     def build(self, module):
         d = self.distiller
-        if not all(hasattr(module, a) for a in ("features", "head", "n_hidden_out")):
-            raise param_error(d, "student", d.student, "an MLPStudent or CNNStudent (a "
-                              "network with a trunk and a head)", TypeError)
+        if not isinstance(module, TrunkHeadNet):
+            lacks = ", ".join(missing_members(module, TrunkHeadNet))
+            raise param_error(d, "student", d.student,
+                              "a student whose network has a trunk and a head "
+                              "(skdistill.base.TrunkHeadNet), such as MLPStudent or "
+                              f"CNNStudent; its {type(module).__name__} has no {lacks}",
+                              TypeError)
         n_classes = len(d.classes_)
         heads = {name: d._head(name, g, module.n_hidden_out, n_classes)
                  for name, g in self.targets_fns.items()}
@@ -599,8 +600,8 @@ class _GPEDObjective(Objective):
         student's network), or ``max_epochs`` passes for a teacher without a chain."""
         if self.chain:
             self.n_steps = self.distiller._check_student_budget()
-            if "every" in self.stream.params:
-                self.stream.kwargs["every"] = self.distiller.thinning_
+            # a chain's iter_samples takes every= (skdistill.base.PosteriorChain)
+            self.stream.kwargs["every"] = self.distiller.thinning_
         else:
             self.n_steps = max_epochs * self.steps_per_epoch
         return -(-self.n_steps // self.steps_per_epoch)

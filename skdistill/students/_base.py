@@ -1,6 +1,7 @@
 """Shared machinery of the skorch-backed student classifiers."""
 import copy
 import numbers
+from abc import ABCMeta, abstractmethod
 from contextlib import nullcontext
 
 import numpy as np
@@ -88,17 +89,47 @@ def _array_chunks(x, chunk, row_shape):
 
 
 class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin,
-                  BaseEstimator):
-    """Base class: a torch classifier network trained by the engine behind the scikit-learn API.
+                  BaseEstimator, metaclass=ABCMeta):
+    """Base class of the students: a torch classifier network behind the scikit-learn API.
 
-    Subclasses define ``_build_module(n_outputs)`` and ``_check_X(X, reset)`` (and, for
-    networks that need it, ``_row_shape()``). Every student trains through the one engine
-    (:class:`skdistill.engine.StudentNet`): :meth:`fit` on labels or soft targets, and
-    :meth:`fit_objective` on any :class:`~skdistill.engine.Objective`, which is how
-    distillers train a student on their own targets and loss.
+    It implements :class:`skdistill.base.Student`. A subclass defines
+    :meth:`_build_module` (the network) and :meth:`_check_X` (the validation of ``X``), and
+    where it needs them :meth:`_row_shape`, :meth:`_fast_rows`, :meth:`_training_loss`,
+    :meth:`_regularizer` and :meth:`_deployed_module`; its ``__init__`` takes the training
+    settings (``max_epochs``, ``batch_size``, ``lr``, ``optimizer``, ``weight_decay``,
+    ``device``, ``callbacks``, ``validation_fraction``, ``verbose``, ``random_state``) and
+    stores them unchanged. Every student trains through the one engine: :meth:`fit` on labels
+    or soft targets, and :meth:`fit_objective` on any :class:`~skdistill.base.Objective`,
+    which is how distillers train a student on their own targets and loss.
 
-    The pruning parameters default to the class attributes below (no pruning), so a subclass
-    whose ``__init__`` does not take them trains its full network.
+    The pruning parameters (``group_lasso``, ``prune_threshold``, ``fine_tune_epochs``,
+    ``fine_tune_lr``) default to class attributes (no pruning), so a subclass whose
+    ``__init__`` does not take them trains its full network.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn.datasets import load_iris
+    >>> from sklearn.utils.validation import validate_data
+    >>> from skdistill.students import BaseStudent
+    >>> class LinearStudent(BaseStudent):
+    ...     def __init__(self, max_epochs=50, batch_size=32, lr=1e-2, optimizer="adam",
+    ...                  weight_decay=0.0, device="cpu", callbacks=None,
+    ...                  validation_fraction=None, verbose=0, random_state=None):
+    ...         self.max_epochs, self.batch_size, self.lr = max_epochs, batch_size, lr
+    ...         self.optimizer, self.weight_decay, self.device = optimizer, weight_decay, device
+    ...         self.callbacks, self.validation_fraction = callbacks, validation_fraction
+    ...         self.verbose, self.random_state = verbose, random_state
+    ...
+    ...     def _build_module(self, n_outputs):
+    ...         return torch.nn.Linear(self.n_features_in_, n_outputs)
+    ...
+    ...     def _check_X(self, X, reset):
+    ...         return validate_data(self, X, reset=reset, dtype=("float32", "float64"))
+    >>> X, y = load_iris(return_X_y=True)
+    >>> X = (X - X.mean(0)) / X.std(0)
+    >>> LinearStudent(random_state=0).fit(X, y).score(X, y) > 0.9
+    True
     """
 
     # pruning off unless a subclass takes these as parameters (MLPStudent, CNNStudent...)
@@ -126,29 +157,95 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
     }
 
     # -- to be provided by subclasses -------------------------------------------------------
+    @abstractmethod
     def _build_module(self, n_outputs):
-        raise NotImplementedError
+        """The untrained torch network, for ``n_features_in_`` (set by :meth:`_check_X`).
 
+        Parameters
+        ----------
+        n_outputs : int
+            Outputs of the network: the number of classes, or what the objective asks for.
+
+        Returns
+        -------
+        module : torch.nn.Module
+            Maps a float32 batch of rows, shaped by :meth:`_row_shape`, to logits
+            ``(n, n_outputs)``. An :class:`skdistill.base.TrunkHeadNet` can also be a
+            :class:`~skdistill.GPEDDistiller`'s student.
+        """
+
+    @abstractmethod
     def _check_X(self, X, reset):
-        raise NotImplementedError
+        """Validate ``X`` as the network takes it; with ``reset``, learn its shape.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix
+            The rows given to ``fit`` (``reset=True``) or to a prediction (``reset=False``).
+        reset : bool
+            Whether to set ``n_features_in_`` (and whatever shape the network needs);
+            otherwise ``X`` must match them.
+
+        Returns
+        -------
+        X : ndarray or sparse CSR matrix
+            Float32 or float64 rows; a sparse matrix stays sparse (densified batch by
+            batch, reshaped by :meth:`_row_shape`).
+        """
 
     def _row_shape(self):
-        """Shape of one densified row as the network takes it (None: as it is)."""
+        """The shape of one densified row as the network takes it (None: as it is).
+
+        Returns
+        -------
+        shape : tuple of int or None
+            E.g. ``(C, H, W)`` for a convolutional network given flat rows.
+        """
         return None
 
     def _fast_rows(self, X):
-        """The fast path's shape rule: ``X`` (a float array of at least one row, see
-        :meth:`_fast_X`) shaped as :meth:`_check_X` would return it when its shape is the
-        fitted one, else None (the checked path). None here: a student takes the fast path
-        only where it gives the rule of its own ``_check_X``."""
+        """The fast path's shape rule, or None for the checked path.
+
+        ``X`` is a float array of at least one row (see :meth:`_fast_X`). A subclass returns
+        it shaped as :meth:`_check_X` would return it when its shape is the fitted one, else
+        None (the checked path). None here: a student takes the fast path only where it
+        gives the rule of its own :meth:`_check_X`.
+
+        Parameters
+        ----------
+        X : ndarray
+            Float32 or float64 rows, unchecked.
+
+        Returns
+        -------
+        X : ndarray or None
+            The rows shaped as the network takes them, or None.
+        """
         return None
 
     def _training_loss(self, loss):
-        """The loss as applied to this student's outputs (LatentBE: per member)."""
+        """The loss as applied to this student's outputs (LatentBE: per member).
+
+        Parameters
+        ----------
+        loss : torch.nn.Module
+            The objective's per-row loss.
+
+        Returns
+        -------
+        loss : torch.nn.Module
+            ``loss`` itself here.
+        """
         return loss
 
     def _regularizer(self):
-        """A picklable ``module -> scalar`` added to the training loss, or None."""
+        """A picklable ``module -> scalar`` added to the training loss, or None.
+
+        Returns
+        -------
+        regularizer : callable or None
+            None here.
+        """
         return None
 
     def _check_prunable(self):
@@ -159,8 +256,16 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         self.hidden_layer_sizes_ = layer_widths(module)[1]
 
     def _deployed_module(self):
-        """The network the fitted student predicts with (``predict_proba``, ONNX export):
-        ``module_``; a LatentBE student's merged network."""
+        """The network the fitted student predicts with: ``module_`` here.
+
+        ``predict_proba`` and the ONNX export run it; a LatentBE student's is its merged
+        network.
+
+        Returns
+        -------
+        module : torch.nn.Module
+            Maps a batch of rows shaped by :meth:`_row_shape` to logits.
+        """
         check_fitted(self, "module_")
         return self.module_
 
@@ -209,8 +314,8 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         X : array-like or sparse matrix
         y : array-like of shape (n_samples,)
             Labels: they define ``classes_`` (and the ``"y"`` field of every batch).
-        objective : skdistill.engine.Objective
-            Targets, per-row loss and optional hooks (see :mod:`skdistill.engine`).
+        objective : skdistill.base.Objective
+            Targets, per-row loss and optional hooks.
         sample_weight : array-like of shape (n_samples,), default=None
             As in :meth:`fit`.
 
@@ -235,7 +340,8 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         """
         if not isinstance(objective, Objective):
             raise param_error(self, "objective", objective,
-                              "a skdistill.engine.Objective", TypeError)
+                              "a skdistill.base.Objective (an instance of it or of a subclass)",
+                              TypeError)
         X, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
         return self._train(X, y_enc, objective, sample_weight)
 
@@ -478,7 +584,7 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         with eval_mode(module) if training else nullcontext(), torch.inference_mode():
             return [_to_cpu(module(chunk.to(device))) for chunk in chunks]
 
-    def forward(self, X, module=None, batch_size=4096):
+    def forward(self, X, module=None, batch_size=4096, copy=True):
         """Outputs of the trained network for ``X``, on the CPU, in eval mode.
 
         ``X`` is validated and shaped as for :meth:`predict` (sparse rows densified chunk by
@@ -486,12 +592,24 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         distiller's network with extra heads on this student's trunk; a network returning a
         dict of tensors gives a dict.
 
+        Parameters
+        ----------
+        X : array-like or sparse matrix of shape (n_samples, ...)
+            Rows as at ``fit``.
+        module : torch.nn.Module, default=None
+            The network to run; None: ``module_``.
+        batch_size : int, default=4096
+            Rows per forward pass.
+        copy : bool, default=True
+            False returns the outputs of ``X`` in one chunk as the network gave them
+            (inference tensors, to be read only), without joining them into a copy.
+
         Returns
         -------
         outputs : torch.Tensor or dict of torch.Tensor
             Logits of shape ``(n, n_outputs)`` for the student's own network.
         """
-        return self._outputs(X, module, batch_size, copy=True)
+        return self._outputs(X, module, batch_size, copy=copy)
 
     def _outputs(self, X, module=None, batch_size=4096, copy=False):
         """:meth:`forward`'s outputs; with ``copy=False`` the outputs of a single chunk are

@@ -87,12 +87,13 @@ class _LatentBEMixin:
         """
         return torch.softmax(self.forward(X).double(), dim=-1).numpy()
 
-    def forward(self, X, module=None, batch_size=4096):
+    def forward(self, X, module=None, batch_size=4096, copy=True):
         """Outputs of a trained network for ``X``: by default the members' logits.
 
         As :meth:`MLPStudent.forward <skdistill.MLPStudent.forward>`; for the unmerged
         BatchEnsemble (``module_``, the default) the members' logits, of shape
-        ``(n_members, n, n_classes)``, the rows of every chunk joined along the second axis.
+        ``(n_members, n, n_classes)``, the rows of every chunk joined along the second axis
+        (a copy, whatever ``copy``).
 
         Returns
         -------
@@ -100,7 +101,7 @@ class _LatentBEMixin:
             The members' logits for ``module_``; what ``module`` returns otherwise.
         """
         if module is not None and module is not getattr(self, "module_", None):
-            return super().forward(X, module=module, batch_size=batch_size)
+            return super().forward(X, module=module, batch_size=batch_size, copy=copy)
         check_fitted(self, "module_")
         out = self._run(self.module_, X, batch_size)
         return torch.cat(out, dim=1) if out else torch.empty(

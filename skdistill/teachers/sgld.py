@@ -223,6 +223,38 @@ class SGLDTeacher(StrictParamsMixin, DeviceFallbackMixin, PosteriorPredictionMix
         self.verbose = verbose
         self.random_state = random_state
 
+    # -- the chain a distiller runs online (skdistill.base.PosteriorChain) ---------------------
+    def chain_length(self):
+        """The chain's ``n_iter`` and ``burn_in``: its length, as GPEDDistiller reads it.
+
+        Returns
+        -------
+        n_iter : int
+            SGLD iterations of one ``fit`` or ``iter_samples`` call.
+        burn_in : int
+            Iterations before the first sample.
+        """
+        return self.n_iter, self.burn_in
+
+    def set_chain_length(self, n_iter=None, burn_in=None):
+        """Set ``n_iter`` and ``burn_in`` where given (GPEDDistiller's own); return ``self``.
+
+        Parameters
+        ----------
+        n_iter : int, default=None
+            SGLD iterations; None leaves ``n_iter``.
+        burn_in : int, default=None
+            Iterations before the first sample; None leaves ``burn_in``.
+
+        Returns
+        -------
+        self : SGLDTeacher
+            The teacher.
+        """
+        return self.set_params(**{name: value for name, value in (("n_iter", n_iter),
+                                                                  ("burn_in", burn_in))
+                                  if value is not None})
+
     # -- fitting ------------------------------------------------------------------------------
     @fit_policy
     def fit(self, X, y, sample_weight=None):
