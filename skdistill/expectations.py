@@ -7,7 +7,7 @@ estimators fold one sample's values into per-example estimates (Vadera et al., s
 import torch
 
 __all__ = ["predictive", "expected_entropy", "variance", "EXPECTATIONS", "output_size",
-           "StochasticEstimator", "OnlineMeanEstimator", "ESTIMATORS"]
+           "decompose_uncertainty", "StochasticEstimator", "OnlineMeanEstimator", "ESTIMATORS"]
 
 
 def predictive(proba):
@@ -34,6 +34,46 @@ def output_size(g, n_classes):
     probe = torch.full((1, n_classes), 1.0 / n_classes)
     out = torch.as_tensor(g(probe))
     return 1 if out.dim() == 1 else int(out.reshape(1, -1).shape[1])
+
+
+def decompose_uncertainty(predictive_logits, expected_entropy):
+    """Total, aleatoric and epistemic uncertainty from a predictive and an expected entropy.
+
+    ``total`` is the entropy of the predictive distribution ``softmax(predictive_logits)``,
+    ``aleatoric`` the expected entropy (capped at ``total``: the expected entropy of a posterior
+    never exceeds the entropy of its predictive, but two estimates of them may), and
+    ``epistemic = total - aleatoric``, the mutual information (BALD). ``total`` is rebuilt as
+    ``aleatoric + epistemic``, so that the identity holds without rounding error.
+    :meth:`GPEDDistiller.predict_uncertainty <skdistill.GPEDDistiller.predict_uncertainty>`
+    and its ONNX export compute their outputs with it.
+
+    Parameters
+    ----------
+    predictive_logits : torch.Tensor of shape (n, C)
+        Logits of the predictive distribution.
+    expected_entropy : torch.Tensor of shape (n,)
+        The expected entropy (aleatoric uncertainty) of each row.
+
+    Returns
+    -------
+    total, aleatoric, epistemic : torch.Tensor of shape (n,)
+        The uncertainty and its two parts, in nats.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdistill.expectations import decompose_uncertainty
+    >>> total, aleatoric, epistemic = decompose_uncertainty(torch.zeros(1, 2),
+    ...                                                     torch.tensor([0.5]))
+    >>> round(total.item(), 4), aleatoric.item(), round(epistemic.item(), 4)  # log 2 = 0.6931
+    (0.6931, 0.5, 0.1931)
+    """
+    log_p = torch.log_softmax(predictive_logits, 1)
+    entropy = -(log_p.exp() * log_p).sum(1)
+    aleatoric = torch.minimum(expected_entropy, entropy)
+    epistemic = entropy - aleatoric
+    # rebuilt from its parts, so that the identity has no rounding error
+    return aleatoric + epistemic, aleatoric, epistemic
 
 
 class StochasticEstimator:

@@ -369,3 +369,47 @@ class EnsembleDistillationLoss(nn.Module):
                              for loss in losses])
         weights = ae_kd_weights(grads, cap=self.ae_kd_bound).to(losses.device)
         return (weights[:, None] * losses).sum(0)
+
+
+class GPEDLoss(nn.Module):
+    """Per-row loss of GPED, summed over the heads of a multi-head student.
+
+    ``outputs`` and ``target`` are dicts by head name (those of a
+    :class:`~skdistill.nets.MultiHeadNet`): the soft-target cross-entropy for the
+    ``"predictive"`` head (its outputs are logits, its target probabilities), and the L1
+    distance, summed over a head's outputs, for every other expectation. Returns ``(B,)``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdistill.losses import GPEDLoss
+    >>> outputs = {"predictive": torch.zeros(2, 2), "entropy": torch.ones(2, 1)}
+    >>> target = {"predictive": torch.full((2, 2), 0.5), "entropy": torch.zeros(2, 1)}
+    >>> [round(v, 4) for v in GPEDLoss()(outputs, target).tolist()]  # log 2 + |1 - 0|
+    [1.6931, 1.6931]
+    """
+
+    def forward(self, outputs, target):
+        """The loss of each row: the heads' losses summed.
+
+        Parameters
+        ----------
+        outputs : dict of str to torch.Tensor
+            Each head's outputs, ``(B, k)``.
+        target : dict of str to torch.Tensor
+            Each head's target, ``B`` rows of as many values.
+
+        Returns
+        -------
+        loss : torch.Tensor of shape (B,)
+            One loss per row.
+        """
+        total = 0.0
+        for name, value in target.items():
+            out = outputs[name]
+            if name == "predictive":
+                total = total + soft_cross_entropy(out, value, reduction="none")
+            else:
+                total = total + F.l1_loss(out, value.reshape(out.shape),
+                                          reduction="none").reshape(len(out), -1).sum(1)
+        return total

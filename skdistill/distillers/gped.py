@@ -4,7 +4,6 @@ import numbers
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -15,8 +14,9 @@ from .._random import draw_seed
 from .._validation import Implements, check_fitted, missing_members, param_error
 from ..base import PosteriorChain, SampledTeacher, TrunkHeadNet
 from ..engine import Minibatches, Objective, SampleStream, StreamBatches
-from ..expectations import ESTIMATORS, EXPECTATIONS, output_size
-from ..losses import soft_cross_entropy
+from ..expectations import ESTIMATORS, EXPECTATIONS, decompose_uncertainty, output_size
+from ..losses import GPEDLoss
+from ..nets.heads import LinearHead, MultiHeadNet, head_expectation
 from ._base import BaseDistiller
 
 #: ``thinning=None``: the paper's one student step every 10 SGLD iterations (its entropy
@@ -24,53 +24,6 @@ from ._base import BaseDistiller
 DEFAULT_THINNING, TARGET_STUDENT_STEPS = 10, 2000
 #: Fewer student steps than this warn: the student would lag far behind the teacher.
 MIN_STUDENT_STEPS = 500
-
-
-class _Head(nn.Module):
-    """A linear head with an output map: identity (logits), softplus (> 0) or 0.25 * sigmoid."""
-
-    def __init__(self, n_in, n_out, output="identity"):
-        super().__init__()
-        self.linear = nn.Linear(n_in, n_out)
-        self.output = output
-
-    def forward(self, h):
-        z = self.linear(h)
-        if self.output == "softplus":
-            return F.softplus(z)
-        if self.output == "quarter_sigmoid":  # p (1 - p) lies in [0, 1/4]
-            return 0.25 * torch.sigmoid(z)
-        return z
-
-
-class MultiHeadNet(nn.Module):
-    """One shared trunk with one head per posterior expectation; returns a dict of outputs."""
-
-    def __init__(self, trunk, heads):
-        super().__init__()
-        self.trunk = trunk
-        self.heads = nn.ModuleDict(heads)
-
-    def forward(self, x):
-        h = self.trunk(x)
-        return {name: head(h) for name, head in self.heads.items()}
-
-
-def head_expectation(value):
-    """A head's output as the expectation it estimates: ``(n,)`` for a head one wide."""
-    return value[:, 0] if value.ndim == 2 and value.shape[1] == 1 else value
-
-
-def decompose_uncertainty(predictive_logits, expected_entropy):
-    """``(total, aleatoric, epistemic)`` of :meth:`GPEDDistiller.predict_uncertainty`, from
-    the predictive head's logits ``(n, C)`` and the entropy head's expectation ``(n,)``; the
-    ONNX export (:mod:`skdistill.onnx`) computes its outputs with it too."""
-    log_p = torch.log_softmax(predictive_logits, 1)
-    entropy = -(log_p.exp() * log_p).sum(1)
-    aleatoric = torch.minimum(expected_entropy, entropy)
-    epistemic = entropy - aleatoric
-    # rebuilt from its parts, so that the identity has no rounding error
-    return aleatoric + epistemic, aleatoric, epistemic
 
 
 class GPEDDistiller(BaseDistiller):
@@ -94,15 +47,16 @@ class GPEDDistiller(BaseDistiller):
     ----------
     teacher : SGLDTeacher or any teacher with ``iter_samples``, default=None
         The teacher's ``iter_samples(X, y)`` stream of posterior samples (callables mapping a
-        batch to class probabilities, see ``doc/extending.md``) drives the student: one student
-        step per sample. A chain teacher (with ``n_iter`` and ``burn_in`` parameters, like
-        ``SGLDTeacher``, whose SGLD settings drive the chain) is run once and decides the number
-        of steps; any other teacher (e.g. a ``DeepEnsembleTeacher``: its members) is fitted once
-        and its samples are cycled for the student's ``max_epochs`` epochs.
-        ``None`` means ``SGLDTeacher()``.
+        batch to class probabilities, :class:`skdistill.base.SampledTeacher`) drives the
+        student: one student step per sample. A chain (a
+        :class:`skdistill.base.PosteriorChain`, like ``SGLDTeacher``, whose SGLD settings
+        drive the chain) is run once and decides the number of steps; any other teacher (e.g.
+        a ``DeepEnsembleTeacher``: its members) is fitted once and its samples are cycled for
+        the student's ``max_epochs`` epochs. ``None`` means ``SGLDTeacher()``.
     student : MLPStudent or CNNStudent, default=None
-        A student whose network has a trunk and a head (``features``, ``head``,
-        ``n_hidden_out``); others (e.g. ``LatentBEStudent``) raise a ``TypeError``.
+        A student whose network has a trunk and a head (a
+        :class:`skdistill.base.TrunkHeadNet`: ``features``, ``head``, ``n_hidden_out``);
+        others (e.g. ``LatentBEStudent``) raise a ``TypeError``.
         It is trained by the one engine, so its architecture, optimiser settings,
         ``callbacks``, ``verbose`` and ``device`` apply; an epoch is one pass of minibatches
         over ``D'`` (``len(D') // batch`` student steps). Two settings cannot apply and are
@@ -126,8 +80,9 @@ default="predictive"
     estimator : {"online", "stochastic"}, default="online"
         U_o or U_s.
     n_iter, burn_in : int, default=None
-        SGLD iterations and burn-in of a chain teacher; ``None`` takes the teacher's (and must
-        be ``None`` for a teacher without a chain).
+        SGLD iterations and burn-in of a chain teacher (set through its
+        ``set_chain_length``); ``None`` takes the teacher's (and must be ``None`` for a
+        teacher without a chain).
     thinning : int, default=None
         One student step every ``thinning`` SGLD iterations after burn-in: the student takes
         ``(n_iter - burn_in) // thinning`` steps. ``None`` is the paper's 10, lowered (down to
@@ -161,7 +116,7 @@ default="predictive"
         ``max_samples``), so its own ``predict_proba`` is the posterior predictive.
     student_ : student estimator
         A fitted student whose ``module_`` is the trunk with the predictive head.
-    module_ : MultiHeadNet
+    module_ : skdistill.nets.MultiHeadNet
         The student network with all heads (shares parameters with ``student_.module_``).
     targets_ : list of str
         Head names, ``"predictive"`` first (a callable's head is named after the callable,
@@ -265,12 +220,12 @@ default="predictive"
 
     def _head(self, name, g, n_in, n_classes):
         if name == "predictive":
-            return _Head(n_in, n_classes)
+            return LinearHead(n_in, n_classes)
         if name == "entropy":
-            return _Head(n_in, 1, "softplus")
+            return LinearHead(n_in, 1, "softplus")
         if name == "variance":
-            return _Head(n_in, n_classes, "quarter_sigmoid")
-        return _Head(n_in, self._output_size(g, n_classes))
+            return LinearHead(n_in, n_classes, "quarter_sigmoid")
+        return LinearHead(n_in, self._output_size(g, n_classes))
 
     def _output_size(self, g, n_classes):
         """Values per example of target ``g``; a callable that fails is named."""
@@ -536,20 +491,6 @@ def _set_explicitly(estimator, name):
     return default is not None and getattr(estimator, name) != default.default
 
 
-class GPEDLoss(nn.Module):
-    """Per-row GPED loss, summed over the heads: soft-target cross-entropy for the predictive
-    head, L1 (summed over a head's outputs) for every other expectation."""
-
-    def forward(self, outputs, targets):
-        total = 0.0
-        for name, target in targets.items():
-            out = outputs[name]
-            if name == "predictive":
-                total = total + soft_cross_entropy(out, target, reduction="none")
-            else:
-                total = total + F.l1_loss(out, target.reshape(out.shape),
-                                          reduction="none").reshape(len(out), -1).sum(1)
-        return total
 
 
 class _GPEDObjective(Objective):
