@@ -2,8 +2,9 @@
 ==========================================================================================
 
 The teacher below is written here, outside skdistill, and subclasses nothing of it: a
-scikit-learn classifier (``fit``, ``predict_proba``, ``classes_``) that also implements the
-optional parts of the teacher protocol (:doc:`Extending skdistill </extending>`):
+scikit-learn classifier (``fit``, ``predict_proba``, ``classes_``) that is also a
+``skdistill.base.SampledTeacher`` and has ``modules_`` (:doc:`Extending skdistill
+</extending>`):
 
 - ``sample_proba(X)``: every member's probabilities, ``(n_members, n, n_classes)``;
 - ``modules_``: every member as a torch module mapping inputs to logits, through which the

@@ -1,7 +1,9 @@
 """The contracts of skdistill.base: a teacher, a sampled teacher, a chain, a student and a
 distiller written here, outside the package, from public names only, run through the
 distillers; objects that break a contract are refused with an error naming what they lack."""
+import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -354,3 +356,17 @@ def test_a_student_class_without_its_network_cannot_be_made():
 
     with pytest.raises(TypeError, match="abstract method.*_build_module"):
         NoNetwork()
+
+
+# -- the guide's new teacher, in one file --------------------------------------------------
+
+def test_the_new_teacher_of_extending_md_runs_as_one_file(capsys):
+    doc = (Path(__file__).resolve().parents[1] / "doc" / "extending.md").read_text()
+    [code] = [block for block in re.findall(r"^```python\n(.*?)^```", doc, flags=re.M | re.S)
+              if "class BootstrapLogisticTeacher" in block]
+    namespace = {"__name__": "__main__"}
+    exec(compile(code, "doc/extending.md", "exec"), namespace)
+    assert capsys.readouterr().out.splitlines()[0] == "True False"
+    for name in ("kd", "ens", "gped"):
+        assert namespace[name].score(namespace["X"], namespace["y"]) > 0.9
+    assert namespace["gped"].n_student_steps_ == 80  # 4 members cycled, 20 epochs of 4 steps
