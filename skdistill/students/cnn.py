@@ -120,6 +120,7 @@ callbacks, validation_fraction, verbose, random_state
         self._multipliers()
 
     def _build_module(self, n_outputs):
+        """The untrained :class:`~skdistill.nets.CNN` of ``architecture`` (a trunk and a head)."""
         k1, k2 = self._multipliers()
         return CNN.from_architecture(self.architecture, self.input_shape_, n_outputs, k1, k2,
                                      activation=self.activation, dropout=self.dropout)
@@ -145,6 +146,7 @@ callbacks, validation_fraction, verbose, random_state
         return (1, side, side) if side * side == n_features else (1, 1, n_features)
 
     def _check_X(self, X, reset):
+        """``X`` validated and shaped as images ``(n, C, H, W)``; sparse rows stay flat."""
         _check_feature_names(self, X, reset=reset)
         X = named_errors(self, check_array, X, allow_nd=True, dtype=("float32", "float64"),
                          accept_sparse="csr", input_name="X", estimator=self)
@@ -166,6 +168,7 @@ callbacks, validation_fraction, verbose, random_state
         return X.reshape((len(X),) + self.input_shape_)
 
     def _fast_rows(self, X):
+        """``X`` reshaped to images when it holds the fitted number of values, else None."""
         # flat or image rows of the fitted size, reshaped as _check_X reshapes them; a
         # subclass with a _check_X of its own takes the checked path
         if (X.ndim <= 4 and math.prod(X.shape[1:]) == self.n_features_in_
@@ -174,4 +177,5 @@ callbacks, validation_fraction, verbose, random_state
         return None
 
     def _row_shape(self):
+        """``input_shape_``: flat rows are reshaped to ``(C, H, W)`` images."""
         return self.input_shape_

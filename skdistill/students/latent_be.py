@@ -52,13 +52,16 @@ class _LatentBEMixin:
     }
 
     def _build_module(self, n_outputs):
+        """The untrained BatchEnsemble of the plain student's network."""
         # the plain network of the student class this one extends (MLPStudent, CNNStudent)
         return BatchEnsemble(super()._build_module(n_outputs), self.n_members)
 
     def _training_loss(self, loss):
+        """``loss`` applied to each member's logits, averaged over the members."""
         return MemberLoss(loss)
 
     def _regularizer(self):
+        """The factors' Gaussian prior, weighted by ``prior_strength`` (None at 0)."""
         return PriorPenalty(self.prior_strength) if self.prior_strength else None
 
     def _check_prunable(self):
