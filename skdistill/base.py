@@ -15,7 +15,7 @@ checks at run time that the members exist (not their signatures): the distillers
   it runs instead of cycling its samples.
 - :class:`Student`: what the distillers, the Laplace teacher and the ONNX export call on a
   student; :class:`skdistill.students.BaseStudent` implements it, and a new network student
-  subclasses it, providing ``_build_module`` and ``_check_X``.
+  subclasses it, providing ``build_module`` and ``check_X``.
 - :class:`TrunkHeadNet`: a classifier network in two parts, a trunk and a head, on which
   :class:`~skdistill.GPEDDistiller` puts one head per posterior expectation.
 - :class:`Objective`: a training method (targets, per-row loss, hooks), the class whose hooks
@@ -232,9 +232,9 @@ class Student(Protocol):
     """A classifier network that a distiller trains on its own targets and loss.
 
     A distiller hands the student an :class:`Objective` through ``fit_objective``; the fitted
-    student predicts with ``_deployed_module()`` on rows reshaped to ``_row_shape()``.
+    student predicts with ``deployed_module()`` on rows reshaped to ``row_shape()``.
     :class:`skdistill.students.BaseStudent` implements all of it: a new network student
-    subclasses it and provides ``_build_module`` (the network) and ``_check_X`` (validation).
+    subclasses it and provides ``build_module`` (the network) and ``check_X`` (validation).
 
     See Also
     --------
@@ -324,7 +324,7 @@ class Student(Protocol):
             On the CPU.
         """
 
-    def _row_shape(self):
+    def row_shape(self):
         """The shape of one row as the network takes it, or None for the rows as they are.
 
         Returns
@@ -333,13 +333,13 @@ class Student(Protocol):
             E.g. ``(C, H, W)`` for a convolutional network given flat rows.
         """
 
-    def _deployed_module(self):
+    def deployed_module(self):
         """The network the fitted student predicts with.
 
         Returns
         -------
         module : torch.nn.Module
-            Maps a batch of rows shaped by ``_row_shape()`` to logits ``(n, n_classes)``.
+            Maps a batch of rows shaped by ``row_shape()`` to logits ``(n, n_classes)``.
         """
 
 

@@ -165,13 +165,13 @@ def _extra_outputs(model):
 def _exported_module(model):
     """The torch module, on the CPU, computing ``model``'s outputs from flat rows."""
     student = _student_of(model)
-    row_shape = student._row_shape()
+    row_shape = student.row_shape()
     row_shape = None if row_shape is None else tuple(int(s) for s in row_shape)
     if isinstance(model, GPEDDistiller):
         net = copy.deepcopy(model.module_).cpu().eval()
         module = _GPEDOutputs(net, row_shape, model.targets_[1:], "entropy" in model.targets_)
     else:
-        net = copy.deepcopy(student._deployed_module()).cpu().eval()
+        net = copy.deepcopy(student.deployed_module()).cpu().eval()
         module = _Probabilities(net, row_shape)
     return module.eval()
 

@@ -173,10 +173,10 @@ class TinyStudent(BaseStudent):
         self.verbose = verbose
         self.random_state = random_state
 
-    def _build_module(self, n_outputs):
+    def build_module(self, n_outputs):
         return TwoLayerNet(self.n_features_in_, n_outputs, self.width)
 
-    def _check_X(self, X, reset):
+    def check_X(self, X, reset):
         return validate_data(self, X, reset=reset, dtype=("float32", "float64"),
                              accept_sparse="csr")
 
@@ -229,7 +229,7 @@ def test_the_outside_student_fits_alone_and_its_network_is_a_trunk_and_a_head(da
     student = TinyStudent(random_state=0).fit(X, y)
     assert student.score(X, y) > 0.8
     assert isinstance(student.module_, TrunkHeadNet)
-    assert isinstance(student._deployed_module(), nn.Module) and student._row_shape() is None
+    assert isinstance(student.deployed_module(), nn.Module) and student.row_shape() is None
 
 
 # -- the outside objects through the package's distillers -----------------------------------
@@ -352,9 +352,9 @@ def test_a_student_missing_a_member_is_refused_naming_it(data):
 
 def test_a_student_class_without_its_network_cannot_be_made():
     class NoNetwork(TinyStudent):
-        _build_module = BaseStudent._build_module
+        build_module = BaseStudent.build_module
 
-    with pytest.raises(TypeError, match="abstract method.*_build_module"):
+    with pytest.raises(TypeError, match="abstract method.*build_module"):
         NoNetwork()
 
 

@@ -359,8 +359,8 @@ def test_sparse_input_takes_the_checked_path():
 
 def test_a_subclass_with_its_own_check_takes_the_checked_path():
     class Rescaled(MLPStudent):
-        def _check_X(self, X, reset):
-            return super()._check_X(X, reset) * 2
+        def check_X(self, X, reset):
+            return super().check_X(X, reset) * 2
 
     student = Rescaled(hidden_layer_sizes=(8,), max_epochs=2, random_state=0).fit(X, y)
     with counted_checks() as calls:

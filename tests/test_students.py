@@ -276,8 +276,8 @@ def test_every_estimator_names_itself_for_nan_or_inf(make, bad):
 
 
 def test_minimal_student_of_extending_md_fits_and_predicts(capsys):
-    """doc/extending.md's BaseStudent subclass (only the settings, ``_build_module`` and
-    ``_check_X``, no pruning parameters) runs as written, fits, predicts and distils."""
+    """doc/extending.md's BaseStudent subclass (only the settings, ``build_module`` and
+    ``check_X``, no pruning parameters) runs as written, fits, predicts and distils."""
     doc = (Path(__file__).resolve().parents[1] / "doc" / "extending.md").read_text()
     [code] = [block for block in re.findall(r"^```python\n(.*?)^```", doc, flags=re.M | re.S)
               if "class LinearStudent(BaseStudent)" in block]

@@ -318,12 +318,12 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         last = final_step(student)
         if last is not student:
             X = self._fit_student_head(student, X, y, params or {})
-        if is_table(X) and hasattr(last, "_check_X"):
+        if is_table(X) and hasattr(last, "check_X"):
             # a table the student may refuse (strings): its own check of X, named by the
             # distiller. An array is not checked twice: the student's check in fit_objective
             # names the student in its errors already.
             with refused_by(self, f"student {type(last).__name__}"):
-                clone(last)._check_X(X, reset=True)
+                clone(last).check_X(X, reset=True)
         last.fit_objective(X, y, objective,
                            sample_weight=self._student_weight(student, sample_weight))
         return self._fitted_student(student)

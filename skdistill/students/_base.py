@@ -93,9 +93,9 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
     """Base class of the students: a torch classifier network behind the scikit-learn API.
 
     It implements :class:`skdistill.base.Student`. A subclass defines
-    :meth:`_build_module` (the network) and :meth:`_check_X` (the validation of ``X``), and
-    where it needs them :meth:`_row_shape`, :meth:`_fast_rows`, :meth:`_training_loss`,
-    :meth:`_regularizer` and :meth:`_deployed_module`; its ``__init__`` takes the training
+    :meth:`build_module` (the network) and :meth:`check_X` (the validation of ``X``), and
+    where it needs them :meth:`row_shape`, :meth:`fast_rows`, :meth:`training_loss`,
+    :meth:`regularizer` and :meth:`deployed_module`; its ``__init__`` takes the training
     settings (``max_epochs``, ``batch_size``, ``lr``, ``optimizer``, ``weight_decay``,
     ``device``, ``callbacks``, ``validation_fraction``, ``verbose``, ``random_state``) and
     stores them unchanged. Every student trains through the one engine: :meth:`fit` on labels
@@ -121,10 +121,10 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
     ...         self.callbacks, self.validation_fraction = callbacks, validation_fraction
     ...         self.verbose, self.random_state = verbose, random_state
     ...
-    ...     def _build_module(self, n_outputs):
+    ...     def build_module(self, n_outputs):
     ...         return torch.nn.Linear(self.n_features_in_, n_outputs)
     ...
-    ...     def _check_X(self, X, reset):
+    ...     def check_X(self, X, reset):
     ...         return validate_data(self, X, reset=reset, dtype=("float32", "float64"))
     >>> X, y = load_iris(return_X_y=True)
     >>> X = (X - X.mean(0)) / X.std(0)
@@ -158,8 +158,8 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
 
     # -- to be provided by subclasses -------------------------------------------------------
     @abstractmethod
-    def _build_module(self, n_outputs):
-        """The untrained torch network, for ``n_features_in_`` (set by :meth:`_check_X`).
+    def build_module(self, n_outputs):
+        """The untrained torch network, for ``n_features_in_`` (set by :meth:`check_X`).
 
         Parameters
         ----------
@@ -169,13 +169,13 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         Returns
         -------
         module : torch.nn.Module
-            Maps a float32 batch of rows, shaped by :meth:`_row_shape`, to logits
+            Maps a float32 batch of rows, shaped by :meth:`row_shape`, to logits
             ``(n, n_outputs)``. An :class:`skdistill.base.TrunkHeadNet` can also be a
             :class:`~skdistill.GPEDDistiller`'s student.
         """
 
     @abstractmethod
-    def _check_X(self, X, reset):
+    def check_X(self, X, reset):
         """Validate ``X`` as the network takes it; with ``reset``, learn its shape.
 
         Parameters
@@ -190,10 +190,10 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         -------
         X : ndarray or sparse CSR matrix
             Float32 or float64 rows; a sparse matrix stays sparse (densified batch by
-            batch, reshaped by :meth:`_row_shape`).
+            batch, reshaped by :meth:`row_shape`).
         """
 
-    def _row_shape(self):
+    def row_shape(self):
         """The shape of one densified row as the network takes it (None: as it is).
 
         Returns
@@ -203,13 +203,13 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         """
         return None
 
-    def _fast_rows(self, X):
+    def fast_rows(self, X):
         """The fast path's shape rule, or None for the checked path.
 
         ``X`` is a float array of at least one row (see :meth:`_fast_X`). A subclass returns
-        it shaped as :meth:`_check_X` would return it when its shape is the fitted one, else
+        it shaped as :meth:`check_X` would return it when its shape is the fitted one, else
         None (the checked path). None here: a student takes the fast path only where it
-        gives the rule of its own :meth:`_check_X`.
+        gives the rule of its own :meth:`check_X`.
 
         Parameters
         ----------
@@ -223,7 +223,7 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         """
         return None
 
-    def _training_loss(self, loss):
+    def training_loss(self, loss):
         """The loss as applied to this student's outputs (LatentBE: per member).
 
         Parameters
@@ -238,7 +238,7 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         """
         return loss
 
-    def _regularizer(self):
+    def regularizer(self):
         """A picklable ``module -> scalar`` added to the training loss, or None.
 
         Returns
@@ -255,7 +255,7 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         """Set the attributes describing the deployed network (``hidden_layer_sizes_``...)."""
         self.hidden_layer_sizes_ = layer_widths(module)[1]
 
-    def _deployed_module(self):
+    def deployed_module(self):
         """The network the fitted student predicts with: ``module_`` here.
 
         ``predict_proba`` and the ONNX export run it; a LatentBE student's is its merged
@@ -264,7 +264,7 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         Returns
         -------
         module : torch.nn.Module
-            Maps a batch of rows shaped by :meth:`_row_shape` to logits.
+            Maps a batch of rows shaped by :meth:`row_shape` to logits.
         """
         check_fitted(self, "module_")
         return self.module_
@@ -361,7 +361,7 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        X = self._check_X(X, reset=True)
+        X = self.check_X(X, reset=True)
         classes, y_enc = encode_labels(self, y)
         if len(y_enc) != X.shape[0]:
             raise param_error(self, "y", f"<{len(y_enc)} labels>",
@@ -413,17 +413,17 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         return PruneCallback(plan, self.group_lasso, self.prune_threshold,
                              self.fine_tune_epochs,
                              self.lr if self.fine_tune_lr is None else self.fine_tune_lr,
-                             self._regularizer(),
+                             self.regularizer(),
                              owner=f"{type(self).__name__} (group_lasso={self.group_lasso:g})")
 
     def _make_net(self, module, objective, seed, train_split=None, pruner=None):
         opt_cls, opt_kwargs = self._optimizer_spec()
         opt_kwargs = {f"optimizer__{k}": v for k, v in opt_kwargs.items()}
         loss = as_loss_module(objective.loss)
-        loss = loss if objective.member_aware else self._training_loss(loss)
+        loss = loss if objective.member_aware else self.training_loss(loss)
         # with pruning, the pruner's: the student's own term plus the penalty until pruning,
         # the student's term (the same object) after it
-        regularizer = self._regularizer() if pruner is None else pruner.penalised
+        regularizer = self.regularizer() if pruner is None else pruner.penalised
         callbacks = copy.deepcopy(self.callbacks)
         if pruner is not None:
             callbacks = (callbacks or []) + [("prune", pruner)]
@@ -456,11 +456,11 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
             targets = np.asarray(targets)
             targets = targets.astype(np.int64 if targets.dtype.kind in "iub" else np.float32)
         data = RowDataset(X, {"y": y_enc.astype(np.int64), "target": targets,
-                              "weight": sample_weight}, row_shape=self._row_shape(),
+                              "weight": sample_weight}, row_shape=self.row_shape(),
                           keep=objective.fields)
         rows, checked, checked_weight = self._checked_rows(data, sample_weight)
         with seeded(seed, self.device, self), limit_threads():
-            module = objective.build(self._build_module(n_outputs))
+            module = objective.build(self.build_module(n_outputs))
             pruner = self._pruner(module, data)
             penalties = self._penalties(module, objective, pruner)
             spread_before = predicted_spread(objective.deploy(module), checked,
@@ -531,7 +531,7 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         self._set_trained(objective.deploy(net.module_), net, net.history)
         pruner = dict(net.callbacks_).get("prune")
         self.n_pruned_units_ = pruner.n_pruned_units_ if pruner is not None else 0
-        self._record_architecture(self._deployed_module())
+        self._record_architecture(self.deployed_module())
         return self
 
     def _salvage(self):
@@ -559,13 +559,13 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
     # -- inference --------------------------------------------------------------------------
     def _fast_X(self, X):
         """``X`` as the network takes it (float32, shaped), when the fitted student can skip
-        :meth:`_check_X`: a plain float32 or float64 ndarray of at least one row, in the
-        fitted shape (:meth:`_fast_rows`), finite and within float32's range, for a student
+        :meth:`check_X`: a plain float32 or float64 ndarray of at least one row, in the
+        fitted shape (:meth:`fast_rows`), finite and within float32's range, for a student
         fitted without feature names. None otherwise: the checked path, with its errors and
         warnings. Both paths give the network the same array."""
         if not is_plain_float_array(self, X) or not hasattr(self, "n_features_in_"):
             return None
-        X = self._fast_rows(X)
+        X = self.fast_rows(X)
         return None if X is None else fast_float_rows(X)
 
     def _run(self, module, X, batch_size=4096):
@@ -577,9 +577,9 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         """
         rows = X.array if type(X) is CheckedRows else self._fast_X(X)
         if rows is None:
-            chunks = dense_chunks(self._check_X(X, reset=False), batch_size, self._row_shape())
+            chunks = dense_chunks(self.check_X(X, reset=False), batch_size, self.row_shape())
         else:
-            chunks = _array_chunks(rows, batch_size, self._row_shape())
+            chunks = _array_chunks(rows, batch_size, self.row_shape())
         device, training = _device_and_mode(module)
         with eval_mode(module) if training else nullcontext(), torch.inference_mode():
             return [_to_cpu(module(chunk.to(device))) for chunk in chunks]
@@ -627,7 +627,7 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
     def _logits(self, X, batch_size=4096):
         """Logits of the deployed network, which ``predict_proba`` turns into probabilities
         (CPU, float32; an inference tensor when ``X`` is one chunk)."""
-        return self._outputs(X, self._deployed_module(), batch_size)
+        return self._outputs(X, self.deployed_module(), batch_size)
 
     def predict_log_proba(self, X):
         """Log class probabilities, columns in ``classes_`` order."""

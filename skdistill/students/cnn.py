@@ -119,7 +119,7 @@ callbacks, validation_fraction, verbose, random_state
         # distiller refuses them before it fits its teacher
         self._multipliers()
 
-    def _build_module(self, n_outputs):
+    def build_module(self, n_outputs):
         """The untrained :class:`~skdistill.nets.CNN` of ``architecture`` (a trunk and a head)."""
         k1, k2 = self._multipliers()
         return CNN.from_architecture(self.architecture, self.input_shape_, n_outputs, k1, k2,
@@ -145,7 +145,7 @@ callbacks, validation_fraction, verbose, random_state
         side = math.isqrt(n_features)
         return (1, side, side) if side * side == n_features else (1, 1, n_features)
 
-    def _check_X(self, X, reset):
+    def check_X(self, X, reset):
         """``X`` validated and shaped as images ``(n, C, H, W)``; sparse rows stay flat."""
         _check_feature_names(self, X, reset=reset)
         X = named_errors(self, check_array, X, allow_nd=True, dtype=("float32", "float64"),
@@ -163,19 +163,19 @@ callbacks, validation_fraction, verbose, random_state
                 f"X has {n_features} features, but {type(self).__name__} is expecting "
                 f"{self.n_features_in_} features as input."
             )
-        if sp.issparse(X):  # flat rows, reshaped minibatch by minibatch (_row_shape)
+        if sp.issparse(X):  # flat rows, reshaped minibatch by minibatch (row_shape)
             return X
         return X.reshape((len(X),) + self.input_shape_)
 
-    def _fast_rows(self, X):
+    def fast_rows(self, X):
         """``X`` reshaped to images when it holds the fitted number of values, else None."""
-        # flat or image rows of the fitted size, reshaped as _check_X reshapes them; a
-        # subclass with a _check_X of its own takes the checked path
+        # flat or image rows of the fitted size, reshaped as check_X reshapes them; a
+        # subclass with a check_X of its own takes the checked path
         if (X.ndim <= 4 and math.prod(X.shape[1:]) == self.n_features_in_
-                and type(self)._check_X is CNNStudent._check_X):
+                and type(self).check_X is CNNStudent.check_X):
             return X.reshape((len(X),) + self.input_shape_)
         return None
 
-    def _row_shape(self):
+    def row_shape(self):
         """``input_shape_``: flat rows are reshaped to ``(C, H, W)`` images."""
         return self.input_shape_

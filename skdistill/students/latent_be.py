@@ -51,16 +51,16 @@ class _LatentBEMixin:
         "prior_strength": [Interval(numbers.Real, 0, None, closed="left")],
     }
 
-    def _build_module(self, n_outputs):
+    def build_module(self, n_outputs):
         """The untrained BatchEnsemble of the plain student's network."""
         # the plain network of the student class this one extends (MLPStudent, CNNStudent)
-        return BatchEnsemble(super()._build_module(n_outputs), self.n_members)
+        return BatchEnsemble(super().build_module(n_outputs), self.n_members)
 
-    def _training_loss(self, loss):
+    def training_loss(self, loss):
         """``loss`` applied to each member's logits, averaged over the members."""
         return MemberLoss(loss)
 
-    def _regularizer(self):
+    def regularizer(self):
         """The factors' Gaussian prior, weighted by ``prior_strength`` (None at 0)."""
         return PriorPenalty(self.prior_strength) if self.prior_strength else None
 
@@ -77,7 +77,7 @@ class _LatentBEMixin:
         self.merged_module_ = merge_batch_ensemble(self.module_)
         return self
 
-    def _deployed_module(self):
+    def deployed_module(self):
         """The merged network: the one that predicts."""
         check_fitted(self, "merged_module_")
         return self.merged_module_

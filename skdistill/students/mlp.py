@@ -161,21 +161,21 @@ class MLPStudent(BaseStudent):
         # here, so that a distiller refuses them before it fits its teacher
         self._hidden_sizes()
 
-    def _build_module(self, n_outputs):
+    def build_module(self, n_outputs):
         """The untrained :class:`~skdistill.nets.MLP` (a trunk and a head)."""
         return MLP(self.n_features_in_, n_outputs, self._hidden_sizes(), self.activation,
                    self.dropout)
 
-    def _check_X(self, X, reset):
+    def check_X(self, X, reset):
         """``X`` validated: float rows, or a CSR matrix, of ``n_features_in_`` columns."""
         return check_input(self, X, reset=reset, dtype=("float32", "float64"),
                            accept_sparse="csr")
 
-    def _fast_rows(self, X):
+    def fast_rows(self, X):
         """``X`` as it is when it has the fitted number of columns, else None."""
-        # rows of the fitted width, as _check_X returns them; a subclass with a _check_X of
+        # rows of the fitted width, as check_X returns them; a subclass with a check_X of
         # its own takes the checked path
         if (X.ndim == 2 and X.shape[1] == self.n_features_in_
-                and type(self)._check_X is MLPStudent._check_X):
+                and type(self).check_X is MLPStudent.check_X):
             return X
         return None

@@ -287,7 +287,7 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
         network = self._network()
         self.module_ = copy.deepcopy(network.module_).to(self.device).eval()
         self.module_.requires_grad_(False)
-        self._input_row_shape = network._row_shape() if hasattr(network, "_row_shape") else None
+        self._input_row_shape = network.row_shape() if hasattr(network, "row_shape") else None
         self.n_params_ = sum(p.numel() for p in self._subnet().parameters())
         structure = STRUCTURES[self.hessian_structure]
         if structure.max_params is not None and self.n_params_ > structure.max_params:
