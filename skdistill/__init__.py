@@ -8,25 +8,20 @@ as quick as the estimators allow.
 """
 import importlib
 
-from .distillers import CrossFitDistiller, EnsembleDistiller, GPEDDistiller, KnowledgeDistiller
-from .students import CNNStudent, LatentBECNNStudent, LatentBEStudent, MLPStudent
-from .teachers import DeepEnsembleTeacher, LaplaceTeacher, SGLDTeacher, VITeacher
+from .discovery import KINDS as _KINDS, all_estimators as _all_estimators
 
 # The one place of the version: setup.cfg reads it (attr:) without importing the package.
 __version__ = "0.1.0"
 
-__all__ = [
-    # teachers
-    "SGLDTeacher", "DeepEnsembleTeacher", "LaplaceTeacher", "VITeacher",
-    # students
-    "MLPStudent", "CNNStudent", "LatentBEStudent", "LatentBECNNStudent",
-    # distillers
-    "KnowledgeDistiller", "CrossFitDistiller", "GPEDDistiller", "EnsembleDistiller",
-]
+# Every estimator, re-exported from the subpackage of its kind (teachers, students, distillers:
+# skdistill.discovery.all_estimators): a new estimator is named once, in its subpackage's
+# __all__.
+__all__ = [name for kind in _KINDS for name, _ in _all_estimators(kind)]
+globals().update(_all_estimators())
 
 # Public submodules, imported on first attribute access (PEP 562).
 _SUBMODULES = [
-    "augment", "base", "calibration", "complexity", "datasets", "distillers",
+    "augment", "base", "calibration", "complexity", "datasets", "discovery", "distillers",
     "expectations", "inspection", "losses", "metrics", "model_selection", "nets", "onnx",
     "perturbations", "pruning", "samplers", "students", "teachers",
 ]

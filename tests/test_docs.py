@@ -110,6 +110,17 @@ def test_every_estimator_has_one_page_under_skdistill():
     assert "CrossFitDistiller" not in groups["skdistill.distillers"][0]
 
 
+def test_every_estimator_of_the_registry_is_in_the_reference_by_kind():
+    from skdistill.discovery import KINDS, all_estimators
+
+    pages = skdistill_docs.api_pages()
+    entries = skdistill_docs.api_entries(skdistill_docs.api_index())
+    for kind in KINDS:
+        for name, _ in all_estimators(kind):
+            assert f"skdistill.{name}" in entries
+            assert f"   {name}" in pages[f"{kind}s"].splitlines(), (name, kind)
+
+
 def test_every_module_of_the_package_is_public_or_named_internal():
     modules = {m.name for m in pkgutil.iter_modules(skdistill.__path__)
                if not m.name.startswith("_")}

@@ -1,8 +1,9 @@
 """Sphinx helpers of the skdistill site, importable without Sphinx (tests/test_docs.py does).
 
-- :func:`public_api` lists the package's public names: ``skdistill.__all__`` and, for every
-  module of ``skdistill._SUBMODULES``, its ``__all__`` (or, for a module without one, the
-  classes and functions it defines whose names do not start with an underscore).
+- :func:`public_api` lists the package's public names: ``skdistill.__all__`` (the estimators
+  that ``skdistill.discovery.all_estimators`` lists) and, for every module of
+  ``skdistill._SUBMODULES``, its ``__all__`` (or, for a module without one, the classes and
+  functions it defines whose names do not start with an underscore).
   :func:`api_pages` turns them into the pages of ``doc/api/``: one page per kind of object
   (:data:`API_PAGES`: teachers, students, distillers, metrics, ...), each with one
   ``autosummary`` table per module, so autosummary writes one page per public class and
@@ -110,6 +111,9 @@ API_PAGES = [
     ("inspection", "Inspection",
      "Reports and plots that judge a teacher before it is distilled.", ["inspection"]),
     ("datasets", "Datasets", "Data loaders, occlusion and synthetic data.", ["datasets"]),
+    ("discovery", "Discovery",
+     "The list of skdistill's estimators, by kind (teacher, student, distiller), for tools and "
+     "tests that cover every one.", ["discovery"]),
     ("onnx", "ONNX export",
      "skl2onnx converters for students and distillers (needs the ``onnx`` extra).", ["onnx"]),
     ("extending", "Contracts, networks, losses and samplers (for extenders)",
