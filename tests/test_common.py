@@ -9,51 +9,41 @@ from sklearn.metrics import log_loss
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import RandomForestRegressor
 
-from skdistill import GPEDDistiller, SGLDTeacher
-from skdistill import DeepEnsembleTeacher, EnsembleDistiller, LatentBEStudent
-from skdistill import LaplaceTeacher, VITeacher
-from skdistill.students import LatentBECNNStudent
-from skdistill import CNNStudent, CrossFitDistiller, KnowledgeDistiller, MLPStudent
+from skdistill import (CrossFitDistiller, KnowledgeDistiller, LaplaceTeacher, LatentBEStudent,
+                       MLPStudent)
+from skdistill._testing import fast_instance
+from skdistill.discovery import all_estimators
 
-# Small, fast configurations; every default-constructed estimator is also valid.
-FAST_MLP = dict(hidden_layer_sizes=(32,), max_epochs=20, lr=1e-2)
-ESTIMATORS = [
-    MLPStudent(**FAST_MLP),
-    # a student pruned by group lasso (issue 10): a smaller network after every fit
-    MLPStudent(**FAST_MLP, group_lasso=3e-3, fine_tune_epochs=10),
-    CNNStudent(max_epochs=20, lr=1e-2, width_multiplier=0.5),
-    KnowledgeDistiller(student=MLPStudent(**FAST_MLP)),
-    CrossFitDistiller(RandomForestClassifier(n_estimators=10), MLPStudent(**FAST_MLP), n_folds=3),
-    CrossFitDistiller(RandomForestClassifier(n_estimators=10), RandomForestRegressor(n_estimators=5),
-                      n_folds=3, gamma_alpha=0.01),
-    # GPED (issue 4): tiny chains; the step suits the standardised data of the checks. 250
-    # student steps (half the advised 500, whose warning the checks ignore) learn the checks'
-    # small problems; a fit costs about one second at 500 and the checks fit ~200 times.
-    SGLDTeacher(hidden_layer_sizes=(16,), step_size=2e-3, prior_precision=1.0, n_iter=300,
-                burn_in=100, thinning=20),
-    GPEDDistiller(SGLDTeacher(hidden_layer_sizes=(16,), step_size=2e-3, prior_precision=1.0),
-                  MLPStudent(hidden_layer_sizes=(16,), lr=2e-2), n_iter=350, burn_in=100,
-                  thinning=1),
-    # Ensemble distillation (issue 5): two members everywhere to keep ~50 fits cheap.
-    LatentBEStudent(n_members=2, **FAST_MLP),
-    LatentBECNNStudent(n_members=2, max_epochs=20, lr=1e-2, width_multiplier=0.5),
-    DeepEnsembleTeacher(MLPStudent(**FAST_MLP), n_members=2),
-    EnsembleDistiller(DeepEnsembleTeacher(MLPStudent(**FAST_MLP), n_members=2),
-                      LatentBEStudent(n_members=2, **FAST_MLP), perturbation="tdiv-sdiv"),
-    # Bayesian teachers (issue 11): few posterior draws.
-    LaplaceTeacher(MLPStudent(**FAST_MLP), n_samples=10),
-    LaplaceTeacher(MLPStudent(**FAST_MLP), subset_of_weights="all", hessian_structure="diag",
-                   link_approx="probit"),
-    VITeacher(hidden_layer_sizes=(16,), max_epochs=40, lr=1e-2, batch_size=32, n_samples=10),
-    # Teacher calibration (issue 11): KD's cross-fitted map, CrossFit's map on its out-of-fold
-    # probabilities.
-    KnowledgeDistiller(RandomForestClassifier(n_estimators=10), MLPStudent(**FAST_MLP),
-                       teacher_calibration="temperature", teacher_calibration_cv=3),
-    CrossFitDistiller(RandomForestClassifier(n_estimators=10), RandomForestRegressor(n_estimators=5),
-                      n_folds=3, teacher_calibration="isotonic"),
+# Every estimator in its fast test configuration (skdistill._testing: small networks, few
+# epochs; every default-constructed estimator is also valid), with the settings of CHECKED_WITH,
+# then configurations that reach code the defaults do not.
+CHECKED_WITH = {
+    # diversifying input perturbations, which take the rest of its code along
+    "EnsembleDistiller": dict(perturbation="tdiv-sdiv"),
+}
+VARIANTS = [
+    # a student pruned by group lasso: a smaller network after every fit
+    fast_instance(MLPStudent, group_lasso=3e-3, fine_tune_epochs=10),
+    # a scikit-learn regressor as student
+    fast_instance(CrossFitDistiller, student=RandomForestRegressor(n_estimators=5),
+                  gamma_alpha=0.01),
+    fast_instance(LaplaceTeacher, subset_of_weights="all", hessian_structure="diag",
+                  link_approx="probit"),
+    # teacher calibration: KD's cross-fitted map, CrossFit's map on its out-of-fold
+    # probabilities
+    fast_instance(KnowledgeDistiller, teacher_calibration="temperature"),
+    fast_instance(CrossFitDistiller, student=RandomForestRegressor(n_estimators=5),
+                  teacher_calibration="isotonic"),
 ]
+ESTIMATORS = [fast_instance(cls, **CHECKED_WITH.get(name, {})) for name, cls in all_estimators()]
+ESTIMATORS += VARIANTS
+
+
+def test_every_estimator_is_checked():
+    checked = {type(estimator) for estimator in ESTIMATORS}
+    assert [name for name, cls in all_estimators() if cls not in checked] == []
 
 
 # Weight 2 on a row is not the row repeated twice for minibatch training: the data size, and

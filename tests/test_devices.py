@@ -15,12 +15,11 @@ import pytest
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.datasets import load_digits
-from sklearn.linear_model import LogisticRegression
 from skorch.exceptions import DeviceWarning
 
-from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
-                       GPEDDistiller, KnowledgeDistiller, LaplaceTeacher, LatentBECNNStudent,
-                       LatentBEStudent, MLPStudent, SGLDTeacher, VITeacher)
+from skdistill import DeepEnsembleTeacher, MLPStudent
+from skdistill._testing import fast_instance
+from skdistill.discovery import all_estimators
 from skdistill._devices import device_available
 from skdistill._validation import check_device
 
@@ -29,36 +28,33 @@ pytestmark = pytest.mark.filterwarnings("ignore:GPEDDistiller.*student only:User
 CUDA_ERROR = "Attempting to deserialize object on a CUDA device"
 
 
+TINY = dict(hidden_layer_sizes=(8,), max_epochs=1, width_multiplier=0.25, n_iter=40,
+            burn_in=10, thinning=10, n_samples=3, random_state=0)
+
+
 def mlp():
     return MLPStudent(hidden_layer_sizes=(8,), max_epochs=2, lr=1e-2, random_state=0)
 
 
-def latent_be():
-    return LatentBEStudent(n_members=2, hidden_layer_sizes=(8,), max_epochs=2, random_state=0)
+def _holding_torch_state(cls):
+    """The tiny instance of ``cls``, with a network as teacher where its teacher would be a
+    scikit-learn model: every estimator it holds pickles tensors."""
+    estimator = fast_instance(cls, **TINY)
+    teacher = estimator.get_params().get("teacher")
+    if teacher is not None and not type(teacher).__module__.startswith("skdistill."):
+        estimator.set_params(teacher=fast_instance(MLPStudent, **TINY))
+    return estimator
 
 
-# Every estimator class that holds torch state, fitted in a fraction of a second.
-ESTIMATORS = {
-    "MLPStudent": mlp,
-    "CNNStudent": lambda: CNNStudent(max_epochs=1, width_multiplier=0.25, random_state=0),
-    "LatentBEStudent": latent_be,
-    "LatentBECNNStudent": lambda: LatentBECNNStudent(n_members=2, max_epochs=1,
-                                                     width_multiplier=0.25, random_state=0),
-    "SGLDTeacher": lambda: SGLDTeacher(hidden_layer_sizes=(8,), n_iter=40, burn_in=10,
-                                       thinning=10, random_state=0),
-    "LaplaceTeacher": lambda: LaplaceTeacher(mlp(), n_samples=3, random_state=0),
-    "VITeacher": lambda: VITeacher(hidden_layer_sizes=(8,), max_epochs=2, n_samples=3,
-                                   random_state=0),
-    "DeepEnsembleTeacher": lambda: DeepEnsembleTeacher(mlp(), n_members=2, random_state=0),
-    "KnowledgeDistiller": lambda: KnowledgeDistiller(LogisticRegression(max_iter=200), mlp(),
-                                                     random_state=0),
-    "CrossFitDistiller": lambda: CrossFitDistiller(mlp(), mlp(), n_folds=2, random_state=0),
-    "GPEDDistiller": lambda: GPEDDistiller(SGLDTeacher(hidden_layer_sizes=(8,)),
-                                           MLPStudent(hidden_layer_sizes=(8,), random_state=0),
-                                           n_iter=60, burn_in=20, thinning=10, random_state=0),
-    "EnsembleDistiller": lambda: EnsembleDistiller(DeepEnsembleTeacher(mlp(), n_members=2),
-                                                   latent_be(), random_state=0),
-}
+# Every estimator class, fitted in a fraction of a second.
+ESTIMATORS = {name: (lambda cls=cls: _holding_torch_state(cls)) for name, cls in all_estimators()}
+
+
+def test_every_estimator_is_tested_holding_networks_only():
+    for name, make in ESTIMATORS.items():
+        held = [type(e).__name__ for e in _estimators_in(make())
+                if not type(e).__module__.startswith("skdistill.")]
+        assert not held, f"{name} holds {held}, which pickle no tensors"
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,7 @@ device ...); every estimator kind must refuse it with its own name in the messag
 torch or scikit-learn message that names nobody, and never with silently wrong numbers.
 """
 import inspect
+import time
 import warnings
 
 import matplotlib
@@ -16,54 +17,34 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
-from sklearn.base import BaseEstimator, ClassifierMixin  # noqa: E402
+from sklearn.base import BaseEstimator, ClassifierMixin, clone  # noqa: E402
 from sklearn.datasets import make_classification  # noqa: E402
-from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor  # noqa: E402
+from sklearn.ensemble import RandomForestClassifier  # noqa: E402
 from sklearn.frozen import FrozenEstimator  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.utils._param_validation import InvalidParameterError, Interval  # noqa: E402
 
-import skdistill  # noqa: E402
-from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher,  # noqa: E402
-                       EnsembleDistiller, GPEDDistiller, KnowledgeDistiller, LaplaceTeacher,
-                       LatentBEStudent, MLPStudent, SGLDTeacher, VITeacher)
+from skdistill import (CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,  # noqa: E402
+                       GPEDDistiller, KnowledgeDistiller, LaplaceTeacher, LatentBEStudent,
+                       MLPStudent, SGLDTeacher, VITeacher)
+from skdistill._testing import fast_instance  # noqa: E402
+from skdistill.discovery import all_estimators  # noqa: E402
 from skdistill.engine import divergence_error  # noqa: E402
 from skdistill.inspection import plot_reliability, teacher_report  # noqa: E402
 from skdistill.model_selection import pareto_front, plot_pareto  # noqa: E402
 from skdistill.samplers import PolynomialDecay  # noqa: E402
 
 TINY = dict(hidden_layer_sizes=(4,), max_epochs=2)
+# for every estimator, by parameter name (skdistill._testing.fast_instance): tiny chains too
+TINY_ANY = dict(TINY, n_iter=30, burn_in=10, thinning=5, n_samples=4)
+ESTIMATORS = dict(all_estimators())
+NAMES = list(ESTIMATORS)
+# Where a parameter goes that an estimator does not have itself: to the network it trains.
+TRAINED = ("student", "base_estimator", "estimator")
 
 
 def _sgld(**kw):
     return SGLDTeacher(hidden_layer_sizes=(4,), n_iter=30, burn_in=10, thinning=5, **kw)
-
-
-# name -> (factory, class named in errors about the student's own parameters)
-ESTIMATORS = {
-    "MLPStudent": (lambda **s: MLPStudent(**TINY, **s), "MLPStudent"),
-    "CNNStudent": (lambda **s: CNNStudent(max_epochs=1, width_multiplier=0.2, **s), "CNNStudent"),
-    "LatentBEStudent": (lambda **s: LatentBEStudent(n_members=2, **TINY, **s),
-                        "LatentBEStudent"),
-    "KnowledgeDistiller": (lambda **s: KnowledgeDistiller(RandomForestClassifier(5),
-                                                          MLPStudent(**TINY, **s)),
-                           "MLPStudent"),
-    "CrossFitDistiller": (lambda **s: CrossFitDistiller(RandomForestClassifier(5),
-                                                        MLPStudent(**TINY, **s), n_folds=2),
-                          "MLPStudent"),
-    # a chain decides the GPED student's steps: its max_epochs stays at the default
-    "GPEDDistiller": (lambda **s: GPEDDistiller(_sgld(), MLPStudent(hidden_layer_sizes=(4,),
-                                                                    **s), n_iter=30,
-                                                burn_in=10, thinning=1),
-                      "MLPStudent"),
-    "EnsembleDistiller": (lambda **s: EnsembleDistiller(
-        DeepEnsembleTeacher(MLPStudent(**TINY), n_members=2),
-        LatentBEStudent(n_members=2, **TINY, **s)), "LatentBEStudent"),
-    "DeepEnsembleTeacher": (lambda **s: DeepEnsembleTeacher(MLPStudent(**TINY, **s),
-                                                            n_members=2), "MLPStudent"),
-    "SGLDTeacher": (lambda **s: _sgld(**s), "SGLDTeacher"),
-}
-NAMES = list(ESTIMATORS)
 
 
 @pytest.fixture(scope="module")
@@ -72,14 +53,50 @@ def data():
     return X, y
 
 
-def _make(name, **student_params):
-    return ESTIMATORS[name][0](**student_params)
+def _where(estimator, param):
+    """``(path, owner)`` of ``param``: the estimator's own parameter, else that of the network
+    it trains (its student, base estimator ...); ``owner`` is the class errors about it name.
+    ``(None, None)`` if neither has it."""
+    own = estimator.get_params(deep=False)
+    if param in own:
+        return param, type(estimator).__name__
+    for role in TRAINED:
+        if isinstance(own.get(role), BaseEstimator) and param in own[role].get_params():
+            return f"{role}__{param}", type(own[role]).__name__
+    return None, None
+
+
+def _make(name, **params):
+    """The tiny instance of estimator ``name``, with ``params`` set where :func:`_where` puts
+    them."""
+    estimator = fast_instance(ESTIMATORS[name], **TINY_ANY)
+    for param, value in params.items():
+        path, _ = _where(estimator, param)
+        assert path, f"{name} has no parameter {param}, nor has the network it trains"
+        estimator.set_params(**{path: value})
+    return estimator
+
+
+def _having(param):
+    """Names of the estimators that have ``param``, themselves or in the network they train."""
+    return [name for name in NAMES if _where(_make(name), param)[0]]
+
+
+def test_every_estimator_has_a_device_to_check():
+    # the device tests below cover every estimator: each has a device, its own or that of the
+    # network it trains
+    assert _having("device") == NAMES
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("case", ["continuous", "mixed", "nan", "2d", "float32"])
+@pytest.mark.parametrize("case", ["continuous", "mixed", "nan", "2d", "float32", "X-nan",
+                                  "X-inf"])
 def test_bad_data_is_refused_by_name(name, case, data):
     X, y = data
+    bad_X = {"X-nan": np.nan, "X-inf": np.inf}.get(case)
+    if bad_X is not None:
+        X = X.copy()
+        X[5, 3] = bad_X
     bad = {
         "continuous": (X, np.linspace(0, 1, len(y)), ValueError, "continuous.*classifier"),
         "mixed": (X, np.array([1, "a"] * 30, dtype=object), TypeError,
@@ -87,6 +104,8 @@ def test_bad_data_is_refused_by_name(name, case, data):
         "nan": (X, np.where(np.arange(60) == 3, np.nan, y.astype(float)), ValueError, "NaN"),
         "2d": (X, np.column_stack([y, y]), ValueError, "1d array"),
         "float32": (X * 1e300, y, ValueError, "float32's range"),
+        "X-nan": (X, y, ValueError, "NaN"),
+        "X-inf": (X, y, ValueError, "infinity"),
     }[case]
     X_bad, y_bad, error, message = bad
     estimator = _make(name)
@@ -109,6 +128,14 @@ class _FitCounter(ClassifierMixin, BaseEstimator):
         return np.full((len(X), len(self.classes_)), 1 / len(self.classes_))
 
 
+def _counting(teacher):
+    """A teacher like ``teacher`` whose fits :class:`_FitCounter` counts (an ensemble's
+    members are counters), or None for a teacher whose chain runs inside the distiller's fit."""
+    if "base_estimator" in teacher.get_params():
+        return clone(teacher).set_params(base_estimator=_FitCounter())
+    return None if hasattr(teacher, "iter_samples") else _FitCounter()
+
+
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("device", ["cuda", "mps", "gpu", "foo"])
 def test_unavailable_device_is_refused_before_any_fit(name, device, data):
@@ -116,77 +143,76 @@ def test_unavailable_device_is_refused_before_any_fit(name, device, data):
         pytest.skip("this machine has CUDA")
     X, y = data
     estimator = _make(name, device=device)
-    owner = ESTIMATORS[name][1]
-    if hasattr(estimator, "teacher") and not isinstance(estimator, GPEDDistiller):
-        estimator.set_params(teacher=_FitCounter() if name != "EnsembleDistiller"
-                             else DeepEnsembleTeacher(_FitCounter(), n_members=2))
+    owner = _where(estimator, "device")[1]
+    teacher = estimator.get_params().get("teacher")
+    if teacher is not None and _counting(teacher) is not None:
+        estimator.set_params(teacher=_counting(teacher))
     _FitCounter.fits = 0
     with pytest.raises(ValueError, match=rf"^{owner}: parameter device='{device}' is invalid"):
         estimator.fit(X, y)
     assert _FitCounter.fits == 0, "the teacher was fitted before the student's device was checked"
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "SGLDTeacher"])
+@pytest.mark.parametrize("name", _having("callbacks"))
 def test_callbacks_that_are_not_callbacks_are_refused(name, data):
     X, y = data
-    owner = ESTIMATORS[name][1]
+    estimator = _make(name, callbacks=[3])
+    owner = _where(estimator, "callbacks")[1]
     with pytest.raises(TypeError, match=rf"^{owner}: parameter callbacks=\[3\] is invalid"):
-        _make(name, callbacks=[3]).fit(X, y)
+        estimator.fit(X, y)
 
 
-@pytest.mark.parametrize("name", ["MLPStudent", "KnowledgeDistiller", "CrossFitDistiller",
-                                  "DeepEnsembleTeacher"])
+# Where no validation split can apply, the error says why instead of how large it may be.
+NO_VALIDATION_SPLIT = {
+    "GPEDDistiller": r"(?s)^GPEDDistiller: parameter student=.* a student with "
+                     r"validation_fraction=None: GPED's targets are running posterior estimates",
+}
+
+
+@pytest.mark.parametrize("name", _having("validation_fraction"))
 def test_validation_fraction_too_large_for_the_data(name, data):
     X, y = data
-    owner = ESTIMATORS[name][1]
     estimator = _make(name, validation_fraction=0.9)
-    if name.endswith("Distiller"):
-        estimator.set_params(teacher=_FitCounter())
+    owner = _where(estimator, "validation_fraction")[1]
+    teacher = estimator.get_params().get("teacher")
+    if teacher is not None and _counting(teacher) is not None:
+        estimator.set_params(teacher=_counting(teacher))
     _FitCounter.fits = 0
-    with pytest.raises(ValueError, match=rf"^{owner}: parameter validation_fraction=0.9 is "
-                                         r"invalid; .*6 rows.*at most 0.833"):
+    message = NO_VALIDATION_SPLIT.get(name, rf"^{owner}: parameter validation_fraction=0.9 is "
+                                            r"invalid; .*6 rows.*at most 0.833")
+    with pytest.raises(ValueError, match=message):
         estimator.fit(X[:6], y[:6])
     assert _FitCounter.fits == 0, "checked before the teacher is fitted"
 
 
-@pytest.mark.parametrize("make", [
-    lambda: CrossFitDistiller(RandomForestClassifier(5), RandomForestRegressor(3), n_folds=2,
-                              n_jobs=0),
-    lambda: DeepEnsembleTeacher(MLPStudent(**TINY), n_members=2, n_jobs=0),
-], ids=["CrossFitDistiller", "DeepEnsembleTeacher"])
-def test_n_jobs_zero_is_refused_by_name(make, data):
+@pytest.mark.parametrize("name", _having("n_jobs"))
+def test_n_jobs_zero_is_refused_by_name(name, data):
     X, y = data
-    estimator = make()
-    with pytest.raises(InvalidParameterError,
-                       match=f"'n_jobs' parameter of {type(estimator).__name__}"):
+    estimator = _make(name, n_jobs=0)
+    owner = _where(estimator, "n_jobs")[1]
+    with pytest.raises(InvalidParameterError, match=f"'n_jobs' parameter of {owner}"):
         estimator.fit(X, y)
 
 
 # -- training that diverges ------------------------------------------------------------------
 
-@pytest.mark.parametrize("make", [
-    lambda: MLPStudent(hidden_layer_sizes=(16,), lr=1e12, optimizer="sgd", max_epochs=3,
-                       random_state=0),
-    lambda: CNNStudent(lr=1e12, max_epochs=3, width_multiplier=0.5, random_state=0),
-    lambda: LatentBEStudent(n_members=2, hidden_layer_sizes=(16,), lr=1e12, max_epochs=3,
-                            random_state=0),
-    lambda: EnsembleDistiller(DeepEnsembleTeacher(MLPStudent(**TINY), n_members=2),
-                              LatentBEStudent(n_members=2, hidden_layer_sizes=(16,), lr=1e12,
-                                              max_epochs=3), random_state=0),
-], ids=["MLPStudent", "CNNStudent", "LatentBEStudent", "EnsembleDistiller"])
-def test_diverging_training_raises_naming_lr(make):
+@pytest.mark.parametrize("name", _having("lr"))
+def test_diverging_training_raises_naming_lr(name):
     # Digit-like images: the CNN needs a square input; a huge rate overflows every network.
     X, y = make_classification(n_samples=80, n_features=64, random_state=0)
-    estimator = make()
+    estimator = _make(name, lr=1e12, random_state=0)
+    if _where(estimator, "optimizer")[0]:  # Adam's steps are bounded: a small MLP may survive
+        estimator.set_params(**{_where(estimator, "optimizer")[0]: "sgd"})
     try:
         estimator.fit(X, y)
     except ValueError as exc:
         assert "training diverged" in str(exc) and "lr=1e+12" in str(exc), str(exc)
         assert "try lr=0.001" in str(exc)
+        assert str(exc).startswith(_where(estimator, "lr")[1]), str(exc)
         return
     # If a run happens not to diverge, it must at least not return garbage.
     assert np.isfinite(estimator.predict_proba(X)).all()
-    pytest.fail(f"{type(estimator).__name__} trained with lr=1e12 without diverging")
+    pytest.fail(f"{name} trained with lr=1e12 without diverging")
 
 
 def test_divergence_hint_puts_the_likelier_cause_first():
@@ -315,13 +341,23 @@ def test_gped_student_that_diverges_is_named_with_its_lr(data):
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_prediction_on_data_beyond_float32_is_refused_by_name(name, data):
+def test_prediction_on_data_beyond_float32_nan_or_inf_is_refused_by_name(name, data):
     X, y = data
     estimator = _make(name, random_state=0)
+    start = time.perf_counter()
     estimator.fit(X, y)
-    with pytest.raises(ValueError, match=r"float32's range") as info:
-        estimator.predict_proba(X * 1e300)
-    assert str(info.value).startswith(type(estimator).__name__), str(info.value)
+    # an estimator with a slow parameter that skdistill._testing does not make small (a tiny
+    # fit takes well under a second)
+    assert time.perf_counter() - start < 30, (
+        f"{name}'s tiny instance fits slowly: give its slow parameters small values in "
+        f"skdistill/_testing.py (FAST_PARAMS or PER_CLASS)")
+    X_nan, X_inf = X.copy(), X.copy()
+    X_nan[5, 3], X_inf[5, 3] = np.nan, np.inf
+    for X_bad, message in [(X * 1e300, "float32's range"), (X_nan, "NaN"),
+                           (X_inf, "infinity")]:
+        with pytest.raises(ValueError, match=message) as info:
+            estimator.predict_proba(X_bad)
+        assert str(info.value).startswith(type(estimator).__name__), str(info.value)
 
 
 def test_unlabeled_data_beyond_float32_is_named(data):
@@ -498,8 +534,7 @@ def _numeric_parameters():
     """``(estimator class, parameter)`` for every public estimator's parameter with a number
     (not a bool) as default, or a numeric range among its constraints (defaults of None)."""
     cases = []
-    for name in skdistill.__all__:
-        cls = getattr(skdistill, name)
+    for name, cls in all_estimators():
         constraints = getattr(cls, "_parameter_constraints", {})
         for param in inspect.signature(cls.__init__).parameters.values():
             default = param.default

@@ -4,7 +4,6 @@ A web server calls ``predict_proba`` from its request threads: a prediction that
 parameters into a shared network, draws from a shared generator, flips train/eval modes or
 enters torch's process-wide forward-AD levels gives other numbers, or fails, there.
 """
-import inspect
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -14,15 +13,12 @@ import pytest
 import torch
 from sklearn.base import BaseEstimator
 from sklearn.datasets import make_classification
-from sklearn.linear_model import LogisticRegression
 from skorch import NeuralNet
 from torch import nn
 
-import skdistill
-from skdistill import engine
-from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
-                       GPEDDistiller, KnowledgeDistiller, LaplaceTeacher, LatentBECNNStudent,
-                       LatentBEStudent, MLPStudent, SGLDTeacher, VITeacher)
+from skdistill import LaplaceTeacher, engine
+from skdistill._testing import fast_instance
+from skdistill.discovery import all_estimators
 
 THREADS = 8
 REPEATS = 5
@@ -36,69 +32,38 @@ X = X.astype(np.float32)
 X_PREDICT = np.tile(X, (10, 1))
 
 
-def _mlp(**kw):
-    # dropout: a prediction run in train mode (another thread's mode switch) would differ
-    return MLPStudent(**{"hidden_layer_sizes": (8,), "dropout": 0.5, "max_epochs": 2,
-                         "lr": 1e-2, "random_state": 0, **kw})
+# Every estimator, fitted in a fraction of a second (skdistill._testing.fast_instance); dropout
+# where a network has it: a prediction run in train mode (another thread's mode switch) would
+# differ.
+TINY = dict(hidden_layer_sizes=(8,), dropout=0.5, max_epochs=2, n_iter=60, burn_in=20,
+            thinning=10, n_samples=4, random_state=0)
+# Settings that give a class every prediction method: GPED's uncertainty needs its entropy head.
+EVERY_METHOD = {"GPEDDistiller": dict(target=["predictive", "entropy"])}
+CONFIGS = {name: (lambda cls=cls: fast_instance(cls, **TINY).set_params(
+    **EVERY_METHOD.get(cls.__name__, {}))) for name, cls in all_estimators()}
 
 
 def _laplace(subset, hessian, link):
-    return LaplaceTeacher(_mlp(dropout=0.0), subset_of_weights=subset,
-                          hessian_structure=hessian, link_approx=link, n_samples=4,
-                          random_state=0)
+    return fast_instance(LaplaceTeacher, **TINY).set_params(
+        subset_of_weights=subset, hessian_structure=hessian, link_approx=link)
 
 
-def _sgld():
-    return SGLDTeacher(hidden_layer_sizes=(8,), step_size=1e-3, n_iter=60, burn_in=20,
-                       thinning=10, random_state=0)
-
-
-# A fast fitted configuration (or several) of every public estimator.
-CONFIGS = {
-    MLPStudent: {"mlp": _mlp},
-    CNNStudent: {"cnn": lambda: CNNStudent(width_multiplier=0.5, dropout=0.5, max_epochs=1,
-                                          random_state=0)},
-    LatentBEStudent: {"latent_be": lambda: LatentBEStudent(n_members=2, hidden_layer_sizes=(8,),
-                                                           max_epochs=2, random_state=0)},
-    LatentBECNNStudent: {"latent_be_cnn": lambda: LatentBECNNStudent(
-        n_members=2, width_multiplier=0.5, max_epochs=1, random_state=0)},
-    DeepEnsembleTeacher: {"deep_ensemble": lambda: DeepEnsembleTeacher(_mlp(), n_members=2,
-                                                                       random_state=0)},
-    SGLDTeacher: {"sgld": _sgld},
-    LaplaceTeacher: {
-        "laplace_last_full_mc": lambda: _laplace("last_layer", "full", "mc"),
-        "laplace_last_diag_probit": lambda: _laplace("last_layer", "diag", "probit"),
-        "laplace_last_full_probit": lambda: _laplace("last_layer", "full", "probit"),
-        "laplace_all_full_mc": lambda: _laplace("all", "full", "mc"),
-        "laplace_all_diag_mc": lambda: _laplace("all", "diag", "mc"),
-        "laplace_all_full_probit": lambda: _laplace("all", "full", "probit"),
-        "laplace_all_diag_probit": lambda: _laplace("all", "diag", "probit"),
-    },
-    VITeacher: {"vi": lambda: VITeacher(hidden_layer_sizes=(8,), max_epochs=2, n_samples=4,
-                                        random_state=0)},
-    KnowledgeDistiller: {"kd": lambda: KnowledgeDistiller(LogisticRegression(), _mlp(),
-                                                          random_state=0)},
-    CrossFitDistiller: {"crossfit": lambda: CrossFitDistiller(LogisticRegression(), _mlp(),
-                                                              n_folds=2, random_state=0)},
-    GPEDDistiller: {"gped": lambda: GPEDDistiller(
-        _sgld(), MLPStudent(hidden_layer_sizes=(8,), dropout=0.5, random_state=0),
-        target=["predictive", "entropy"], n_iter=60, burn_in=20, thinning=1, random_state=0)},
-    EnsembleDistiller: {"ensemble_distiller": lambda: EnsembleDistiller(
-        DeepEnsembleTeacher(_mlp(), n_members=2), LatentBEStudent(
-            n_members=2, hidden_layer_sizes=(8,), max_epochs=2), random_state=0)},
+# Configurations whose predictions take other code paths: each Laplace posterior and
+# predictive (the default is the last layer's full posterior, Monte Carlo).
+VARIANTS = {
+    "LaplaceTeacher-last-diag-probit": lambda: _laplace("last_layer", "diag", "probit"),
+    "LaplaceTeacher-last-full-probit": lambda: _laplace("last_layer", "full", "probit"),
+    "LaplaceTeacher-all-full-mc": lambda: _laplace("all", "full", "mc"),
+    "LaplaceTeacher-all-diag-mc": lambda: _laplace("all", "diag", "mc"),
+    "LaplaceTeacher-all-full-probit": lambda: _laplace("all", "full", "probit"),
+    "LaplaceTeacher-all-diag-probit": lambda: _laplace("all", "diag", "probit"),
 }
-FACTORIES = {name: factory for configs in CONFIGS.values() for name, factory in configs.items()}
+FACTORIES = {**CONFIGS, **VARIANTS}
 
 
-def public_estimators():
-    return {obj for obj in (getattr(skdistill, name) for name in skdistill.__all__)
-            if inspect.isclass(obj) and hasattr(obj, "fit")}
-
-
-def test_every_public_estimator_has_a_configuration():
-    missing = public_estimators() - set(CONFIGS)
-    assert not missing, ("add a fast configuration to CONFIGS for "
-                         f"{sorted(c.__name__ for c in missing)}")
+def test_every_estimator_is_tested():
+    assert sorted(CONFIGS) == [name for name, _ in all_estimators()]
+    assert {type(make()) for make in FACTORIES.values()} == {cls for _, cls in all_estimators()}
 
 
 def _fitted_networks(estimator):
@@ -190,7 +155,8 @@ def test_fitted_networks_are_in_eval_mode(name):
 def test_two_laplace_teachers_predicting_at_once():
     # torch's forward-AD levels belong to the process, not to a teacher: the Jacobians of
     # one teacher and the Jacobian-vector products of another must not meet either
-    first, second = fitted("laplace_all_full_probit"), fitted("laplace_all_diag_mc")
+    first = fitted("LaplaceTeacher-all-full-probit")
+    second = fitted("LaplaceTeacher-all-diag-mc")
     serial = [first.predict_proba(X_PREDICT), second.predict_proba(X_PREDICT)]
     half = THREADS // 2
     for _ in range(REPEATS):
