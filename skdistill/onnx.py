@@ -1,11 +1,9 @@
 """ONNX export of the students and distillers through skl2onnx: ``import skdistill.onnx``.
 
 Importing this module registers a converter with `skl2onnx <https://onnx.ai/sklearn-onnx/>`_
-for every student (``MLPStudent``, ``CNNStudent``, ``LatentBEStudent``,
-``LatentBECNNStudent``, pruned or not) and every distiller whose predictions are its
-student's (``KnowledgeDistiller``, ``CrossFitDistiller``, ``GPEDDistiller``,
-``EnsembleDistiller``). skl2onnx's own call then converts them, alone or as the last step of a
-pipeline::
+for every student (pruned or not) and every distiller, whose predictions are its student's:
+those :func:`skdistill.discovery.all_estimators` lists as students and distillers. skl2onnx's
+own call then converts them, alone or as the last step of a pipeline::
 
     import skl2onnx
     import skdistill.onnx  # noqa: F401  (registers the converters)
@@ -75,9 +73,9 @@ if importlib.util.find_spec("onnxscript") is None:  # pragma: no cover
                       f"onnx extra with {_EXTRA}")
 
 from ._validation import is_number, param_error
-from .distillers import CrossFitDistiller, EnsembleDistiller, GPEDDistiller, KnowledgeDistiller
+from .discovery import all_estimators
+from .distillers import CrossFitDistiller, GPEDDistiller
 from .distillers.gped import decompose_uncertainty, head_expectation
-from .students import CNNStudent, LatentBECNNStudent, LatentBEStudent, MLPStudent
 from .students._base import BaseStudent
 
 #: The lowest ONNX opset that torch's exporter (torch.onnx.export, dynamo) writes.
@@ -89,8 +87,8 @@ NO_LABEL_INT64 = int(np.iinfo(np.int64).min)
 #: The label the graph gives a row holding NaN or infinity, for string labels.
 NO_LABEL_STRING = ""
 
-_STUDENTS = (MLPStudent, CNNStudent, LatentBEStudent, LatentBECNNStudent)
-_DISTILLERS = (KnowledgeDistiller, CrossFitDistiller, EnsembleDistiller, GPEDDistiller)
+# The kinds of estimator that export to ONNX (teachers do not: a student is what is deployed).
+_EXPORTABLE_KINDS = ["student", "distiller"]
 _FLOAT, _DOUBLE = onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE
 
 
@@ -487,6 +485,9 @@ def _regressor_probabilities(scope, operator, container, output, opset):
 def register_converters():
     """Register the skl2onnx converters of every student and distiller (done on import).
 
+    The estimators are those :func:`skdistill.discovery.all_estimators` lists as students and
+    distillers.
+
     Idempotent: calling it again re-registers the same converters.
 
     Examples
@@ -498,7 +499,7 @@ def register_converters():
     >>> get_model_alias(CrossFitDistiller)
     'SkdistillCrossFitDistiller'
     """
-    for cls in _STUDENTS + _DISTILLERS:
+    for _, cls in all_estimators(_EXPORTABLE_KINDS):
         update_registered_converter(cls, f"Skdistill{cls.__name__}", _shape_calculator,
                                     _convert, parser=_parse,
                                     options={"zipmap": [True, False, "columns"],

@@ -21,6 +21,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
                        GPEDDistiller, KnowledgeDistiller, LatentBECNNStudent, LatentBEStudent,
                        MLPStudent, SGLDTeacher)
+from skdistill._testing import fast_instance
+from skdistill.discovery import all_estimators
 # importing skdistill.onnx registers the converters
 from skdistill.onnx import MIN_OPSET, NO_LABEL_INT64, NO_LABEL_STRING, onnx_inputs, to_onnx
 
@@ -310,6 +312,34 @@ def test_importing_skdistill_imports_no_onnx_package():
         print(get_model_alias(skdistill.GPEDDistiller))
     """)
     assert printed.splitlines() == ["[]", "SkdistillGPEDDistiller"]
+
+
+# -- every student and distiller ----------------------------------------------------------------
+EXPORTABLE = all_estimators(["student", "distiller"])
+
+
+def test_every_student_and_distiller_has_a_converter_and_no_teacher_does():
+    from skl2onnx import get_model_alias
+
+    assert {name for name, _ in EXPORTABLE} >= {"MLPStudent", "CNNStudent",
+                                                "KnowledgeDistiller", "GPEDDistiller"}
+    for name, cls in EXPORTABLE:
+        assert get_model_alias(cls) == f"Skdistill{name}"
+    for name, cls in all_estimators("teacher"):
+        with pytest.raises(RuntimeError, match="converter is likely missing"):
+            get_model_alias(cls)
+
+
+@pytest.mark.parametrize("name, cls", EXPORTABLE, ids=[name for name, _ in EXPORTABLE])
+def test_every_student_and_distiller_exports_its_predictions(name, cls, digits):
+    # digits: flat rows of a square image, which every student takes
+    X, y = digits[0][:120], digits[1][:120]
+    model = fast_instance(cls, hidden_layer_sizes=(8,), max_epochs=2, n_iter=60, burn_in=20,
+                          random_state=0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "GPEDDistiller: .* only", UserWarning)
+        model.fit(X, y)
+    assert_parity(model, X[:30])
 
 
 # -- DataFrames of mixed dtypes ----------------------------------------------------------------
