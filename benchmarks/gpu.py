@@ -14,9 +14,8 @@ To give the paper's Table 1 setting (Fashion-MNIST, N = 60k) the whole budget:
 ``--device cpu --quick`` runs everything at a tiny size on a CPU (the test suite does; it is a
 smoke test, not a result). Results: ``benchmarks/RESULTS.md``, section GPU.
 
-**Part 1, every estimator on the device.** Every public estimator class of skdistill (those
-named in ``skdistill.__all__`` and in the ``teachers``, ``students`` and ``distillers``
-subpackages' ``__all__``, abstract ``Base*`` classes aside) is fitted twice on a digits subset
+**Part 1, every estimator on the device.** Every public estimator class of skdistill
+(``skdistill.discovery.all_estimators()``) is fitted twice on a digits subset
 (500 training, 200 test rows, pixels / 16) from the same seed: once with every ``device``
 parameter it has, its own and its sub-estimators', set to ``--device``, and once with all of
 them set to ``"cpu"``. A class with no small configuration in ``CONFIGS``, or with no
@@ -63,9 +62,9 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.datasets import load_digits
 from skorch.callbacks import Callback
 
-from skdistill import (CNNStudent, CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
-                       GPEDDistiller, KnowledgeDistiller, LaplaceTeacher, LatentBECNNStudent,
-                       LatentBEStudent, MLPStudent, SGLDTeacher, VITeacher)
+from skdistill import MLPStudent
+from skdistill._testing import fast_instance
+from skdistill.discovery import all_estimators
 from skdistill._validation import check_device
 from skdistill.nets import MLP
 
@@ -90,50 +89,35 @@ QUICK = dict(steps=200, burn_in=50, thinning=1, teacher_thinning=10, max_samples
 BARE_FRACTION, SCORING_FRACTION = 0.1, 0.1
 
 
-def _configs():
-    """Small, fast configurations of every public estimator, seeded; device left to the caller."""
-    def mlp(**kw):
-        return MLPStudent(hidden_layer_sizes=(32,), max_epochs=10, lr=1e-2, **kw)
-
-    def sgld(**kw):
-        return SGLDTeacher(hidden_layer_sizes=(32,), step_size=2e-4, prior_precision=1.0, **kw)
-
-    return {
-        "MLPStudent": lambda: mlp(random_state=0),
-        "CNNStudent": lambda: CNNStudent(max_epochs=10, lr=1e-2, width_multiplier=0.5,
-                                         random_state=0),
-        "LatentBEStudent": lambda: LatentBEStudent(n_members=2, hidden_layer_sizes=(32,),
-                                                   max_epochs=10, lr=1e-2, random_state=0),
-        "LatentBECNNStudent": lambda: LatentBECNNStudent(n_members=2, max_epochs=10, lr=1e-2,
-                                                         width_multiplier=0.5, random_state=0),
-        "SGLDTeacher": lambda: sgld(n_iter=400, burn_in=100, thinning=20, random_state=0),
-        "DeepEnsembleTeacher": lambda: DeepEnsembleTeacher(mlp(), n_members=2, random_state=0),
-        "LaplaceTeacher": lambda: LaplaceTeacher(mlp(), n_samples=20, random_state=0),
-        "VITeacher": lambda: VITeacher(hidden_layer_sizes=(32,), max_epochs=10, lr=1e-2,
-                                       batch_size=64, n_samples=20, random_state=0),
-        "KnowledgeDistiller": lambda: KnowledgeDistiller(mlp(), mlp(), random_state=0),
-        "CrossFitDistiller": lambda: CrossFitDistiller(mlp(), mlp(), n_folds=3, random_state=0),
-        "GPEDDistiller": lambda: GPEDDistiller(
-            sgld(), MLPStudent(hidden_layer_sizes=(32,), lr=1e-2),
-            target=["predictive", "entropy"], n_iter=600, burn_in=100, thinning=1,
-            random_state=0),
-        "EnsembleDistiller": lambda: EnsembleDistiller(
-            DeepEnsembleTeacher(mlp(), n_members=2),
-            LatentBEStudent(n_members=2, hidden_layer_sizes=(32,), max_epochs=10, lr=1e-2),
-            perturbation="tdiv-sdiv", random_state=0),
-    }
+#: Part 1's sizes, over the test instances' (``skdistill._testing.FAST_PARAMS``), by
+#: parameter name wherever an estimator or its sub-estimators have it.
+GPU_PARAMS = dict(hidden_layer_sizes=(32,), max_epochs=10, lr=1e-2, n_samples=20, n_iter=600,
+                  burn_in=100, thinning=20, step_size=2e-4, batch_size=64, random_state=0)
+#: Settings that make a class's run exercise more of it on the device (optional: a class
+#: without an entry runs with its test instance).
+GPU_EXTRA = {"GPEDDistiller": {"target": ["predictive", "entropy"]}}
 
 
-#: estimator class name -> a function building its small configuration for part 1.
-CONFIGS = _configs()
+def _config(cls):
+    """Part 1's small configuration of ``cls``: its test instance at :data:`GPU_PARAMS`,
+    with a small ``MLPStudent`` as the teacher where the test instance's teacher has no
+    ``device`` (a scikit-learn forest), so that the teacher runs on the device too."""
+    def build():
+        estimator = fast_instance(cls, **GPU_PARAMS)
+        teacher = estimator.get_params(deep=False).get("teacher")
+        if teacher is not None and not device_params(teacher):
+            estimator.set_params(teacher=fast_instance(MLPStudent, **GPU_PARAMS))
+        return estimator.set_params(**GPU_EXTRA.get(cls.__name__, {}))
+    return build
+
+
+#: estimator class name -> a function building its small configuration for part 1, for every
+#: estimator of ``skdistill.discovery.all_estimators()``.
+CONFIGS = {name: _config(cls) for name, cls in all_estimators()}
 
 
 def public_estimators():
-    """Names of skdistill's public estimator classes, from the package's public names.
-
-    The classes named in ``skdistill.__all__`` and in the ``teachers``, ``students`` and
-    ``distillers`` subpackages' ``__all__`` that are scikit-learn estimators, without the
-    abstract bases (``Base*``), in the order first named.
+    """Names of skdistill's public estimator classes: ``all_estimators()``'s, in its order.
 
     Returns
     -------
@@ -146,17 +130,7 @@ def public_estimators():
     >>> "GPEDDistiller" in names, "BaseStudent" in names
     (True, False)
     """
-    import skdistill
-    from skdistill import distillers, students, teachers
-
-    names = []
-    for module in (skdistill, teachers, students, distillers):
-        for name in module.__all__:
-            obj = getattr(module, name)
-            if (isinstance(obj, type) and issubclass(obj, BaseEstimator)
-                    and not name.startswith("Base") and name not in names):
-                names.append(name)
-    return names
+    return [name for name, _ in all_estimators()]
 
 
 def device_params(estimator):

@@ -63,6 +63,13 @@ def test_every_public_estimator_is_enumerated_and_configured():
     assert top_level <= set(names) and len(names) == len(set(names))
     assert not any(name.startswith("Base") for name in names)
     assert set(names) <= set(gpu.CONFIGS)
+    # every configuration runs all of its torch work on the device: the teacher too
+    from benchmarks.gpu import device_params
+    for name in names:
+        estimator = gpu.CONFIGS[name]()
+        assert type(estimator).__name__ == name and device_params(estimator), name
+        teacher = estimator.get_params(deep=False).get("teacher")
+        assert teacher is None or device_params(teacher), name
 
 
 def test_quick_run_records_the_run_and_the_machine(quick):
