@@ -7,7 +7,7 @@ from skorch.dataset import get_len
 
 from .._devices import DeviceFallbackMixin
 from .._interrupt import user_interrupted
-from .data import RowDataset, as_device
+from .data import BatchIterator, RowDataset, as_device
 from .divergence import NonFiniteLossError, read_every, zero_grad_if_not_finite_
 from .objective import _PLAIN, weighted_rows
 
@@ -48,6 +48,38 @@ class StudentNet(DeviceFallbackMixin, NeuralNet):
         super().__init__(module, criterion, *args, **kwargs)
         self.objective = objective
         self.regularizer = regularizer
+
+    @classmethod
+    def for_estimator(cls, estimator, module, objective, **kwargs):
+        """The engine set up from an estimator's training settings.
+
+        ``lr``, ``max_epochs``, ``batch_size``, ``device`` and ``verbose`` are read from
+        ``estimator``; training minibatches are shuffled, validation ones are not, and the
+        criterion is ``objective.loss`` unless ``criterion`` is given.
+
+        Parameters
+        ----------
+        estimator : estimator
+            The estimator whose network trains (a student, a teacher trained by the engine).
+        module : torch.nn.Module
+            The network to train.
+        objective : Objective
+            What it is trained on.
+        **kwargs
+            The rest of the net's settings, as skorch takes them: ``optimizer``
+            (``optimizer__*``), ``regularizer``, ``train_split``, ``callbacks``, ...
+
+        Returns
+        -------
+        net : StudentNet
+            Unfitted (an instance of the class this is called on).
+        """
+        kwargs.setdefault("criterion", objective.loss)
+        return cls(module=module, objective=objective, lr=estimator.lr,
+                   max_epochs=estimator.max_epochs, batch_size=estimator.batch_size,
+                   iterator_train=BatchIterator, iterator_train__shuffle=True,
+                   iterator_valid=BatchIterator, device=estimator.device,
+                   verbose=int(estimator.verbose), **kwargs)
 
     def fit_loop(self, X, y=None, epochs=None, **fit_params):
         self.interrupted_ = self._callback_stop = False

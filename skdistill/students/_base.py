@@ -19,7 +19,7 @@ from .._validation import (CheckedRows, StrictParamsMixin, callback_objects, che
                            check_device, check_fitted, check_sample_weight, check_soft_targets,
                            check_validation_fraction, encode_labels, fast_float_rows,
                            is_plain_float_array, param_error)
-from ..engine import (BatchIterator, NonFiniteLossError, Objective, RowDataset, StudentNet,
+from ..engine import (NonFiniteLossError, Objective, RowDataset, StudentNet,
                       as_loss_module, checked_rows, completed_epochs, dense_chunks,
                       divergence_error, first_batch_loss, limit_threads, max_abs,
                       non_finite_problem, predicted_spread, untrained_warning)
@@ -427,24 +427,10 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         callbacks = copy.deepcopy(self.callbacks)
         if pruner is not None:
             callbacks = (callbacks or []) + [("prune", pruner)]
-        return StudentNet(
-            module=module,
-            criterion=loss,
-            objective=objective,
-            regularizer=regularizer,
-            optimizer=opt_cls,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            iterator_train=BatchIterator,
-            iterator_train__shuffle=True,
-            iterator_valid=BatchIterator,
-            train_split=train_split,
-            callbacks=callbacks,
-            device=self.device,
-            verbose=int(self.verbose),
-            **opt_kwargs,
-        )
+        return StudentNet.for_estimator(self, module, objective, criterion=loss,
+                                        regularizer=regularizer, optimizer=opt_cls,
+                                        train_split=train_split, callbacks=callbacks,
+                                        **opt_kwargs)
 
     def _train(self, X, y_enc, objective, sample_weight):
         """The engine run shared by :meth:`fit` and :meth:`fit_objective`."""

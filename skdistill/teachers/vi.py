@@ -24,7 +24,7 @@ from .._random import draw_seed, seeded
 from .._validation import (StrictParamsMixin, check_callbacks, check_device, check_input,
                            check_layer_sizes, check_sample_weight, check_validation_fraction,
                            encode_labels, param_error)
-from ..engine import (BatchIterator, NonFiniteLossError, Objective, RowDataset, StudentNet,
+from ..engine import (NonFiniteLossError, Objective, RowDataset, StudentNet,
                       completed_epochs, divergence_error, limit_threads, max_abs,
                       non_finite_problem)
 from ..nets import BayesMLP
@@ -355,23 +355,10 @@ class VITeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin, F
         """The engine: the per-row negative log-likelihood (its weighted mean taken by the
         engine), the KL term as its regulariser, Adam, the teacher's callbacks."""
         objective = Objective(torch.nn.CrossEntropyLoss(reduction="none"), fields=("y",))
-        return _VINet(
-            module=module,
-            criterion=objective.loss,
-            objective=objective,
-            regularizer=kl_term,
-            optimizer=torch.optim.Adam,
-            lr=self.lr,
-            max_epochs=self.max_epochs,
-            batch_size=self.batch_size,
-            iterator_train=BatchIterator,
-            iterator_train__shuffle=True,
-            iterator_valid=BatchIterator,
+        return _VINet.for_estimator(
+            self, module, objective, regularizer=kl_term, optimizer=torch.optim.Adam,
             train_split=None if valid is None else predefined_split(valid),
-            callbacks=copy.deepcopy(self.callbacks),
-            device=self.device,
-            verbose=int(self.verbose),
-        )
+            callbacks=copy.deepcopy(self.callbacks))
 
     def _install(self, net):
         """The trained posterior, its complete epochs' history and ELBO become the fitted
