@@ -138,8 +138,11 @@ class OnlineMeanEstimator:
         return mean
 
     def to(self, device):
-        """Move the means and counts to the torch ``device`` (where ``update``'s ``index`` and
-        ``values`` are, so that no update moves them); returns self."""
+        """Move the means and counts to the torch ``device``; returns self.
+
+        ``device`` is where ``update``'s ``index`` and ``values`` are, so that no update moves
+        the state.
+        """
         self.mean, self.count = self.mean.to(device), self.count.to(device)
         return self
 
