@@ -251,9 +251,7 @@ class BatchIterator:
             indices = torch.as_tensor(np.asarray(dataset.indices), dtype=torch.long)
             dataset = dataset.dataset
             indices = indices.to(dataset.device)
-        self.dataset, self.indices = dataset, indices
-        self.batch_size = batch_size
-        self.shuffle = shuffle
+        self.dataset = dataset
         n = len(dataset) if indices is None else len(indices)
         self.sampler = Minibatches(n, batch_size, shuffle=shuffle, device=dataset.device,
                                    indices=indices)
@@ -293,7 +291,7 @@ class SampleStream:
 
     def __init__(self, teacher, X, y, sample_weight, cycle, owner=None):
         self.teacher, self.X, self.y, self.cycle = teacher, X, y, cycle
-        self.params = params = inspect.signature(teacher.iter_samples).parameters
+        params = inspect.signature(teacher.iter_samples).parameters
         self.kwargs = {}
         if sample_weight is not None:
             if "sample_weight" in params:

@@ -595,13 +595,6 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
         outputs : torch.Tensor or dict of torch.Tensor
             Logits of shape ``(n, n_outputs)`` for the student's own network.
         """
-        return self._outputs(X, module, batch_size, copy=copy)
-
-    def _outputs(self, X, module=None, batch_size=4096, copy=False):
-        """:meth:`forward`'s outputs; with ``copy=False`` the outputs of a single chunk are
-        returned as the network gave them (inference tensors, no copy), for callers that only
-        compute from them. ``copy=True`` joins them into ordinary tensors as for several
-        chunks (what :meth:`forward` returns, which a user may modify in place)."""
         check_fitted(self, "module_")
         out = self._run(self.module_ if module is None else module, X, batch_size)
         if len(out) == 1 and not copy:
@@ -613,7 +606,7 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
     def _logits(self, X, batch_size=4096):
         """Logits of the deployed network, which ``predict_proba`` turns into probabilities
         (CPU, float32; an inference tensor when ``X`` is one chunk)."""
-        return self._outputs(X, self.deployed_module(), batch_size)
+        return self.forward(X, self.deployed_module(), batch_size, copy=False)
 
     def predict_log_proba(self, X):
         """Log class probabilities, columns in ``classes_`` order."""
