@@ -39,6 +39,7 @@ BENCHMARKS = {
     "serving": "serving",
     "tables": "tables",
     "gpu": "gpu",
+    "data_layer": "data_layer",
 }
 
 
