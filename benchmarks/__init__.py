@@ -40,6 +40,7 @@ BENCHMARKS = {
     "tables": "tables",
     "gpu": "gpu",
     "data_layer": "data_layer",
+    "menon": "menon",
 }
 
 
