@@ -68,6 +68,9 @@ PER_CLASS = {
                       "student__max_epochs": DEFAULT},
     # One BatchEnsemble member per ensemble member.
     "EnsembleDistiller": {"teacher": "DeepEnsembleTeacher", "student": "LatentBEStudent"},
+    # Its held-out calibration rows leave too few rows of a class in scikit-learn's smallest
+    # problems for cross-fitted teachers: its own teacher's probabilities.
+    "RankingDistiller": {"n_folds": DEFAULT},
 }
 
 
@@ -154,6 +157,33 @@ def fast_instance(estimator_class, **params):
                 continue  # a sub-estimator, set by _fill
             fixed[prefix + path] = _default(sub, path) if value == DEFAULT else value
     return estimator.set_params(**fixed) if fixed else estimator
+
+
+def labels_for(estimator, y):
+    """Labels ``estimator`` can be fitted on: ``y`` itself, or two classes (``y % 2``) for a
+    binary-only classifier (whose ``classifier_tags.multi_class`` is False).
+
+    Parameters
+    ----------
+    estimator : estimator instance
+    y : ndarray of shape (n_samples,)
+        Integer class labels.
+
+    Returns
+    -------
+    y : ndarray of shape (n_samples,)
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skdistill import MLPStudent, RankingDistiller
+    >>> from skdistill._testing import labels_for
+    >>> y = np.array([0, 1, 2, 3])
+    >>> labels_for(MLPStudent(), y), labels_for(RankingDistiller(), y)
+    (array([0, 1, 2, 3]), array([0, 1, 0, 1]))
+    """
+    tags = estimator.__sklearn_tags__().classifier_tags
+    return y if tags is None or tags.multi_class else y % 2
 
 
 def fast_instances(type_filter=None, **params):

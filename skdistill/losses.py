@@ -103,6 +103,144 @@ class DistillationLoss(nn.Module):
                                  self.reduction)
 
 
+# -- Menon et al. (2021): distilled bipartite ranking ---------------------------------------
+
+#: The surrogates of ``1[u < 0]`` (``u`` a score margin) that :func:`distilled_pairwise_loss`
+#: takes, by name.
+PAIRWISE_SURROGATES = {
+    "logistic": lambda u: F.softplus(-u),  # log(1 + e^-u)
+    "hinge": lambda u: F.relu(1.0 - u),  # max(0, 1 - u)
+}
+
+
+def _pairs(n, n_pairs, device):
+    """Row numbers ``(i, j)`` of ordered pairs ``i != j`` of a batch of ``n`` rows: all of
+    them (``n_pairs=None``), or ``n_pairs`` drawn uniformly with replacement (torch's RNG)."""
+    if n_pairs is None:
+        i, j = torch.meshgrid(torch.arange(n, device=device), torch.arange(n, device=device),
+                              indexing="ij")
+        keep = i != j
+        return i[keep], j[keep]
+    i = torch.randint(n, (n_pairs,), device=device)
+    j = (i + torch.randint(1, n, (n_pairs,), device=device)) % n
+    return i, j
+
+
+def _ratio(weights, losses):
+    """``sum(weights * losses) / sum(weights)``, 0 where the weights sum to 0 (a batch
+    without such pairs), with a graph to ``losses`` either way."""
+    total = weights.sum()
+    return (torch.where(weights > 0, weights * losses, torch.zeros_like(losses)).sum()
+            / total.clamp_min(torch.finfo(total.dtype).tiny))
+
+
+def distilled_pairwise_loss(scores, teacher_pos, labels, weight=None, alpha=1.0,
+                            loss="logistic", n_pairs=None):
+    """Menon et al. (2021)'s distilled bipartite ranking risk of one batch of scores.
+
+    Over ordered pairs ``(i, j)``, ``i != j``, of the batch's rows, with ``l`` the surrogate
+    ``loss`` of ``1[s_i < s_j]`` applied to the margin ``s_i - s_j``:
+
+    - the distilled term weighs every pair by the teacher's belief that ``i`` is positive and
+      ``j`` negative, ``W_ij = w_i w_j p_i (1 - p_j)``, and is ``sum W_ij l / sum W_ij``;
+    - the labelled term takes the pairs of a labelled positive ``i`` and a labelled negative
+      ``j``, weighted ``w_i w_j``: ``sum w_i w_j l / sum w_i w_j`` (the empirical pairwise
+      risk);
+
+    and the loss is ``alpha * distilled + (1 - alpha) * labelled``. A label of ``-1`` marks a
+    row without one: it takes part in the distilled term only. A term whose pair weights sum
+    to 0 in the batch is 0. With ``p`` the 0/1 labels and ``alpha=1`` the distilled term is
+    the labelled one.
+
+    Parameters
+    ----------
+    scores : torch.Tensor of shape (B,)
+        The ranking scores ``s``.
+    teacher_pos : torch.Tensor of shape (B,)
+        The teacher's probability ``p`` that each row is positive.
+    labels : torch.Tensor of shape (B,)
+        1 (positive), 0 (negative) or -1 (no label).
+    weight : torch.Tensor of shape (B,), default=None
+        Row weights ``w``; None means ones.
+    alpha : float, default=1.0
+        Weight of the distilled term; ``1 - alpha`` weighs the labelled one.
+    loss : {"logistic", "hinge"}, default="logistic"
+        ``log(1 + e^-u)`` or ``max(0, 1 - u)``.
+    n_pairs : int, default=None
+        None takes all ``B (B - 1)`` ordered pairs; an int that many pairs, drawn uniformly
+        with replacement by torch's random number generator (a cost per batch independent
+        of ``B``).
+
+    Returns
+    -------
+    loss : torch.Tensor
+        A 0-d tensor.
+
+    Examples
+    --------
+    >>> s = torch.tensor([2.0, 0.0])
+    >>> p = torch.tensor([0.9, 0.2])
+    >>> y = torch.tensor([1, 0])
+    >>> # pairs (0, 1): weight 0.9 * 0.8, margin 2; (1, 0): weight 0.2 * 0.1, margin -2
+    >>> round(distilled_pairwise_loss(s, p, y).item(), 4)  # (0.72 * 0.1269 + 0.02 * 2.1269) / 0.74
+    0.181
+    >>> round(distilled_pairwise_loss(s, y.float(), y).item(), 4)  # log(1 + e^-2)
+    0.1269
+    """
+    surrogate = PAIRWISE_SURROGATES[loss]
+    n = scores.shape[0]
+    if n < 2:
+        return scores.sum() * 0.0
+    i, j = _pairs(n, n_pairs, scores.device)
+    margin = surrogate(scores[i] - scores[j])
+    w = torch.ones_like(scores) if weight is None else weight.to(scores.dtype)
+    pair_w = w[i] * w[j]
+    out = 0.0
+    if alpha > 0:
+        out = alpha * _ratio(pair_w * teacher_pos[i] * (1.0 - teacher_pos[j]), margin)
+    if alpha < 1:
+        labelled = (labels[i] == 1) & (labels[j] == 0)
+        out = out + (1.0 - alpha) * _ratio(torch.where(labelled, pair_w,
+                                                       torch.zeros_like(pair_w)), margin)
+    return out
+
+
+class DistilledPairwiseLoss(nn.Module):
+    """Criterion for :func:`distilled_pairwise_loss`; the target packs ``[label, p, w]`` per
+    row, the outputs are the scores, shaped ``(B,)`` or ``(B, 1)``.
+
+    One loss per batch (a 0-d tensor): the row weights ``w`` are in the target, as pairs are
+    weighted by the product of their rows' weights.
+
+    Parameters
+    ----------
+    alpha : float, default=1.0
+        Weight of the distilled term.
+    loss : {"logistic", "hinge"}, default="logistic"
+        The surrogate.
+    n_pairs : int, default=None
+        Pairs per batch; None: all of them.
+
+    Examples
+    --------
+    >>> scores = torch.tensor([[2.0], [0.0]])
+    >>> target = torch.tensor([[1.0, 1.0, 1.0], [0.0, 0.0, 1.0]])  # [label, p, weight]
+    >>> round(DistilledPairwiseLoss()(scores, target).item(), 4)  # log(1 + e^-2)
+    0.1269
+    """
+
+    def __init__(self, alpha=1.0, loss="logistic", n_pairs=None):
+        super().__init__()
+        self.alpha = alpha
+        self.loss = loss
+        self.n_pairs = n_pairs
+
+    def forward(self, scores, target):
+        scores = scores.reshape(scores.shape[0], -1)[:, 0]
+        return distilled_pairwise_loss(scores, target[:, 1], target[:, 0].long(),
+                                       target[:, 2], self.alpha, self.loss, self.n_pairs)
+
+
 def soften(proba, temperature):
     """``softmax(log p / T)`` for a numpy or torch probability array (rows sum to 1)."""
     if temperature == 1.0:

@@ -240,6 +240,11 @@ def _proba_type(input_type):
 def _check_exportable(model, inputs):
     """Refuse, before any conversion, what the converters cannot export."""
     input_type = inputs[0].type
+    if getattr(model, "calibrator_", None) is not None:
+        raise param_error(model, "calibration", model.calibration,
+                          "'sigmoid' for ONNX export (the isotonic map of the student's score "
+                          "is applied in Python, outside the exported network; the sigmoid "
+                          "map is part of it)", TypeError)
     if not isinstance(input_type, (FloatTensorType, DoubleTensorType, Int64TensorType)):
         raise param_error(model, "X", f"<{type(input_type).__name__}>",
                           "numeric rows (float32 or float64) for ONNX export", TypeError)

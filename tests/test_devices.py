@@ -18,7 +18,7 @@ from sklearn.datasets import load_digits
 from skorch.exceptions import DeviceWarning
 
 from skdistill import DeepEnsembleTeacher, MLPStudent
-from skdistill._testing import fast_instance
+from skdistill._testing import fast_instance, labels_for
 from skdistill.discovery import all_estimators
 from skdistill._devices import device_available
 from skdistill._validation import check_device
@@ -101,7 +101,8 @@ def test_a_cuda_pickle_does_not_load_here_by_itself(monkeypatch):
 @pytest.mark.parametrize("name", list(ESTIMATORS))
 def test_an_estimator_fitted_on_cuda_loads_and_predicts_on_the_cpu(name, digits, monkeypatch):
     X, y = digits
-    est = ESTIMATORS[name]().fit(X, y)
+    est = ESTIMATORS[name]()
+    est.fit(X, labels_for(est, y))
     expected = est.predict_proba(X)
     blob = cuda_pickle(est, monkeypatch)
     assert b"cuda:0" in blob

@@ -17,13 +17,13 @@ from skorch import NeuralNet
 from torch import nn
 
 from skdistill import LaplaceTeacher, engine
-from skdistill._testing import fast_instance
+from skdistill._testing import fast_instance, labels_for
 from skdistill.discovery import all_estimators
 
 THREADS = 8
 REPEATS = 5
-METHODS = ("predict", "predict_proba", "predict_log_proba", "sample_proba", "ensemble_proba",
-           "predict_uncertainty", "predict_expectation")
+METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function", "sample_proba",
+           "ensemble_proba", "predict_uncertainty", "predict_expectation")
 
 X, y = make_classification(n_samples=48, n_features=16, n_informative=6, n_classes=3,
                            random_state=0)
@@ -87,7 +87,8 @@ IN_TRAINING_AFTER_FIT = {}
 
 @lru_cache(maxsize=None)
 def fitted(name):
-    estimator = FACTORIES[name]().fit(X, y)
+    estimator = FACTORIES[name]()
+    estimator.fit(X, labels_for(estimator, y))
     IN_TRAINING_AFTER_FIT[name] = sorted({where for where, module in _fitted_networks(estimator)
                                           if any(m.training for m in module.modules())})
     return estimator

@@ -4,6 +4,7 @@ from .crossfit import CrossFitDistiller
 from .gped import GPEDDistiller
 from .kd import KnowledgeDistiller
 from .ensemble import EnsembleDistiller
+from .ranking import RankingDistiller
 
 __all__ = ["BaseDistiller", "KnowledgeDistiller", "CrossFitDistiller", "GPEDDistiller",
-           "EnsembleDistiller"]
+           "EnsembleDistiller", "RankingDistiller"]

@@ -463,6 +463,20 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
                  _check_method_params(X, params=params or {}, indices=train))
                 for k, (train, _) in enumerate(folds)]
 
+    def _cross_fitted_proba(self, X, y, y_enc, teacher_params, n_folds):
+        """Probabilities of each row from a clone of the teacher fitted without its fold.
+
+        Folds are stratified and shuffled with a seed drawn from ``random_state``; the fold
+        teachers are seeded and fitted as :class:`CrossFitDistiller`'s, with the metadata
+        ``teacher_``'s fit got (the rows of their fold). Returns ``(fold teachers, the
+        out-of-fold probabilities)``.
+        """
+        teacher = self._teacher()
+        folds = self._folds(X, y_enc, n_folds)
+        fitted = [_fit_refusing(*job)
+                  for job in self._fold_jobs(teacher, X, y, folds, teacher_params)]
+        return fitted, self._out_of_fold_proba(fitted, X, folds)
+
     def _out_of_fold_proba(self, fold_teachers, X, folds):
         """Each row's probabilities from the fold teacher that did not see it."""
         oof = np.empty((_num_samples(X), len(self.classes_)))

@@ -10,7 +10,7 @@ from sklearn.utils.validation import _num_samples
 from .._interrupt import fit_policy
 from ..engine import Objective
 from ..losses import DistillationLoss, soften
-from ._base import AUGMENT, TEACHER_CALIBRATION, BaseDistiller, _fit_refusing
+from ._base import AUGMENT, TEACHER_CALIBRATION, BaseDistiller
 
 
 class KnowledgeDistiller(BaseDistiller):
@@ -222,8 +222,9 @@ default=None
             labels = np.concatenate([y_enc, np.full(n_unlabeled, -1)])
         self.teacher_calibrator_ = None
         if self.teacher_calibration is not None:
-            held_out = (self._cross_fitted_proba(X, y, y_enc, teacher_params) if cross_fit
-                        else proba)
+            held_out = (self._cross_fitted_proba(X, y, y_enc, teacher_params,
+                                                 self.teacher_calibration_cv)[1]
+                        if cross_fit else proba)
             proba = self._calibrate_teacher(held_out, y_enc, sample_weight, proba)
             if X_unlabeled is not None:
                 unlabeled = self.teacher_calibrator_.transform(unlabeled)
@@ -242,19 +243,6 @@ default=None
             sample_weight, student_params)
         self._drop_teachers()
         return self
-
-    def _cross_fitted_proba(self, X, y, y_enc, teacher_params):
-        """Probabilities of each row from a clone of the teacher fitted without its fold.
-
-        Folds are stratified and shuffled with a seed drawn from ``random_state``; the fold
-        teachers are seeded and fitted as :class:`CrossFitDistiller`'s, with the metadata
-        ``teacher_``'s fit got (the rows of their fold).
-        """
-        teacher = self._teacher()
-        folds = self._folds(X, y_enc, self.teacher_calibration_cv)
-        fitted = [_fit_refusing(*job)
-                  for job in self._fold_jobs(teacher, X, y, folds, teacher_params)]
-        return self._out_of_fold_proba(fitted, X, folds)
 
 
 class _DistillationObjective(Objective):
