@@ -61,7 +61,7 @@ numpydoc_validation_checks = {"GL08", "SS01", "SS06", "YD01", "GL02"}
 # Data (dicts, tuples and constants) take their text from a ``#:`` comment, not a docstring.
 numpydoc_validation_exclude = {r"\.(EXPECTATIONS|ESTIMATORS|COSTS|CNN_ARCHITECTURES|"
                                r"PERTURBATIONS|LOG_PROBA_FLOOR|NO_LABEL_INT64|"
-                               r"NO_LABEL_STRING|KINDS)$"}
+                               r"NO_LABEL_STRING|KINDS|PAIRWISE_SURROGATES)$"}
 
 # -- gallery: examples/ -------------------------------------------------------------------
 sphinx_gallery_conf = {

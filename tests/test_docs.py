@@ -34,7 +34,7 @@ INTERNAL_MODULES = {
 }
 # The user guide's method pages (its "Methods" toctree).
 METHOD_PAGES = ["students", "distillation", "crossfit", "teacher_quality", "gped",
-                "bayesian_teachers", "ensemble", "pruning"]
+                "bayesian_teachers", "ensemble", "pruning", "ranking"]
 
 
 def expected_reference():

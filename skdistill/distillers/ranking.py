@@ -23,8 +23,8 @@ from ._base import TEACHER_CALIBRATION, BaseDistiller, final_step
 # from the stream of the folds' or the clones' seeds.
 _CALIBRATION_STREAM = 0x72616E6B
 
-#: Probabilities of the isotonic calibration map are clipped to ``[EPS, 1 - EPS]``, so that
-#: the log-odds of :meth:`RankingDistiller.decision_function` stay finite.
+# Probabilities of the isotonic calibration map are clipped to [EPS, 1 - EPS], so that the
+# log-odds of RankingDistiller.decision_function stay finite.
 EPS = 1e-6
 
 
