@@ -403,3 +403,22 @@ def test_ranking_onnx_export_has_the_sigmoid_map_and_refuses_the_isotonic_one(da
     with pytest.raises(TypeError, match=r"^RankingDistiller: parameter calibration='isotonic' "
                                         r"is invalid; expected 'sigmoid' for ONNX export"):
         to_onnx(isotonic, X_test)
+
+
+def test_ranking_metadata_routing_gives_the_teacher_the_weights_of_its_rows(data):
+    import sklearn
+
+    X, y, _, _ = data
+
+    class Recording(LogisticRegression):
+        def fit(self, X, y, sample_weight=None):
+            type(self).weights = sample_weight
+            return super().fit(X, y, sample_weight)
+
+    w = np.arange(len(y), dtype=float) + 1.0
+    with sklearn.config_context(enable_metadata_routing=True):
+        model = RankingDistiller(Recording().set_fit_request(sample_weight=True),
+                                 _student(max_epochs=2), random_state=0)
+        model.fit(X, y, sample_weight=w)
+    trained = np.setdiff1d(np.arange(len(y)), model.calibration_rows_)
+    np.testing.assert_array_equal(Recording.weights, w[trained])
