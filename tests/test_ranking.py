@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
 
-from skdistill import KnowledgeDistiller, MLPStudent, RankingDistiller
+from skdistill import KnowledgeDistiller, LatentBEStudent, MLPStudent, RankingDistiller
 from skdistill import losses
 from skdistill.distillers.ranking import platt
 from skdistill.losses import DistilledPairwiseLoss, distilled_pairwise_loss
@@ -346,6 +346,10 @@ def test_ranking_refuses_more_than_two_classes_and_too_few_rows():
     with pytest.raises(ValueError, match=r"^RankingDistiller: parameter y='<labels with 1 "
                                          r"row of class 1>' is invalid; expected at least 2 rows"):
         RankingDistiller(LogisticRegression(), _student()).fit(X, y)
+    with pytest.raises(TypeError, match=r"^RankingDistiller: parameter student=LatentBEStudent"
+                                        r"\(.*\) is invalid; expected a student that predicts "
+                                        r"with the network it trains"):
+        RankingDistiller(LogisticRegression(), LatentBEStudent()).fit(X, np.arange(30) % 2)
     frozen = FrozenEstimator(LogisticRegression().fit(X, np.arange(30) % 2))
     with pytest.raises(ValueError, match=r"^RankingDistiller: parameter n_folds=3 is "
                                          r"invalid; expected None with a FrozenEstimator"):

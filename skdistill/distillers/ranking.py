@@ -17,6 +17,7 @@ from .._random import draw_seed
 from .._validation import param_error
 from ..engine import Objective
 from ..losses import PAIRWISE_SURROGATES, DistilledPairwiseLoss
+from ..students._base import BaseStudent
 from ._base import TEACHER_CALIBRATION, BaseDistiller, final_step
 
 # Mixed with the seed drawn from random_state: the held-out calibration rows are not drawn
@@ -330,6 +331,13 @@ default=None
         routed = self._route_fit(sample_weight, fit_params)
         X_unlabeled = self._check_unlabeled(X_unlabeled, X)
         student = self._student()
+        last = final_step(student)
+        if type(last).deployed_module is not BaseStudent.deployed_module:
+            raise param_error(self, "student", student,
+                              "a student that predicts with the network it trains, such as "
+                              f"MLPStudent or CNNStudent ({type(last).__name__} predicts with "
+                              "another network built from it, which a one-output score "
+                              "network cannot give)", TypeError)
         held, train = self._calibration_split(y_enc)
         self.calibration_rows_ = held
         n_train = len(train)
