@@ -206,8 +206,10 @@ def distilled_pairwise_loss(scores, teacher_pos, labels, weight=None, alpha=1.0,
 
 
 class DistilledPairwiseLoss(nn.Module):
-    """Criterion for :func:`distilled_pairwise_loss`; the target packs ``[label, p, w]`` per
-    row, the outputs are the scores, shaped ``(B,)`` or ``(B, 1)``.
+    """Criterion for :func:`distilled_pairwise_loss`.
+
+    The target packs ``[label, p, w]`` per row, the outputs are the scores, shaped ``(B,)`` or
+    ``(B, 1)``.
 
     One loss per batch (a 0-d tensor): the row weights ``w`` are in the target, as pairs are
     weighted by the product of their rows' weights.

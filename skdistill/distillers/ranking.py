@@ -295,8 +295,10 @@ class RankingDistiller(BaseDistiller):
     # -- fitting ----------------------------------------------------------------------------
     @fit_policy
     def fit(self, X, y, sample_weight=None, X_unlabeled=None, **fit_params):
-        """Fit the teacher, train the student's score on the distilled pairwise risk, and
-        fit the calibration map on the held-out rows.
+        """Fit the teacher, the student's score, then the calibration map.
+
+        The student's score is trained on the distilled pairwise risk, the calibration map
+        fitted on the held-out rows.
 
         Parameters
         ----------
@@ -446,8 +448,10 @@ default=None
         return np.column_stack([1.0 - q, q])
 
     def decision_function(self, X):
-        """The log-odds of ``predict_proba(X)[:, 1]``: an increasing function of the
-        student's score, positive where ``predict`` gives ``classes_[1]``.
+        """The log-odds of ``predict_proba(X)[:, 1]``.
+
+        An increasing function of the student's score, positive where ``predict`` gives
+        ``classes_[1]``.
 
         Parameters
         ----------
