@@ -553,3 +553,217 @@ class GPEDLoss(nn.Module):
                 total = total + F.l1_loss(out, value.reshape(out.shape),
                                           reduction="none").reshape(len(out), -1).sum(1)
         return total
+
+
+# -- Menon et al. (2021): teacher-corrected sampled softmax ------------------------------------
+
+def _teacher_lookup(negatives, teacher_index, teacher_proba):
+    """``(p, found)`` of shape ``(B, m)``: each row's teacher probability of each sampled class
+    (0 where its top-k misses the class) and whether the top-k holds it.
+
+    ``teacher_index`` rows are sorted in increasing class order (``-1`` pads a row with fewer
+    classes, first), so the lookup is a binary search: ``O(B m log k)``, never ``O(B L)``.
+    """
+    batch, k = teacher_index.shape
+    wanted = negatives.expand(batch, -1).contiguous()
+    pos = torch.searchsorted(teacher_index.contiguous(), wanted).clamp_max(k - 1)
+    found = teacher_index.gather(1, pos) == wanted
+    return torch.where(found, teacher_proba.gather(1, pos), 0.0), found
+
+
+def negative_weights(labels, negatives, teacher_index=None, teacher_proba=None,
+                     correction="teacher"):
+    """Weights ``alpha`` of the sampled negatives in each row's partition function.
+
+    ``alpha_j(x_n) = 1 - 1[j != y_n] p^t(j | x_n)`` (Menon et al. 2021): a negative the teacher
+    finds plausible is likely a false negative and counts less. A sampled class equal to the
+    row's label (an accidental hit) gets 0: the label is in the partition function already.
+    A class the teacher's top-k misses has ``p^t = 0``, so weight 1. ``correction=None``
+    gives 1 to every negative (but 0 to accidental hits).
+
+    Parameters
+    ----------
+    labels : torch.Tensor of shape (B,)
+        Class indices; ``-1`` (no label) hits no class.
+    negatives : torch.Tensor of shape (m,)
+        Sampled class indices, shared by the rows.
+    teacher_index : torch.Tensor of shape (B, k), default=None
+        Each row's top-k classes in increasing order, ``-1`` for padding.
+    teacher_proba : torch.Tensor of shape (B, k), default=None
+        Their teacher probabilities (not renormalised).
+    correction : {"teacher", None}, default="teacher"
+        Whether the teacher lowers the weights.
+
+    Returns
+    -------
+    alpha : torch.Tensor of shape (B, m)
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdistill.losses import negative_weights
+    >>> negative_weights(torch.tensor([0]), torch.tensor([1, 0, 2]), torch.tensor([[0, 1]]),
+    ...                  torch.tensor([[0.7, 0.3]]))  # 1 - 0.3; a hit; missed by the top-k
+    tensor([[0.7000, 0.0000, 1.0000]])
+    """
+    hit = negatives[None, :] == labels[:, None]
+    if correction is None or teacher_index is None:
+        alpha = torch.ones(hit.shape, dtype=torch.float32, device=negatives.device)
+    else:
+        p, _ = _teacher_lookup(negatives, teacher_index, teacher_proba)
+        alpha = (1.0 - p).clamp_min(0.0)
+    return torch.where(hit, 0.0, alpha)
+
+
+def teacher_corrected_sampled_softmax(features, weight, bias, labels, negatives, log_q,
+                                      teacher_index=None, teacher_proba=None,
+                                      correction="teacher", alpha=0.0, reduction="mean"):
+    """Sampled softmax cross-entropy with Menon et al.'s teacher-corrected partition function.
+
+    The logits are those of a linear head ``f_c(x) = w_c . h(x) + b_c`` on the features
+    ``h``, computed only for the classes a row needs: its label, its teacher's top-k and the
+    ``m`` sampled negatives ``N`` (shared by the batch). The label term of row ``n`` is
+    ``z_n - f_{y_n}`` with
+
+    ``z_n = log(e^{f_{y_n}} + sum_{j in N} alpha_j(x_n) e^{f_j - log_q_j})``
+
+    where ``log_q_j = log(m q_j)`` corrects for the sampling distribution ``q`` (0 when ``N``
+    holds every class once) and ``alpha`` is :func:`negative_weights`. The distillation term
+    (weight ``alpha``) is a sampled softmax with several positives, the row's teacher top-k
+    ``T_n`` with probabilities ``phat`` renormalised over it:
+    ``log(sum_{c in T_n} e^{f_c} + sum_{j in N \\ T_n} e^{f_j - log_q_j})
+    - sum_{c in T_n} phat_c f_c``. A row without a label (``-1``) takes the distillation term
+    alone. Cost ``O(B (m + k) d)``, whatever the number of classes.
+
+    Parameters
+    ----------
+    features : torch.Tensor of shape (B, d)
+        The head's inputs.
+    weight : torch.Tensor of shape (L, d)
+        The head's weight matrix (one row per class).
+    bias : torch.Tensor of shape (L,) or None
+        The head's bias.
+    labels : torch.Tensor of shape (B,)
+        Class indices, ``-1`` for a row without a label.
+    negatives : torch.Tensor of shape (m,)
+        Sampled class indices.
+    log_q : torch.Tensor of shape (m,)
+        ``log(m q_j)`` of each sampled class (zeros when ``negatives`` are all classes).
+    teacher_index, teacher_proba : torch.Tensor of shape (B, k), default=None
+        Each row's teacher top-k, classes in increasing order (``-1`` pads), and their
+        probabilities. Needed for ``correction="teacher"``, ``alpha > 0`` and rows without
+        labels.
+    correction : {"teacher", None}, default="teacher"
+        Teacher weights ``alpha_j`` in the label term's partition function, or none.
+    alpha : float, default=0.0
+        Weight of the distillation term; ``1 - alpha`` that of the label term.
+    reduction : {"mean", "none"}, default="mean"
+        ``"none"``: one loss per row.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Of shape ``(B,)`` with ``reduction="none"``, else 0-d.
+
+    Examples
+    --------
+    With every other class as a negative and no correction, the full softmax cross-entropy:
+
+    >>> import torch
+    >>> import torch.nn.functional as F
+    >>> from skdistill.losses import teacher_corrected_sampled_softmax
+    >>> h, W, b = torch.randn(4, 3), torch.randn(5, 3), torch.randn(5)
+    >>> y = torch.tensor([0, 4, 2, 2])
+    >>> loss = teacher_corrected_sampled_softmax(h, W, b, y, torch.arange(5), torch.zeros(5),
+    ...                                          correction=None)
+    >>> bool(torch.isclose(loss, F.cross_entropy(h @ W.T + b, y)))
+    True
+    """
+    labelled = labels >= 0
+    rows = labels.clamp_min(0)
+    f_neg = features @ weight[negatives].T - log_q
+    f_label = (features * weight[rows]).sum(1)
+    if bias is not None:
+        f_neg = f_neg + bias[negatives]
+        f_label = f_label + bias[rows]
+    per_row = torch.zeros_like(f_label)
+    if alpha < 1 and bool(labelled.any()):
+        log_alpha = torch.log(negative_weights(rows, negatives, teacher_index, teacher_proba,
+                                               correction))
+        z = torch.logsumexp(torch.cat([f_label[:, None], f_neg + log_alpha], 1), 1)
+        per_row = z - f_label
+    if alpha > 0 or not bool(labelled.all()):
+        if teacher_index is None:
+            raise ValueError("teacher_corrected_sampled_softmax: teacher_index and "
+                             "teacher_proba are needed with alpha > 0 or rows without labels.")
+        soft = _sampled_soft_term(features, weight, bias, negatives, f_neg, teacher_index,
+                                  teacher_proba)
+        mixed = (1.0 - alpha) * per_row + alpha * soft if alpha < 1 else soft
+        per_row = torch.where(labelled, mixed, soft)
+    return _reduce(per_row, reduction)
+
+
+def _sampled_soft_term(features, weight, bias, negatives, f_neg, teacher_index,
+                       teacher_proba):
+    """The distillation term of :func:`teacher_corrected_sampled_softmax`, per row."""
+    valid = teacher_index >= 0
+    classes = teacher_index.clamp_min(0)
+    f_top = torch.bmm(weight[classes], features[:, :, None])[:, :, 0]
+    if bias is not None:
+        f_top = f_top + bias[classes]
+    _, in_top = _teacher_lookup(negatives, teacher_index, teacher_proba)
+    z = torch.logsumexp(torch.cat([f_top.masked_fill(~valid, -torch.inf),
+                                   f_neg.masked_fill(in_top, -torch.inf)], 1), 1)
+    mass = teacher_proba.sum(1, keepdim=True).clamp_min(torch.finfo(teacher_proba.dtype).tiny)
+    return z - ((teacher_proba / mass) * f_top.masked_fill(~valid, 0.0)).sum(1)
+
+
+class SampledSoftmaxLoss(nn.Module):
+    """Criterion for :func:`teacher_corrected_sampled_softmax` (one loss per row by default).
+
+    ``outputs`` is a dict ``{"features", "weight", "bias"}`` (a network's features and its
+    linear head's parameters); ``target`` a dict ``{"y", "negatives", "log_q"}`` and, where
+    needed, ``{"teacher_index", "teacher_proba"}``.
+
+    Parameters
+    ----------
+    correction : {"teacher", None}, default="teacher"
+    alpha : float, default=0.0
+    reduction : {"none", "mean"}, default="none"
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdistill.losses import SampledSoftmaxLoss
+    >>> outputs = {"features": torch.zeros(2, 3), "weight": torch.zeros(4, 3), "bias": None}
+    >>> target = {"y": torch.tensor([0, 1]), "negatives": torch.arange(4),
+    ...           "log_q": torch.zeros(4)}
+    >>> SampledSoftmaxLoss(correction=None)(outputs, target)  # log 4: uniform over 4 classes
+    tensor([1.3863, 1.3863])
+    """
+
+    def __init__(self, correction="teacher", alpha=0.0, reduction="none"):
+        super().__init__()
+        self.correction = correction
+        self.alpha = alpha
+        self.reduction = reduction
+
+    def forward(self, outputs, target):
+        """The loss of each row (or their mean).
+
+        Parameters
+        ----------
+        outputs : dict of str to torch.Tensor
+            ``"features"`` ``(B, d)``, ``"weight"`` ``(L, d)``, ``"bias"`` ``(L,)`` or None.
+        target : dict of str to torch.Tensor
+            ``"y"``, ``"negatives"``, ``"log_q"``, and optionally ``"teacher_index"`` and
+            ``"teacher_proba"``.
+
+        Returns
+        -------
+        loss : torch.Tensor
+        """
+        return teacher_corrected_sampled_softmax(
+            outputs["features"], outputs["weight"], outputs["bias"], target["y"],
+            target["negatives"], target["log_q"], target.get("teacher_index"),
+            target.get("teacher_proba"), self.correction, self.alpha, self.reduction)

@@ -5,6 +5,7 @@ from .gped import GPEDDistiller
 from .kd import KnowledgeDistiller
 from .ensemble import EnsembleDistiller
 from .ranking import RankingDistiller
+from .sampled_softmax import SampledSoftmaxDistiller
 
 __all__ = ["BaseDistiller", "KnowledgeDistiller", "CrossFitDistiller", "GPEDDistiller",
-           "EnsembleDistiller", "RankingDistiller"]
+           "EnsembleDistiller", "RankingDistiller", "SampledSoftmaxDistiller"]
