@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn.ensemble import RandomForestRegressor
 
 from skdistill import (CrossFitDistiller, KnowledgeDistiller, LaplaceTeacher, LatentBEStudent,
-                       MLPStudent, RankingDistiller)
+                       MLPStudent, RankingDistiller, SampledSoftmaxDistiller)
 from skdistill._testing import fast_instance, labels_for
 from skdistill.discovery import all_estimators
 
@@ -38,6 +38,8 @@ VARIANTS = [
                   teacher_calibration="isotonic"),
     # the isotonic map of the score, applied by the distiller; sampled pairs
     fast_instance(RankingDistiller, calibration="isotonic", n_pairs=64),
+    # sampled negatives (fewer than the other classes), drawn from the teacher, distilled
+    fast_instance(SampledSoftmaxDistiller, n_negatives=1, sampler="teacher", alpha=0.5),
 ]
 ESTIMATORS = [fast_instance(cls, **CHECKED_WITH.get(name, {})) for name, cls in all_estimators()]
 ESTIMATORS += VARIANTS

@@ -1,4 +1,4 @@
-"""SampledSoftmaxDistiller: teacher-corrected sampled softmax for many classes (Menon et al. 2021)."""
+"""SampledSoftmaxDistiller: teacher-corrected sampled softmax for many classes (Menon et al.)."""
 import math
 import numbers
 
@@ -10,7 +10,7 @@ from sklearn.utils.validation import _num_samples, check_is_fitted
 from torch import nn
 
 from .._interrupt import fit_policy
-from .._validation import (check_teacher_proba, missing_members, param_error, refused_by)
+from .._validation import check_teacher_proba, missing_members, param_error, refused_by
 from ..base import TrunkHeadNet
 from ..engine import Objective
 from ..losses import SampledSoftmaxLoss
@@ -49,7 +49,8 @@ class SampledSoftmaxDistiller(BaseDistiller):
     teacher's probabilities are kept only as each row's ``top_k`` largest, collected
     ``TEACHER_CHUNK`` rows at a time, and looked up for the sampled classes only; a teacher
     whose ``predict_proba`` returns a scipy sparse matrix gives them directly. Prediction is
-    the student's full softmax over all classes.
+    the student's full softmax over all classes, and so are the validation batches of a
+    student with ``validation_fraction`` (their loss is the sampled one).
 
     With ``n_negatives >= L - 1`` the negatives are every class but the label, without the
     ``log q`` correction: with ``correction=None`` and ``alpha=0`` the loss is exactly the
@@ -300,11 +301,6 @@ class SampledSoftmaxDistiller(BaseDistiller):
             out[start:start + len(top)] = self.classes_[top]
         return out
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.sparse = True
-        return tags
-
 
 def _top_k(proba, k):
     """``(index, proba)`` of the ``k`` largest values of each row of ``proba`` (dense, or a
@@ -332,7 +328,9 @@ def _top_k(proba, k):
 
 class _TrainingNet(nn.Module):
     """The student's trunk, and its linear head's parameters as they are: the loss computes
-    the logits of the classes it needs only."""
+    the logits of the classes it needs only. In eval mode (validation batches, the engine's
+    check of the trained network) the outputs also hold the full logits, as the deployed
+    network predicts them, so that logits overflowing float32 are seen."""
 
     def __init__(self, network):
         super().__init__()
@@ -340,8 +338,11 @@ class _TrainingNet(nn.Module):
 
     def forward(self, x):
         head = self.network.head
-        return {"features": self.network.features(x), "weight": head.weight,
-                "bias": head.bias}
+        features = self.network.features(x)
+        out = {"features": features, "weight": head.weight, "bias": head.bias}
+        if not self.training:
+            out["logits"] = head(features)
+        return out
 
 
 class _SampledSoftmaxObjective(Objective):
