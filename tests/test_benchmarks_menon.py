@@ -1,8 +1,9 @@
-"""The Menon et al. benchmark (``python -m benchmarks menon``) at a tiny size."""
+"""The Menon et al. benchmarks at a tiny size: their rows, and their data and teachers."""
 import json
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 
 from benchmarks import run
 from benchmarks.menon_ranking import (METHODS, _StandardisedBayes, bayes_proba, labelled_rows,
@@ -61,3 +62,63 @@ def test_ranking_refuses_a_bad_labelled_size(capsys):
     with pytest.raises(SystemExit):
         main(["--labels", "many"])
     assert "--labels takes positive ints or 'all'" in capsys.readouterr().err
+
+
+# -- teacher-corrected sampled softmax (benchmarks/menon_softmax.py) ---------------------------
+
+@pytest.fixture(scope="module")
+def softmax_quick(tmp_path_factory):
+    path = tmp_path_factory.mktemp("menon_softmax") / "rows.json"
+    assert run("menon", ["softmax", "--quick", "--json", str(path)]) == 0
+    return json.loads(path.read_text())
+
+
+def test_softmax_quick_run_has_every_method_teacher_and_timing_row(softmax_quick):
+    from benchmarks.menon_softmax import FULL_METHODS, NO_TEACHER, SAMPLED_METHODS
+
+    rows = softmax_quick["rows"]
+    tested = {(r["method"], r["teacher"]) for r in rows if r.get("stage") == "test"}
+    expected = {(method, teacher) for method in [*FULL_METHODS, *SAMPLED_METHODS]
+                for teacher in (["none"] if method in NO_TEACHER else ["p*", "trained"])}
+    assert tested == expected
+    assert set(softmax_quick["chosen_lr"]) == {*FULL_METHODS, *SAMPLED_METHODS}
+    for row in rows:
+        if row.get("stage") == "test":
+            assert 0 <= row["p1"] <= 1 and 0 <= row["p5"] <= 0.2 and row["nll"] > 0
+    timing = [r for r in rows if r.get("part") == "timing"]
+    assert {(r["n_classes"], r["m"]) for r in timing} == {(100, 64), (100, None), (300, 64)}
+    assert all(r["epoch_seconds"] > 0 and r["step_optimizer_ms"] > 0 for r in timing)
+
+
+def test_softmax_latent_model_labels_are_drawn_from_p_star():
+    from benchmarks.menon_softmax import LatentModel
+
+    latent = LatentModel(6, beta=2.0)
+    X, y = latent.sample(20000, np.random.default_rng(0))
+    frequency = np.bincount(y, minlength=6) / len(y)
+    np.testing.assert_allclose(frequency, np.exp(latent.log_proba(X)).mean(0), atol=0.01)
+
+
+def test_softmax_teachers_give_the_top_k_of_their_probabilities():
+    from benchmarks.menon_softmax import BayesTeacher, LatentModel, TrainedTeacher
+
+    latent = LatentModel(30)
+    X, y = latent.sample(300, np.random.default_rng(0))
+    y = np.where(y == 3, 4, y)  # a class that y lacks: its column is dropped
+    teacher = BayesTeacher(latent, keep=5).fit(X, y)
+    proba = teacher.predict_proba(X[:50])
+    assert sp.issparse(proba) and proba.shape == (50, len(teacher.classes_))
+    assert teacher.predict_proba(X[:50]) is proba  # cached
+    full = np.exp(latent.log_proba(X[:50]))[:, teacher.classes_]
+    dense = proba.toarray()
+    assert ((dense > 0).sum(1) == 5).all()
+    np.testing.assert_allclose(np.sort(dense, 1)[:, -5:], np.sort(full, 1)[:, -5:])
+
+    class Fitted:
+        classes_ = np.arange(30)
+
+        def predict_proba(self, X):
+            return np.exp(latent.log_proba(X))
+
+    trained = TrainedTeacher(Fitted(), keep=5).fit(X, y)
+    np.testing.assert_allclose(trained.predict_proba(X[:50]).toarray(), dense)
