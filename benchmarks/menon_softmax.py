@@ -15,14 +15,17 @@ Parts (``--part``, several allowed):
   number of steps (epochs and batch size), trained by
   :class:`~skdistill.SampledSoftmaxDistiller`: the full softmax on labels (``n_negatives =
   L``, no correction), full-softmax KD on the teacher's top-k (``alpha = 1``); for each
-  ``m`` of ``--negatives``, the plain sampled softmax (``correction=None``), the
-  teacher-corrected one, and the corrected one with distillation (``alpha = --kd-alpha``).
+  ``m`` of ``--negatives`` and each sampler ``q`` of ``--samplers`` (``"uniform"``, or
+  ``"teacher"``: half uniform, half the batch's teacher top-k, so plausible classes are drawn
+  often), the plain sampled softmax (``correction=None``), the teacher-corrected one, and the
+  corrected one with distillation (``alpha = --kd-alpha``); ``--no-full`` leaves the two
+  full-softmax students out.
   Teachers: ``p*`` itself and an ``MLPStudent`` trained with the full softmax on a separate
   sample of as many rows, each giving its rows' ``--top-k`` largest probabilities as a
   sparse matrix (cached: every fit on a training set asks for the same rows). The
-  learning rate of each method is chosen from ``--lrs`` on the validation rows at the first
-  seed (by precision@1), at ``m = --tune-negatives`` with the ``p*`` teacher, and used for
-  every ``m``, teacher and seed. Scores on the test rows: precision@1, precision@5 (hits in
+  learning rate of each method (and sampler) is chosen from ``--lrs`` on the validation rows
+  at the first seed (by precision@1), at ``m = --tune-negatives`` with the ``p*`` teacher, and
+  used for every ``m``, teacher and seed. Scores on the test rows: precision@1, precision@5 (hits in
   the top 5, divided by 5) and the NLL of the full softmax.
 - ``timing``: seconds per training epoch against ``L`` (``--timing-classes``) at
   ``m = --timing-negatives``, and for the full softmax where ``L <= --timing-full-max``: the
@@ -187,27 +190,31 @@ def student(args, lr, seed):
                       batch_size=args.batch_size, lr=lr, random_state=seed)
 
 
-def make_model(args, method, m, teacher, lr, seed):
-    """The distiller of ``method`` (``m``: negatives, None for the full softmax); the
-    fitted ``teacher`` is frozen (its cache is shared by the fits)."""
+def make_model(args, method, m, teacher, lr, seed, sampler="uniform"):
+    """The distiller of ``method`` (``m``: negatives, None for the full softmax) drawing
+    its negatives from ``sampler``; the fitted ``teacher`` is frozen (its cache is shared by
+    the fits)."""
     settings = dict({**FULL_METHODS, **SAMPLED_METHODS}[method])
     if settings["alpha"] is None:
         settings["alpha"] = args.kd_alpha
     return SampledSoftmaxDistiller(FrozenEstimator(teacher), student(args, lr, seed),
                                    n_negatives=args.n_classes if m is None else m,
-                                   top_k=args.top_k, random_state=seed, **settings)
+                                   sampler=sampler, top_k=args.top_k, random_state=seed,
+                                   **settings)
 
 
-def fit_and_score(args, method, m, fitted_teacher, lr, seed, X, y, sets, log, **row):
+def fit_and_score(args, method, m, fitted_teacher, lr, seed, X, y, sets, log,
+                  sampler="uniform", **row):
     start = time.perf_counter()
-    model = make_model(args, method, m, fitted_teacher, lr, seed).fit(X, y)
+    model = make_model(args, method, m, fitted_teacher, lr, seed, sampler).fit(X, y)
     seconds = time.perf_counter() - start
-    out = {"method": method, "m": m, "lr": lr, "seed": seed, **row,
-           "fit_seconds": round(seconds, 2)}
+    out = {"method": method, "m": m, "sampler": None if m is None else sampler, "lr": lr,
+           "seed": seed, **row, "fit_seconds": round(seconds, 2)}
     for prefix, (X_eval, y_eval) in sets.items():
         out.update(scores(model_chunks(model, X_eval), model.classes_, y_eval, prefix))
     first = next(iter(sets))
-    log(f"  {method:24s} m={str(m):5s} lr={lr:g} seed={seed} {row.get('teacher', ''):8s} "
+    q = "" if m is None else f" q={sampler}"
+    log(f"  {method:24s} m={str(m):5s}{q} lr={lr:g} seed={seed} {row.get('teacher', ''):8s} "
         f"p@1 {out[first + 'p1']:.4f} p@5 {out[first + 'p5']:.4f} "
         f"nll {out[first + 'nll']:.3f} ({seconds:.0f} s)")
     return out
@@ -236,7 +243,9 @@ def part_accuracy(args, log):
                       "val_")}
     rows.append(bayes)
     log(f"Bayes p*: test p@1 {bayes['p1']:.4f} p@5 {bayes['p5']:.4f} nll {bayes['nll']:.3f}")
-    methods = list(FULL_METHODS) + list(SAMPLED_METHODS)
+    # (method, sampler): the full softmax draws nothing
+    settings = [] if args.no_full else [(method, None) for method in FULL_METHODS]
+    settings += [(method, sampler) for sampler in args.samplers for method in SAMPLED_METHODS]
 
     # learning rates: validation rows, first seed, p* teacher, m = tune_negatives
     seed = args.seeds[0]
@@ -244,13 +253,14 @@ def part_accuracy(args, log):
     bayes_teacher = BayesTeacher(latent, keep=args.top_k).fit(X, y)
     lrs = {}
     log(f"tuning lr on {args.n_val} validation rows: {args.lrs}")
-    for method in methods:
-        m = None if method in FULL_METHODS else args.tune_negatives
+    for method, sampler in settings:
+        m = None if sampler is None else args.tune_negatives
         tried = [fit_and_score(args, method, m, bayes_teacher, lr, seed, X, y,
-                               {"val_": (X_val, y_val)}, log, teacher="p*", stage="tuning")
+                               {"val_": (X_val, y_val)}, log, sampler=sampler or "uniform",
+                               teacher="p*", stage="tuning")
                  for lr in args.lrs]
         rows += tried
-        lrs[method] = max(tried, key=lambda r: r["val_p1"])["lr"]
+        lrs[lr_key(method, sampler)] = max(tried, key=lambda r: r["val_p1"])["lr"]
     log(f"chosen: {lrs}")
 
     for seed in args.seeds:
@@ -265,16 +275,24 @@ def part_accuracy(args, log):
             rows.append(teacher_row)
             log(f"  trained teacher p@1 {teacher_row['p1']:.4f} p@5 {teacher_row['p5']:.4f} "
                 f"nll {teacher_row['nll']:.3f}")
-        for method in methods:
-            for m in [None] if method in FULL_METHODS else args.negatives:
+        for method, sampler in settings:
+            for m in [None] if sampler is None else args.negatives:
                 for name, teacher in teachers.items():
-                    if method in NO_TEACHER and name != "p*":
+                    # a loss that never reads the teacher, with a sampler that does not
+                    # either, is trained once (its rows say teacher "none")
+                    blind = method in NO_TEACHER and sampler != "teacher"
+                    if blind and name != "p*":
                         continue
                     rows.append(fit_and_score(
-                        args, method, m, teacher, lrs[method], seed, X, y,
-                        {"": (X_test, y_test)}, log, stage="test",
-                        teacher="none" if method in NO_TEACHER else name))
+                        args, method, m, teacher, lrs[lr_key(method, sampler)], seed, X, y,
+                        {"": (X_test, y_test)}, log, sampler=sampler or "uniform",
+                        stage="test", teacher="none" if blind else name))
     return rows, lrs
+
+
+def lr_key(method, sampler):
+    """The name of a (method, sampler) setting in ``chosen_lr``."""
+    return method if sampler is None else f"{method} (q={sampler})"
 
 
 def summarise(rows):
@@ -282,8 +300,10 @@ def summarise(rows):
     table = []
     tests = [r for r in rows if r.get("stage") == "test"]
     for key, group in group_rows(
-            [dict(r, key=(r["method"], r["m"], r["teacher"])) for r in tests], "key").items():
-        table.append({"method": key[0], "m": key[1], "teacher": key[2], "lr": group[0]["lr"],
+            [dict(r, key=(r["method"], r["m"], r.get("sampler"), r["teacher"])) for r in tests],
+            "key").items():
+        table.append({"method": key[0], "m": key[1], "sampler": key[2], "teacher": key[3],
+                      "lr": group[0]["lr"],
                       "seeds": len(group),
                       **{k: mean_sd([r[k] for r in group]) for k in ("p1", "p5", "nll")},
                       "fit_seconds": mean_sd([r["fit_seconds"] for r in group], 1)})
@@ -292,17 +312,19 @@ def summarise(rows):
 
 def print_accuracy(rows, table):
     bayes = rows[0]
-    print(f"\n| method | m | teacher | lr | P@1 | P@5 | NLL | fit (s) |")
-    print("|---|---|---|---|---|---|---|---|")
-    print(f"| Bayes p* | | | | {bayes['p1']:.4f} | {bayes['p5']:.4f} | {bayes['nll']:.3f} | |")
+    print("\n| method | m | q | teacher | lr | P@1 | P@5 | NLL | fit (s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    print(f"| Bayes p* | | | | | {bayes['p1']:.4f} | {bayes['p5']:.4f} | {bayes['nll']:.3f} "
+          "| |")
     trained = [r for r in rows if r["method"] == "trained teacher"]
     if trained:
-        print(f"| trained teacher | | | | {mean_sd([r['p1'] for r in trained])} | "
+        print(f"| trained teacher | | | | | {mean_sd([r['p1'] for r in trained])} | "
               f"{mean_sd([r['p5'] for r in trained])} | "
               f"{mean_sd([r['nll'] for r in trained], 3)} | |")
     for r in table:
         m = "all" if r["m"] is None else r["m"]
-        print(f"| {r['method']} | {m} | {r['teacher']} | {r['lr']:g} | {r['p1']} | {r['p5']} "
+        print(f"| {r['method']} | {m} | {r['sampler'] or ''} | {r['teacher']} | {r['lr']:g} "
+              f"| {r['p1']} | {r['p5']} "
               f"| {r['nll']} | {r['fit_seconds']} |")
 
 
@@ -398,8 +420,13 @@ def main(argv):
     parser.add_argument("--n-test", type=int, default=5000)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--negatives", type=int, nargs="+", default=[16, 64, 256])
+    parser.add_argument("--samplers", nargs="+", default=["uniform", "teacher"],
+                        choices=["uniform", "frequency", "teacher"],
+                        help="the negatives' distributions q of the sampled students")
+    parser.add_argument("--no-full", action="store_true",
+                        help="leave the two full-softmax students out")
     parser.add_argument("--tune-negatives", type=int, default=64)
-    parser.add_argument("--lrs", type=float, nargs="+", default=[3e-3, 1e-2])
+    parser.add_argument("--lrs", type=float, nargs="+", default=[3e-3, 1e-2, 3e-2])
     parser.add_argument("--kd-alpha", type=float, default=0.5)
     parser.add_argument("--top-k", type=int, default=64)
     parser.add_argument("--hidden", type=int, nargs="+", default=[128])

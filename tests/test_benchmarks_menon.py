@@ -77,11 +77,18 @@ def test_softmax_quick_run_has_every_method_teacher_and_timing_row(softmax_quick
     from benchmarks.menon_softmax import FULL_METHODS, NO_TEACHER, SAMPLED_METHODS
 
     rows = softmax_quick["rows"]
-    tested = {(r["method"], r["teacher"]) for r in rows if r.get("stage") == "test"}
-    expected = {(method, teacher) for method in [*FULL_METHODS, *SAMPLED_METHODS]
-                for teacher in (["none"] if method in NO_TEACHER else ["p*", "trained"])}
+    tested = {(r["method"], r["sampler"], r["teacher"]) for r in rows if r.get("stage") == "test"}
+    # a student whose loss and sampler never read the teacher is trained once, teacher "none"
+    expected = {(method, None, "none" if method in NO_TEACHER else teacher)
+                for method in FULL_METHODS for teacher in ("p*", "trained")}
+    expected |= {(method, sampler, teacher) for method in SAMPLED_METHODS
+                 for sampler in ("uniform", "teacher") for teacher in ("p*", "trained")
+                 if method not in NO_TEACHER or sampler == "teacher"}
+    expected |= {(method, "uniform", "none") for method in NO_TEACHER & set(SAMPLED_METHODS)}
     assert tested == expected
-    assert set(softmax_quick["chosen_lr"]) == {*FULL_METHODS, *SAMPLED_METHODS}
+    assert set(softmax_quick["chosen_lr"]) == {*FULL_METHODS, *(
+        f"{method} (q={sampler})" for method in SAMPLED_METHODS
+        for sampler in ("uniform", "teacher"))}
     for row in rows:
         if row.get("stage") == "test":
             assert 0 <= row["p1"] <= 1 and 0 <= row["p5"] <= 0.2 and row["nll"] > 0
