@@ -591,15 +591,16 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         self.n_augmented_ = n_new
         return rows if X_unlabeled is None else stack_rows(X_unlabeled, rows)
 
-    def _with_unlabeled(self, X, y, sample_weight, X_unlabeled, proba_unlabeled):
+    def _with_unlabeled(self, X, y, sample_weight, X_unlabeled, most_probable):
         """The student's rows: ``X`` then ``X_unlabeled``; returns ``(X, y, sample_weight)``.
 
-        Unlabeled rows get the teacher's most probable class as ``y``: the student needs
-        labels for ``classes_`` (and a stratified validation split), its loss on those rows
-        uses the teacher alone. They weigh 1 where ``sample_weight`` is given.
+        Unlabeled rows get the teacher's most probable class as ``y`` (``most_probable``:
+        its position in ``classes_``, per row): the student needs labels for ``classes_``
+        (and a stratified validation split), its loss on those rows uses the teacher alone.
+        They weigh 1 where ``sample_weight`` is given.
         """
         X_all = stack_rows(X, X_unlabeled)
-        y_all = np.concatenate([y, self.classes_[np.argmax(proba_unlabeled, axis=1)]])
+        y_all = np.concatenate([y, self.classes_[most_probable]])
         if sample_weight is not None:
             sample_weight = np.concatenate([sample_weight,
                                             np.ones(_num_samples(X_unlabeled))])

@@ -350,7 +350,7 @@ default=None
             targets = np.concatenate(
                 [targets, corrected_targets(np.zeros_like(soft), soft, 0.0, scale)])
             X, y, sample_weight = self._with_unlabeled(X, y, sample_weight, X_unlabeled,
-                                                       unlabeled)
+                                                       unlabeled.argmax(axis=1))
 
         if regressor:
             self._fit_regressor_student(

@@ -231,7 +231,7 @@ default=None
         student_params = self._student_params(routed, n_rows, n_unlabeled)
         if X_unlabeled is not None:
             X, y, sample_weight = self._with_unlabeled(X, y, sample_weight, X_unlabeled,
-                                                       unlabeled)
+                                                       unlabeled.argmax(axis=1))
             proba = np.concatenate([proba, unlabeled])
         soft = soften(proba, self.temperature)
         targets = np.column_stack([labels, soft]).astype(np.float32)

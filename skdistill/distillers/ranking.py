@@ -386,7 +386,7 @@ default=None
         weight = self._student_weight(student, w_fit)
         if X_unlabeled is not None:
             X_fit, y_fit, weight = self._with_unlabeled(X_fit, y_fit, weight, X_unlabeled,
-                                                        unlabeled)
+                                                        unlabeled.argmax(axis=1))
             proba = np.concatenate([proba, unlabeled])
             labels = np.concatenate([labels, np.full(n_unlabeled, -1)])
         weight = np.ones(len(labels)) if weight is None else weight

@@ -14,7 +14,7 @@ from .._validation import check_teacher_proba, missing_members, param_error, ref
 from ..base import TrunkHeadNet
 from ..engine import Objective
 from ..losses import SampledSoftmaxLoss
-from ._base import BaseDistiller, stack_rows
+from ._base import BaseDistiller
 
 #: Rows per call of the teacher's ``predict_proba`` when its top-k is collected: a dense
 #: ``(TEACHER_CHUNK, n_classes)`` block at a time, never all rows' probabilities at once.
@@ -202,12 +202,10 @@ class SampledSoftmaxDistiller(BaseDistiller):
                                                                                 more_proba])
             # the student's y for rows without one: the teacher's most probable class (it
             # defines nothing but a stratified validation split; the loss sees -1)
-            top = more_index[np.arange(n_unlabeled), more_proba.argmax(1)]
-            y = np.concatenate([y, self.classes_[top]])
+            X, y, sample_weight = self._with_unlabeled(
+                X, y, sample_weight, X_unlabeled,
+                more_index[np.arange(n_unlabeled), more_proba.argmax(1)])
             labels = np.concatenate([y_enc, np.full(n_unlabeled, -1)])
-            X = stack_rows(X, X_unlabeled)
-            if sample_weight is not None:
-                sample_weight = np.concatenate([sample_weight, np.ones(n_unlabeled)])
         counts = np.bincount(y_enc, minlength=len(self.classes_)) + 1.0
         objective = _SampledSoftmaxObjective(self, labels, index, proba, counts / counts.sum())
         self._train_student(
