@@ -265,9 +265,9 @@ def test_ranking_isotonic_calibration(data):
                              calibration="isotonic", random_state=0).fit(X, y)
     proba, decision = model.predict_proba(X_test), model.decision_function(X_test)
     held = model.calibration_rows_
-    raw = model._scores(X[held])
+    raw = model._log_odds(X[held])
     assert model.calibrator_ is not None
-    q = np.clip(model.calibrator_.predict(model._scores(X_test)), 1e-6, 1 - 1e-6)
+    q = np.clip(model.calibrator_.predict(model._log_odds(X_test)), 1e-6, 1 - 1e-6)
     np.testing.assert_allclose(proba[:, 1], q)
     np.testing.assert_allclose(decision, np.log(q / (1 - q)))
     np.testing.assert_array_equal(model.predict(X_test), model.classes_[(decision > 0) * 1])

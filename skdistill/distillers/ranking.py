@@ -425,7 +425,7 @@ default=None
     def _fit_calibration(self, X_cal, y_cal, w_cal):
         """Fit the map from the student's score to the probability of ``classes_[1]`` on
         the held-out rows: Platt's, into the student's network, or an isotonic one."""
-        scores = self._scores(X_cal)
+        scores = self._log_odds(X_cal)
         self.calibrator_ = None
         if self.calibration == "sigmoid":
             a, b = platt(scores, y_cal, w_cal)
@@ -436,15 +436,14 @@ default=None
                                                   out_of_bounds="clip").fit(
                 scores, y_cal, sample_weight=w_cal)
 
-    def _scores(self, X):
+    def _log_odds(self, X):
         """The student's log-odds ``a s + b`` for rows ``X`` as the student takes them."""
-        log_proba = self.student_.predict_log_proba(X)
+        log_proba = self._student_says("predict_log_proba", X)
         return log_proba[:, 1] - log_proba[:, 0]
 
     # -- prediction -------------------------------------------------------------------------
     def _isotonic_proba(self, X):
-        log_proba = self._student_says("predict_log_proba", X)
-        q = np.clip(self.calibrator_.predict(log_proba[:, 1] - log_proba[:, 0]), EPS, 1 - EPS)
+        q = np.clip(self.calibrator_.predict(self._log_odds(X)), EPS, 1 - EPS)
         return np.column_stack([1.0 - q, q])
 
     def decision_function(self, X):
@@ -466,8 +465,7 @@ default=None
         if getattr(self, "calibrator_", None) is not None:
             proba = self._isotonic_proba(X)
             return np.log(proba[:, 1]) - np.log(proba[:, 0])
-        log_proba = self._student_says("predict_log_proba", X)
-        return log_proba[:, 1] - log_proba[:, 0]
+        return self._log_odds(X)
 
     def predict_proba(self, X):
         """Calibrated probabilities of the two classes, columns in ``classes_`` order.
