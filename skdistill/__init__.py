@@ -23,7 +23,7 @@ globals().update(_all_estimators())
 _SUBMODULES = [
     "augment", "base", "calibration", "complexity", "datasets", "discovery", "distillers",
     "expectations", "inspection", "losses", "metrics", "model_selection", "nets", "onnx",
-    "perturbations", "pruning", "samplers", "students", "teachers",
+    "perturbations", "pruning", "samplers", "streaming", "students", "teachers",
 ]
 
 

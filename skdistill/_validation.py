@@ -25,6 +25,13 @@ def param_error(estimator, name, value, expected, cls=ValueError):
                f"expected {expected}.")
 
 
+class Shown(str):
+    """A description shown as is in an error (``X=<DataFrame with column 'a'>``), unquoted."""
+
+    def __repr__(self):
+        return str(self)
+
+
 def _short(value):
     text = repr(value)
     if len(text) > 80:

@@ -72,7 +72,7 @@ if importlib.util.find_spec("onnxscript") is None:  # pragma: no cover
     raise ImportError(f"skdistill.onnx needs onnxscript (torch's ONNX exporter); install the "
                       f"onnx extra with {_EXTRA}")
 
-from ._validation import is_number, param_error
+from ._validation import Shown, is_number, param_error
 from .discovery import all_estimators
 from .distillers import CrossFitDistiller, GPEDDistiller
 from .distillers.gped import decompose_uncertainty, head_expectation
@@ -262,7 +262,7 @@ def _student_inputs(scope, model, inputs, custom_parsers):
         strings = [v.raw_name for v in inputs if isinstance(v.type, StringTensorType)]
         if strings:
             raise param_error(model, "X",
-                              _Shown(f"<DataFrame with string columns {strings}>"),
+                              Shown(f"<DataFrame with string columns {strings}>"),
                               "numeric columns for ONNX export of a model without steps "
                               "that encode strings (convert a Pipeline whose first steps "
                               "encode them, e.g. a ColumnTransformer with a OneHotEncoder)",
@@ -528,13 +528,6 @@ def _check_target_opset(target_opset):
         raise param_error("to_onnx", "target_opset", target_opset, expected)
 
 
-class _Shown(str):
-    """A description shown as is in an error (``X=<DataFrame with column 'a'>``), unquoted."""
-
-    def __repr__(self):
-        return str(self)
-
-
 def _is_frame(X):
     return hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "iloc")
 
@@ -564,12 +557,12 @@ def _frame_input_types(X, caller):
     types = []
     for name in X.columns:
         if not isinstance(name, str):
-            raise param_error(caller, "X", _Shown(f"<DataFrame with column {name!r}>"),
+            raise param_error(caller, "X", Shown(f"<DataFrame with column {name!r}>"),
                               "a DataFrame whose column names are strings (they name the "
                               "ONNX inputs)", TypeError)
         kind = _column_kind(X[name])
         if kind is None:
-            shown = _Shown(f"<DataFrame with column {name!r} of dtype {X[name].dtype}>")
+            shown = Shown(f"<DataFrame with column {name!r} of dtype {X[name].dtype}>")
             raise param_error(caller, "X", shown, "columns of numbers, bools, strings or "
                               "categories for ONNX export (convert dates and objects to "
                               "numbers or strings first)", TypeError)
@@ -638,7 +631,7 @@ def to_onnx(model, X, **kwargs):
         strings = [name for name, t in kwargs["initial_types"]
                    if isinstance(t, StringTensorType)]
         raise param_error("to_onnx", "X",
-                          _Shown(f"<DataFrame with columns {list(X.columns)}>"),
+                          Shown(f"<DataFrame with columns {list(X.columns)}>"),
                           f"columns that skl2onnx converts through the model's steps (string "
                           f"columns {strings}; a SimpleImputer on strings needs a string "
                           f"missing_values); skl2onnx: {str(exc).splitlines()[0]}",
@@ -768,7 +761,7 @@ def onnx_inputs(X, onx):
                if columns.get(name, name) not in X.columns]
     if missing:
         raise param_error("onnx_inputs", "X",
-                          _Shown(f"<DataFrame with columns {list(X.columns)}>"),
+                          Shown(f"<DataFrame with columns {list(X.columns)}>"),
                           f"a DataFrame with the columns {missing} that the model takes")
     feeds = {}
     for name, dtype in specs:
@@ -777,7 +770,7 @@ def onnx_inputs(X, onx):
             values = _string_column(column.to_numpy(dtype=object))
         else:
             if _column_kind(column) != "number":
-                shown = _Shown(f"<DataFrame with column {name!r} of dtype {column.dtype}>")
+                shown = Shown(f"<DataFrame with column {name!r} of dtype {column.dtype}>")
                 raise param_error("onnx_inputs", "X", shown, f"numbers in column {name!r}, "
                                   "as the model's input of that name takes", TypeError)
             if hasattr(column, "cat"):  # categories by their values

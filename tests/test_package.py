@@ -14,7 +14,7 @@ from skdistill.discovery import KINDS, all_estimators
 SUBMODULES = [
     "datasets", "metrics", "complexity", "calibration", "losses", "samplers", "expectations",
     "perturbations", "nets", "teachers", "students", "distillers", "pruning",
-    "model_selection", "inspection", "onnx", "augment", "base", "discovery",
+    "model_selection", "inspection", "onnx", "augment", "base", "discovery", "streaming",
 ]
 # Not needed by the estimators, so ``import skdistill`` alone must not import them.
 NOT_IMPORTED_BY_THE_ESTIMATORS = ["datasets", "metrics", "complexity", "calibration",

@@ -92,9 +92,10 @@ API_PAGES = [
      "The small networks a distiller trains, usable alone as scikit-learn classifiers.",
      ["students"]),
     ("distillers", "Distillers",
-     "Meta-estimators that fit a teacher and train a student on its targets, and the "
-     "synthetic transfer sets (MUNGE, Gaussian noise) they can draw for it.",
-     ["distillers", "augment"]),
+     "Meta-estimators that fit a teacher and train a student on its targets, the "
+     "synthetic transfer sets (MUNGE, Gaussian noise) they can draw for it, and the chunked "
+     "transfer sets beyond memory they stream.",
+     ["distillers", "augment", "streaming"]),
     ("metrics", "Metrics",
      "Calibration and uncertainty metrics, and scorers for model selection.", ["metrics"]),
     ("calibration", "Calibration",

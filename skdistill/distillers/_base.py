@@ -9,6 +9,8 @@ ending in a skdistill student: its transformers are fitted on the student's rows
 step is trained through ``fit_objective``.
 """
 import numbers
+import os
+import time
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,13 +31,15 @@ from .._devices import DeviceFallbackMixin
 from ..base import Student, Teacher
 from .._interrupt import FitPolicyMixin
 from ..engine import completed_epochs
+from ..engine.objective import Streamed
 from .._meta import is_fitted, weights_for
 from .._random import draw_seed
 from .._validation import (Implements, StrictParamsMixin, check_float32_range, check_input,
                            check_sample_weight, check_teacher_proba, check_validation_fraction,
                            encode_labels, missing_members, named_errors, param_error,
                            refused_by, validate_params, warn_class_mismatch)
-from .._validation import CheckedRows, is_plain_float_array
+from .._validation import CheckedRows, Shown, is_plain_float_array
+from ..streaming import Feed, Labeler, Source, describe, is_chunked, predict_chunks
 from ..students._base import BaseStudent
 
 
@@ -47,6 +51,13 @@ TEACHER_CALIBRATION = [StrOptions({"temperature", "isotonic"}), None]
 AUGMENT = {
     "augment": [StrOptions({"munge", "gaussian"}), HasMethods(["sample"]), None],
     "augment_size": [Interval(numbers.Real, 0, None, closed="neither")],
+}
+
+#: Constraints of the ``shuffle_buffer`` and ``teacher_cache`` parameters of the distillers
+#: that take a chunked ``X_unlabeled`` (see :mod:`skdistill.streaming`).
+STREAMING = {
+    "shuffle_buffer": [Interval(numbers.Integral, 1, None, closed="left")],
+    "teacher_cache": [str, os.PathLike, None],
 }
 
 #: Fitted attributes that ``keep_teachers=False`` drops once the student is trained.
@@ -269,6 +280,13 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         if isinstance(student, Pipeline) and hasattr(final_step(student), "get_params"):
             validate_params(final_step(student))
         self._teachers_dropped = False
+        if is_chunked(X):
+            where = ("as X_unlabeled" if self._streams else
+                     "to KnowledgeDistiller or CrossFitDistiller as X_unlabeled")
+            raise param_error(self, "X", Shown(describe(X)),
+                              "rows in memory (an array, sparse matrix or DataFrame): the "
+                              f"teacher is fitted on X; give a transfer set beyond memory {where}"
+                              ", or train a student block by block with its partial_fit")
         if is_table(X) and not self._takes_tables:
             X, y = self._numeric_only(X, y)
         elif is_table(X):
@@ -306,13 +324,18 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
             last.set_params(verbose=max(int(self.verbose), int(last.verbose)))
         return student
 
-    def _train_student(self, student, X, y, objective, sample_weight=None, params=None):
+    def _train_student(self, student, X, y, objective, sample_weight=None, params=None,
+                       transfer=None):
         """Train ``student`` on ``objective`` through its public ``fit_objective``.
 
         A student Pipeline's transformers are first fitted on ``X`` (with ``fit_transform``
         and the metadata in ``params``, routed to its steps), and its last step is trained on
         their output. ``student_`` is set first, so that a Ctrl-C keeps what the student
         learnt (see :meth:`_salvage`); ``history_`` is the student's once fitted.
+
+        ``transfer`` (see :meth:`_transfer`) adds a chunked transfer set: its chunks, labelled
+        as the student trains (through the Pipeline's fitted transformers), are mixed with
+        the rows of ``X``; ``transfer_stats_`` then says what the stream cost.
         """
         self.student_ = student
         last = final_step(student)
@@ -324,8 +347,18 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
             # names the student in its errors already.
             with refused_by(self, f"student {type(last).__name__}"):
                 clone(last).check_X(X, reset=True)
-        last.fit_objective(X, y, objective,
-                           sample_weight=self._student_weight(student, sample_weight))
+        weight = self._student_weight(student, sample_weight)
+        if transfer is None:
+            last.fit_objective(X, y, objective, sample_weight=weight)
+            return self._fitted_student(student)
+        feed = transfer(None if last is student else student[:-1])
+        tic = time.perf_counter()
+        try:
+            last.fit_objective(X, y, Streamed(objective, feed, self.shuffle_buffer),
+                               sample_weight=weight)
+        finally:
+            feed.close()
+            self.transfer_stats_ = dict(feed.stats, fit_seconds=time.perf_counter() - tic)
         return self._fitted_student(student)
 
     def _fit_student_head(self, pipe, X, y, params):
@@ -516,6 +549,10 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         """
         if X_unlabeled is None:
             return None
+        if is_chunked(X_unlabeled):
+            raise param_error(self, "X_unlabeled", Shown(describe(X_unlabeled)),
+                              f"rows in memory: {type(self).__name__} does not stream a "
+                              "transfer set (KnowledgeDistiller and CrossFitDistiller do)")
         if is_table(X):
             return self._check_unlabeled_table(X_unlabeled, X)
         try:
@@ -555,6 +592,92 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
                               f"{shape}>", f"an array of rows shaped as those of X "
                               f"(n_unlabeled, {', '.join(str(d) for d in X.shape[1:])})")
         return X_unlabeled
+
+    # -- transfer sets beyond memory ------------------------------------------------------------
+    # Whether X_unlabeled may be chunked (see skdistill.streaming): the distillers that
+    # stream set it, with the shuffle_buffer and teacher_cache parameters (STREAMING).
+    _streams = False
+
+    def _split_unlabeled(self, X_unlabeled, X, student):
+        """``(rows in memory or None, chunked source or None)`` of ``X_unlabeled``: an
+        in-memory one checked (:meth:`_check_unlabeled`), a chunked one checked as far as it
+        can be without reading it (its shape, columns, first chunk, how often it can be
+        read), before any fit."""
+        self.transfer_stats_ = None
+        if not is_chunked(X_unlabeled):
+            return self._check_unlabeled(X_unlabeled, X), None
+        source = Source(X_unlabeled, type(self).__name__)
+        last = final_step(student)
+        if getattr(last, "max_epochs", 1) > 1 and source.one_shot and \
+                self.teacher_cache is None:
+            raise param_error(self, "X_unlabeled", Shown(describe(X_unlabeled)),
+                              f"a source that can be read {last.max_epochs} times, once per "
+                              f"epoch of the student (max_epochs={last.max_epochs}): Chunks("
+                              "a list, or a function giving a new iterator), a dask "
+                              "collection; or set teacher_cache to a directory, where the "
+                              "first pass keeps what later ones read (an iterator is read "
+                              "once)")
+        labeler = self._labeler(X, [], None)
+        columns = labeler.columns
+        if source.kind == "array":
+            if columns is not None or tuple(X_unlabeled.shape[1:]) != labeler.row_shape:
+                expected = ("a dask DataFrame with the columns of X" if columns is not None
+                            else f"rows shaped as those of X: shape (n_unlabeled, "
+                                 f"{', '.join(str(d) for d in labeler.row_shape)})")
+                raise param_error(self, "X_unlabeled", Shown(describe(X_unlabeled)),
+                                  expected)
+        elif source.kind == "frame":
+            if columns is None or list(X_unlabeled.columns) != columns:
+                raise param_error(self, "X_unlabeled", Shown(describe(X_unlabeled)),
+                                  "a dask DataFrame with the columns of X, in the same order "
+                                  f"({columns})" if columns is not None else
+                                  "a dask array (X is an array)")
+        first = source.peek()
+        if first is not None:
+            labeler.check(first, 0, 0)
+        return None, source
+
+    def _labeler(self, X, teachers, transform):
+        """The :class:`~skdistill.streaming.Labeler` of chunks shaped as the rows of ``X``."""
+        names = getattr(self, "feature_names_in_", None)
+        return Labeler(type(self).__name__, teachers, getattr(X, "shape", (0,))[1:],
+                       None if names is None else list(names), not is_table(X), transform)
+
+    def _transfer(self, source, X, teachers, to_fields):
+        """The chunked transfer set ``source`` for :meth:`_train_student`: a function of a
+        student Pipeline's fitted transformers (or None) giving the
+        :class:`~skdistill.streaming.Feed` of its labelled chunks.
+
+        ``teachers`` (fitted) label each chunk, their probabilities averaged, checked and
+        put through ``teacher_calibrator_``; ``to_fields(proba)`` gives the chunk's per-row
+        fields (``"target"``, ``"y"``), as those of the unlabelled rows in memory.
+        """
+        def finish(result, number, start):
+            try:
+                probas = [check_teacher_proba(self, p, getattr(t, "classes_", self.classes_),
+                                              self.classes_, t)
+                          for p, t in zip(result["proba"], teachers)]
+            except ValueError as exc:
+                where = labeler.where(number, start, len(result["rows"]))
+                raise ValueError(f"{exc} (on {where})") from None
+            proba = probas[0] if len(probas) == 1 else np.mean(probas, axis=0)
+            if self.teacher_calibrator_ is not None:
+                proba = self.teacher_calibrator_.transform(proba)
+            return result["rows"], to_fields(proba)
+
+        def feed(transform):
+            nonlocal labeler
+            labeler = self._labeler(X, teachers, transform)
+            return Feed(source, labeler, finish, cache=self.teacher_cache)
+
+        labeler = None
+        return feed
+
+    def _predict_chunks(self, method, X):
+        """``method`` on chunked ``X`` (see :func:`skdistill.streaming.predict_chunks`)."""
+        check_is_fitted(self, "student_")
+        return predict_chunks(self, method, X,
+                              None if method == "predict" else len(self.classes_))
 
     def _augmented(self, X, X_unlabeled):
         """The rows without labels: ``X_unlabeled`` (None when not given) and then, with
@@ -663,23 +786,31 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
             given to a distiller fitted without feature names whose ``student_`` is a
             skdistill student, is checked once, by the student's fast path, with the same
             result, errors and warnings as the full checks (see "Serving predictions from
-            Python" in the deployment guide).
+            Python" in the deployment guide). A chunked source (a dask Array or DataFrame,
+            a :class:`~skdistill.streaming.Chunks`, an iterator) is predicted chunk by chunk.
 
         Returns
         -------
         proba : ndarray of shape (n_samples, n_classes)
-            The student's ``predict_proba``.
+            The student's ``predict_proba``: for a dask collection, a lazy dask array (one
+            block per chunk of rows); for a ``Chunks`` or an iterator, an iterator of arrays.
         """
+        if is_chunked(X):
+            return self._predict_chunks("predict_proba", X)
         X = self._check_predict_X(X, "predict_proba")
         return self._student_says("predict_proba", X)
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba`."""
+        if is_chunked(X):
+            return self._predict_chunks("predict_log_proba", X)
         X = self._check_predict_X(X, "predict_log_proba")
         return self._student_says("predict_log_proba", X)
 
     def predict(self, X):
         """Most probable class according to the student."""
+        if is_chunked(X):
+            return self._predict_chunks("predict", X)
         X = self._check_predict_X(X, "predict")
         return self._student_says("predict", X)
 

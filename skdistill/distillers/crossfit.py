@@ -15,7 +15,8 @@ from .._validation import param_error, warn_class_mismatch
 from ..engine import Objective
 from ..losses import (SoftTargetCrossEntropy, SquaredErrorLogits,
                       SquaredErrorProba, corrected_targets, soften)
-from ._base import AUGMENT, TEACHER_CALIBRATION, BaseDistiller, _fit_refusing
+from ..streaming import is_chunked
+from ._base import AUGMENT, STREAMING, TEACHER_CALIBRATION, BaseDistiller, _fit_refusing
 
 #: loss name -> (scale of the targets, per-row criterion factory taking the temperature)
 LOSSES = {
@@ -129,6 +130,15 @@ default=None
     augment_size : float, default=1.0
         Number of synthetic rows as a multiple of the rows of ``X`` (> 0), rounded, at least
         one. Unused without ``augment``.
+    shuffle_buffer : int, default=100_000
+        Rows mixed at a time when ``X_unlabeled`` is chunked: the chunks and the rows of
+        ``X`` fill a buffer of this many rows, which is shuffled and cut into the student's
+        minibatches (as in :class:`~skdistill.KnowledgeDistiller`). Unused otherwise.
+    teacher_cache : str or path, default=None
+        A directory where, when ``X_unlabeled`` is chunked, the first pass writes each
+        chunk's student rows and targets (``.npy``, in a new sub-directory removed at the
+        end of ``fit``), which later passes read instead of running the teacher again.
+        Unused otherwise.
     keep_teachers : bool, default=True
         Keep the fitted teachers and the per-row training arrays (``teacher_``,
         ``fold_teachers_``, ``oof_proba_``) after ``fit``. ``False`` keeps only what
@@ -165,6 +175,9 @@ default=None
         Scale of the targets the student was trained on.
     n_augmented_ : int
         Number of synthetic rows the student learnt from (0 without ``augment``).
+    transfer_stats_ : dict or None
+        After a fit on a chunked ``X_unlabeled``, what the stream cost (as
+        :class:`~skdistill.KnowledgeDistiller`'s). None otherwise.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -195,9 +208,11 @@ default=None
     """
 
     _takes_tables = True
+    _streams = True
 
     _parameter_constraints = {
         **BaseDistiller._parameter_constraints,
+        **STREAMING,
         "keep_teachers": ["boolean"],
         "student": [HasMethods(["fit", "predict"]), None],
         "n_folds": [Interval(numbers.Integral, 2, None, closed="left")],
@@ -215,8 +230,8 @@ default=None
 
     def __init__(self, teacher=None, student=None, n_folds=5, gamma_alpha=0.0, loss="ce",
                  temperature=1.0, teacher_calibration=None, stratify=True, refit_teacher=True,
-                 augment=None, augment_size=1.0, keep_teachers=True, n_jobs=None, verbose=0,
-                 random_state=None):
+                 augment=None, augment_size=1.0, shuffle_buffer=100_000, teacher_cache=None,
+                 keep_teachers=True, n_jobs=None, verbose=0, random_state=None):
         self.teacher = teacher
         self.student = student
         self.n_folds = n_folds
@@ -228,6 +243,8 @@ default=None
         self.refit_teacher = refit_teacher
         self.augment = augment
         self.augment_size = augment_size
+        self.shuffle_buffer = shuffle_buffer
+        self.teacher_cache = teacher_cache
         self.keep_teachers = keep_teachers
         self.n_jobs = n_jobs
         self.verbose = verbose
@@ -279,7 +296,13 @@ default=None
             map when ``teacher_calibration`` is set and softened by ``temperature``, without
             gamma correction (there is no label); they weigh 1 in the student's loss. Each row is
             shaped as a row of ``X`` (a DataFrame with the columns of ``X``, in order).
-            With ``augment`` set, the synthetic rows are added to them.
+            With ``augment`` set, the synthetic rows are added to them. A chunked source
+            (a dask Array or DataFrame, a :class:`~skdistill.streaming.Chunks`, an
+            iterator) is streamed as by :class:`~skdistill.KnowledgeDistiller`: labelled
+            chunk by chunk by ``teacher_`` (the fold teachers' mean when
+            ``refit_teacher=False``), mixed with ``X`` in ``shuffle_buffer`` rows, one pass
+            per epoch of the student, which must be a skdistill student (or a Pipeline ending
+            in one).
         **fit_params : dict
             Metadata routed to the teachers and to a student Pipeline's transformers (or a
             regressor student), only with ``sklearn.set_config(enable_metadata_routing=True)``
@@ -291,13 +314,20 @@ default=None
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
         routed = self._route_fit(sample_weight, fit_params)
-        X_unlabeled = self._augmented(X, self._check_unlabeled(X_unlabeled, X))
         teacher = self._crossfit_teacher()
         student = self._crossfit_student()
+        X_unlabeled, chunked = self._split_unlabeled(X_unlabeled, X, student)
+        if chunked is not None and is_regressor(student):
+            raise param_error(self, "student", student,
+                              "a skdistill student (or a Pipeline ending in one) when "
+                              "X_unlabeled is chunked: a scikit-learn regressor is fitted on "
+                              "its rows in memory", TypeError)
+        X_unlabeled = self._augmented(X, X_unlabeled)
         self._check_student_rows(student, X, X_unlabeled)
         self._check_n_folds("n_folds", self.n_folds, y_enc)
         folds = self._folds(X, y_enc, self.n_folds, self.stratify)
-        self._fit(X, y, y_enc, sample_weight, teacher, student, folds, X_unlabeled, routed)
+        self._fit(X, y, y_enc, sample_weight, teacher, student, folds, X_unlabeled, routed,
+                  chunked)
         self._drop_teachers()
         return self
 
@@ -309,7 +339,7 @@ default=None
                         for t in self.fold_teachers_], axis=0)
 
     def _fit(self, X, y, y_enc, sample_weight, teacher, student, folds, X_unlabeled=None,
-             routed=None):
+             routed=None, chunked=None):
         teacher_params = self._teacher_params(teacher, sample_weight, routed,
                                               "fold teachers' estimator")
 
@@ -358,10 +388,18 @@ default=None
                 targets[:, 1] if len(self.classes_) == 2 else targets, sample_weight,
                 student_params, routed)
         else:
+            transfer = None
+            if chunked is not None:
+                def to_fields(proba):  # as the rows of X_unlabeled in memory
+                    soft = soften(proba, self.temperature) if soften_targets else proba
+                    return {"target": corrected_targets(np.zeros_like(soft), soft, 0.0, scale)
+                            .astype(np.float32), "y": proba.argmax(axis=1)}
+                teachers = [self.teacher_] if self.refit_teacher else self.fold_teachers_
+                transfer = self._transfer(chunked, X, teachers, to_fields)
             self._train_student(self._student_verbose(self._seeded_clone(student, offset=1)),
                                 X, y, Objective(make_criterion(self.temperature),
                                                 targets.astype(np.float32), fields=("target",)),
-                                sample_weight, student_params)
+                                sample_weight, student_params, transfer)
 
     # -- prediction -----------------------------------------------------------------------------
     def _regressor_proba(self, X):
@@ -380,6 +418,8 @@ default=None
 
     def predict_proba(self, X):
         """Class probabilities of the distilled student, columns in ``classes_`` order."""
+        if is_chunked(X):
+            return self._predict_chunks("predict_proba", X)
         X = self._check_predict_X(X, "predict_proba")
         if is_regressor(self.student_):
             return self._regressor_proba(X)
@@ -387,6 +427,8 @@ default=None
 
     def predict_log_proba(self, X):
         """Log of :meth:`predict_proba` (``-inf`` where a regressor student gives 0)."""
+        if is_chunked(X):
+            return self._predict_chunks("predict_log_proba", X)
         X = self._check_predict_X(X, "predict_log_proba")
         if is_regressor(self.student_):
             with np.errstate(divide="ignore"):
@@ -395,6 +437,8 @@ default=None
 
     def predict(self, X):
         """Most probable class according to the student."""
+        if is_chunked(X):
+            return self._predict_chunks("predict", X)
         X = self._check_predict_X(X, "predict")
         if is_regressor(self.student_):
             return self.classes_[np.argmax(self._regressor_proba(X), axis=1)]

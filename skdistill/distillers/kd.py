@@ -10,7 +10,7 @@ from sklearn.utils.validation import _num_samples
 from .._interrupt import fit_policy
 from ..engine import Objective
 from ..losses import DistillationLoss, soften
-from ._base import AUGMENT, TEACHER_CALIBRATION, BaseDistiller
+from ._base import AUGMENT, STREAMING, TEACHER_CALIBRATION, BaseDistiller
 
 
 class KnowledgeDistiller(BaseDistiller):
@@ -43,6 +43,18 @@ class KnowledgeDistiller(BaseDistiller):
     are fitted on the student's rows (``X`` and ``X_unlabeled``), its last step is trained
     through ``fit_objective``; ``student_`` is the fitted Pipeline. A sub-estimator that
     refuses ``X`` is named in the error.
+
+    Transfer sets beyond memory: ``X_unlabeled`` may be chunked, a :class:`dask.array.Array`,
+    a :class:`dask.dataframe.DataFrame`, a :class:`~skdistill.streaming.Chunks` or an iterator
+    of arrays or DataFrames (see :mod:`skdistill.streaming`). ``X`` stays in memory (the
+    teacher is fitted on it). ``teacher_`` (through the calibration map and a student
+    Pipeline's transformers, fitted on ``X``) labels the chunks a few at a time, on the active
+    ``dask.distributed`` client if there is one, on local threads otherwise, while the
+    student trains on them mixed with the rows of ``X`` in a buffer of ``shuffle_buffer``
+    rows; each of the student's ``max_epochs`` is a pass over them. Its validation rows
+    (``validation_fraction``) are drawn from ``X`` alone. Memory is bounded by the chunks in
+    flight and the buffer, not by the transfer set. Predictions on a dask collection are a
+    lazy dask array; on a ``Chunks`` or an iterator, an iterator of arrays, one per chunk.
 
     Metadata routing (``sklearn.set_config(enable_metadata_routing=True)``): the distiller
     consumes ``sample_weight`` itself (the student's loss and the calibration map) and routes
@@ -87,6 +99,16 @@ class KnowledgeDistiller(BaseDistiller):
     augment_size : float, default=1.0
         Number of synthetic rows as a multiple of the rows of ``X`` (> 0), rounded, at least
         one. Unused without ``augment``.
+    shuffle_buffer : int, default=100_000
+        Rows mixed at a time when ``X_unlabeled`` is chunked (see "Transfer sets beyond
+        memory" below): the chunks and the rows of ``X`` fill a buffer of this many rows,
+        which is shuffled and cut into the student's minibatches. More rows mix the data
+        better and cost ``shuffle_buffer`` x the bytes of a row. Unused otherwise.
+    teacher_cache : str or path, default=None
+        A directory where, when ``X_unlabeled`` is chunked, the first pass writes each
+        chunk's student rows and targets (``.npy`` files, in a new sub-directory of it
+        removed at the end of ``fit``), which later passes read instead of running the
+        teacher and the source again. None runs them at every pass. Unused otherwise.
     keep_teachers : bool, default=True
         Keep the fitted teachers and the per-row training arrays (``teacher_``) after ``fit``.
         ``False`` keeps only what predicts (``student_``, ``classes_``, ``history_``,
@@ -113,6 +135,12 @@ class KnowledgeDistiller(BaseDistiller):
         ``teacher_calibration``.
     n_augmented_ : int
         Number of synthetic rows the student learnt from (0 without ``augment``).
+    transfer_stats_ : dict or None
+        After a fit on a chunked ``X_unlabeled``: ``rows`` and ``chunks`` per pass,
+        ``passes``, ``labelled_chunks`` (chunks the teacher labelled, over all passes),
+        ``label_seconds`` (the teacher's time, summed over the threads or workers that ran
+        it), ``wait_seconds`` (the student's time waiting for a labelled chunk),
+        ``fit_seconds`` (the student's whole training) and ``cache``. None otherwise.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
     feature_names_in_ : ndarray of shape (`n_features_in_`,)
@@ -142,9 +170,11 @@ class KnowledgeDistiller(BaseDistiller):
     """
 
     _takes_tables = True
+    _streams = True
 
     _parameter_constraints = {
         **BaseDistiller._parameter_constraints,
+        **STREAMING,
         "keep_teachers": ["boolean"],
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
         "alpha": [Interval(numbers.Real, 0, 1, closed="both")],
@@ -155,7 +185,8 @@ class KnowledgeDistiller(BaseDistiller):
 
     def __init__(self, teacher=None, student=None, temperature=1.0, alpha=1.0,
                  teacher_calibration=None, teacher_calibration_cv=5, augment=None,
-                 augment_size=1.0, keep_teachers=True, verbose=0, random_state=None):
+                 augment_size=1.0, shuffle_buffer=100_000, teacher_cache=None,
+                 keep_teachers=True, verbose=0, random_state=None):
         self.teacher = teacher
         self.student = student
         self.temperature = temperature
@@ -164,6 +195,8 @@ class KnowledgeDistiller(BaseDistiller):
         self.teacher_calibration_cv = teacher_calibration_cv
         self.augment = augment
         self.augment_size = augment_size
+        self.shuffle_buffer = shuffle_buffer
+        self.teacher_cache = teacher_cache
         self.keep_teachers = keep_teachers
         self.verbose = verbose
         self.random_state = random_state
@@ -191,7 +224,10 @@ default=None
             the teacher's probabilities alone (the loss's teacher term, whatever ``alpha``);
             the teacher is not fitted on them. They weigh 1 in the student's loss. Each row is
             shaped as a row of ``X`` (a DataFrame with the columns of ``X``, in order).
-            With ``augment`` set, the synthetic rows are added to them.
+            With ``augment`` set, the synthetic rows are added to them. A chunked source
+            (a dask Array or DataFrame, a :class:`~skdistill.streaming.Chunks`, an
+            iterator) is streamed, never held in memory whole (see "Transfer sets beyond
+            memory" above); a bad chunk is named in the error.
         **fit_params : dict
             Metadata routed to the teacher and to a student Pipeline's transformers, only with
             ``sklearn.set_config(enable_metadata_routing=True)`` (see "Metadata routing"
@@ -203,8 +239,9 @@ default=None
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
         routed = self._route_fit(sample_weight, fit_params)
-        X_unlabeled = self._augmented(X, self._check_unlabeled(X_unlabeled, X))
         student = self._student()
+        X_unlabeled, chunked = self._split_unlabeled(X_unlabeled, X, student)
+        X_unlabeled = self._augmented(X, X_unlabeled)
         self._check_student_rows(student, X, X_unlabeled)
         cross_fit = (self.teacher_calibration is not None
                      and not isinstance(self._teacher(), FrozenEstimator))
@@ -238,9 +275,16 @@ default=None
         objective = _DistillationObjective(
             DistillationLoss(self.temperature, self.alpha, reduction="none"), targets,
             fields=("target",))
+        transfer = None
+        if chunked is not None:
+            def to_fields(proba):  # a chunk's rows: no label, the teacher's term alone
+                return {"target": np.column_stack([np.full(len(proba), -1.0),
+                                                   soften(proba, self.temperature)])
+                        .astype(np.float32), "y": proba.argmax(axis=1)}
+            transfer = self._transfer(chunked, X, [self.teacher_], to_fields)
         self._train_student(
             self._student_verbose(self._seeded_clone(student, offset=1)), X, y, objective,
-            sample_weight, student_params)
+            sample_weight, student_params, transfer)
         self._drop_teachers()
         return self
 

@@ -33,15 +33,16 @@ import sys
 import types
 
 from . import data, divergence, net, objective, threads
-from .data import (DEVICE_DATA_BYTES, BatchIterator, Minibatches, RowDataset, SampleStream,
-                   StreamBatches, as_device, dense_chunks)
+from .data import (DEVICE_DATA_BYTES, BatchIterator, ChunkBatches, Minibatches, RowDataset,
+                   SampleStream, StreamBatches, as_device, dense_chunks)
 from .divergence import (CHECK_EVERY, CHECKED_ROWS, FLAT_RATIO, FLAT_TARGETS, LOSS_BOUND,
                          NonFiniteLossError, TrainingFailureWarning, checked_rows, divergence_error,
                          first_batch_loss, flat_predictions, likely_causes, loss_blowup, max_abs,
                          non_finite_problem, predicted_spread, read_every, spread,
                          untrained_warning, zero_grad_if_not_finite_)
 from .net import StudentNet, _acts_on, completed_epochs
-from .objective import _PLAIN, Objective, _FunctionLoss, as_loss_module, weighted_rows
+from .objective import (_PLAIN, Objective, Streamed, _FunctionLoss, as_loss_module,
+                        weighted_rows)
 from .threads import (_dask_worker_threads, _thread_share, _threads_lock, _threads_state,
                       limit_threads, worker_threads)
 
@@ -67,4 +68,4 @@ __all__ = ["StudentNet", "Objective", "as_loss_module", "RowDataset", "BatchIter
            "non_finite_problem", "predicted_spread", "flat_predictions", "loss_blowup",
            "untrained_warning", "limit_threads",
            "dense_chunks", "max_abs", "worker_threads", "Minibatches", "SampleStream",
-           "StreamBatches"]
+           "StreamBatches", "ChunkBatches", "Streamed"]

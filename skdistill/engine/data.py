@@ -359,3 +359,115 @@ class StreamBatches:
             X, fields = rows(next(batches))
             fields["sample"] = sample
             yield X, fields
+
+
+# -- a transfer set beyond memory: chunks mixed with the rows in memory ------------------------
+
+class ChunkBatches:
+    """One pass of training minibatches over rows in memory and a stream of chunks.
+
+    The chunks (``feed.chunks(order)``: ``(rows, {field: per-row array})`` each) and the
+    rows of ``dataset`` are mixed in a shuffle buffer of ``buffer_rows`` rows; each time it
+    is full, its rows are put in a random order (``torch.randperm`` from torch's global
+    generator, which the student seeds) and cut into minibatches of ``batch_size``, the
+    rows left over going into the next buffer; the last minibatch of the pass holds what is
+    left. The rows of ``dataset`` are spread over the pass in proportion to the chunks' rows
+    (all in the first buffer while the number of rows of the stream is unknown), in a new
+    random order at each pass, and so is the order of the chunks where the feed can read
+    them in any order.
+
+    When the whole pass fits in one buffer, the buffer holds the rows of ``dataset`` (in
+    their order) then those of the chunks (in theirs), and one ``randperm`` orders them: the
+    minibatches of :class:`BatchIterator` over the same rows stacked in one dataset.
+
+    Parameters
+    ----------
+    dataset : RowDataset or torch.utils.data.Subset of one
+        The rows in memory (their training part, after a validation split).
+    feed : object
+        ``chunks(order)`` (one pass), ``n_rows``, ``n_chunks`` (None where unknown) and
+        ``random_access``: :class:`skdistill.streaming.Feed`.
+    batch_size, buffer_rows : int
+    """
+
+    def __init__(self, dataset, feed, batch_size, buffer_rows):
+        indices = None
+        if isinstance(dataset, torch.utils.data.Subset):
+            indices = torch.as_tensor(np.asarray(dataset.indices), dtype=torch.long)
+            dataset = dataset.dataset
+        self.dataset, self.feed = dataset, feed
+        self.indices = torch.arange(len(dataset)) if indices is None else indices
+        self.batch_size, self.buffer_rows = batch_size, max(int(buffer_rows), 1)
+
+    def __len__(self):
+        n = self.feed.n_rows
+        if n is None:
+            raise TypeError("ChunkBatches: the number of rows of the stream is not known yet")
+        return (n + len(self.indices) + self.batch_size - 1) // self.batch_size
+
+    def _memory_rows(self, index):
+        X, fields = self.dataset.rows(index.to(self.dataset.device))
+        return X.cpu(), {k: v.cpu() for k, v in fields.items()}
+
+    def _stream_rows(self, rows, fields):
+        X = torch.as_tensor(rows, dtype=torch.float32)
+        if self.dataset.row_shape is not None:
+            X = X.reshape((len(X),) + self.dataset.row_shape)
+        n, out = len(X), {}
+        for name, ref in self.dataset.fields.items():
+            if name in fields:
+                value = torch.as_tensor(fields[name])
+                out[name] = value.float() if value.dtype == torch.float64 else value
+            elif name == "weight":
+                out[name] = torch.ones(n, dtype=ref.dtype)
+            elif name == "index":
+                out[name] = torch.full((n,), -1, dtype=ref.dtype)
+            else:
+                raise ValueError(f"ChunkBatches: the stream's chunks have no field {name!r}")
+        return X, out
+
+    def __iter__(self):
+        feed, size = self.feed, self.batch_size
+        n_memory = len(self.indices)
+        n_stream = feed.n_rows
+        one_buffer = n_stream is not None and n_memory + n_stream <= self.buffer_rows
+        memory, order = self.indices, None
+        if not one_buffer:
+            memory = self.indices[torch.randperm(n_memory)]
+            if feed.random_access and feed.n_chunks:
+                order = torch.randperm(feed.n_chunks).tolist()
+        taken, seen = 0, 0
+        pieces, buffered, carry = [], 0, None
+
+        def flush(last):
+            nonlocal taken, pieces, buffered, carry
+            due = n_memory if last or not n_stream else min(
+                n_memory, int(round(seen * n_memory / n_stream)))
+            parts = [] if carry is None else [carry]
+            if due > taken:
+                parts.append(self._memory_rows(memory[taken:due]))
+                taken = due
+            parts += pieces
+            pieces, buffered, carry = [], 0, None
+            if not parts:
+                return
+            X = torch.cat([p[0] for p in parts])
+            fields = {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
+            perm = torch.randperm(len(X))
+            stop = len(X) if last else len(X) - len(X) % size
+            for start in range(0, stop, size):
+                rows = perm[start:start + size]
+                yield X[rows], {k: v[rows] for k, v in fields.items()}
+            if stop < len(X):
+                rest = perm[stop:]
+                carry = (X[rest], {k: v[rest] for k, v in fields.items()})
+
+        for rows, fields in feed.chunks(order):
+            piece = self._stream_rows(rows, fields)
+            pieces.append(piece)
+            buffered += len(piece[0])
+            seen += len(piece[0])
+            share = (n_memory if not n_stream else seen * n_memory / n_stream) - taken
+            if buffered + share >= self.buffer_rows and not one_buffer:
+                yield from flush(last=False)
+        yield from flush(last=True)

@@ -120,3 +120,54 @@ def weighted_rows(per_row, weight):
     """``per_row * weight``, exactly 0 for rows of weight 0 even where their loss is not
     finite: a zero-weight row has no influence (scikit-learn's convention)."""
     return torch.where(weight > 0, per_row * weight, torch.zeros_like(per_row))
+
+
+class Streamed(Objective):
+    """``objective`` trained on a stream of chunks besides the rows in memory.
+
+    Every hook is ``objective``'s, but the training batches of an epoch: one pass of
+    :class:`~skdistill.engine.data.ChunkBatches` over the training rows in memory and the
+    chunks of ``feed`` (:class:`skdistill.streaming.Feed`), mixed in a shuffle buffer of
+    ``buffer_rows`` rows. Validation batches are the engine's, over rows in memory only.
+
+    Parameters
+    ----------
+    objective : Objective
+        What the student learns (its fixed targets are those of the rows in memory).
+    feed : skdistill.streaming.Feed
+        The labelled chunks, whose fields are those of the rows in memory.
+    buffer_rows : int
+        Rows of the shuffle buffer.
+    """
+
+    def __init__(self, objective, feed, buffer_rows):
+        super().__init__(objective.loss, objective.targets, objective.n_outputs,
+                         objective.fields)
+        self.inner, self.feed, self.buffer_rows = objective, feed, buffer_rows
+        self.member_aware = objective.member_aware
+
+    def build(self, module):
+        return self.inner.build(module)
+
+    def deploy(self, module):
+        return self.inner.deploy(module)
+
+    def batch_targets(self, X, rows, training):
+        return self.inner.batch_targets(X, rows, training)
+
+    def perturb(self, X, rows, module):
+        return self.inner.perturb(X, rows, module)
+
+    def batches(self, dataset, batch_size):
+        from .data import ChunkBatches
+
+        return ChunkBatches(dataset, self.feed, batch_size, self.buffer_rows)
+
+    def n_epochs(self, dataset, batch_size, max_epochs):
+        return self.inner.n_epochs(dataset, batch_size, max_epochs)
+
+    def target_proba(self, rows, y, n_classes):
+        return self.inner.target_proba(rows, y, n_classes)
+
+    def penalties(self, module):
+        return self.inner.penalties(module)
