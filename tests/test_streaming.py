@@ -253,7 +253,8 @@ def test_a_bad_first_chunk_is_refused_before_the_teacher_is_fitted(data):
     (lambda X: da.zeros((0, 8), chunks=10), r"X_unlabeled=<dask array of shape \(0, 8\)> is "
                                             r"invalid; expected at least one row"),
     (lambda X: dd.from_pandas(pd.DataFrame(X), npartitions=2),
-     r"X_unlabeled=<dask DataFrame of 2 partitions> is invalid; expected a dask array \(X is an array\)"),
+     r"X_unlabeled=<dask DataFrame of 2 partitions> is invalid; expected a dask array "
+     r"\(X is an array\)"),
 ])
 def test_a_bad_source_is_refused_before_any_fit(data, source, message):
     X, y, X_unlabeled, _ = data
