@@ -329,3 +329,13 @@ def test_memory_is_bounded_by_chunks_and_buffer_not_by_the_data():
     # a few chunks in flight (the window, the one being read), never the data
     assert most[0] <= 12, most[0]
     assert peak < data_bytes / 8, (peak, data_bytes)
+
+
+def test_synthetic_rows_join_the_rows_in_memory(data):
+    X, y, X_unlabeled, _ = data
+    model = kd(augment="gaussian", augment_size=0.5, student=student(max_epochs=1)).fit(
+        X, y, X_unlabeled=da.from_array(X_unlabeled, chunks=300))
+    history = model.history_[0]
+    trained = sum(history["batches"][i]["train_batch_size"]
+                  for i in range(history["train_batch_count"]))
+    assert model.n_augmented_ == 200 and trained == 400 + 200 + 1200
