@@ -13,6 +13,10 @@
   nothing usable, the estimator is unfitted, ``fit`` warns once and the ``KeyboardInterrupt``
   propagates (the script stops, as the user asked).
 
+``@partial_fit_policy`` on a ``partial_fit`` method: a call continues the fitted state; one
+that fails or is interrupted leaves the estimator as it was before the call (unfitted before
+the first), through the estimator's ``_rollback()``, and its error or interrupt propagates.
+
 Estimators fitted inside another estimator's ``fit`` (members, fold teachers, students) do their
 own salvage silently and re-raise, so only the outermost estimator warns and decides.
 
@@ -114,8 +118,46 @@ def fit_policy(fit):
     return guarded
 
 
+def partial_fit_policy(partial_fit):
+    """Decorate a ``partial_fit`` method: each call continues the fitted state.
+
+    A call that fails or is interrupted leaves the estimator as it was before it: the
+    estimator's ``_rollback()`` undoes what the call changed (it reads
+    ``self._fit_progress``) and says what is kept, or returns None when the estimator was not
+    fitted before the call (it is then left unfitted). The error, or the
+    ``KeyboardInterrupt``, always propagates: unlike ``fit``, which returns what an
+    interrupted fit learnt, a loop of ``partial_fit`` calls must stop where the user pressed
+    Ctrl-C. The outermost call warns once (``RuntimeWarning``) what an interrupt kept.
+    """
+    @functools.wraps(partial_fit)
+    def guarded(self, *args, **kwargs):
+        depth = getattr(_local, "depth", 0)
+        self._fit_progress = {}
+        _local.depth = depth + 1
+        try:
+            if depth:
+                return partial_fit(self, *args, **kwargs)
+            with _record_sigint():
+                return partial_fit(self, *args, **kwargs)
+        except BaseException as exc:
+            kept = self._rollback()
+            if kept is None:
+                unfit(self)
+            if isinstance(exc, KeyboardInterrupt) and not depth:
+                name = type(self).__name__
+                warn_user(f"{name}: partial_fit interrupted; "
+                          + (f"{name} is left unfitted." if kept is None
+                             else f"keeping {kept}."), RuntimeWarning)
+            raise
+        finally:
+            _local.depth = depth
+            del self._fit_progress
+    return guarded
+
+
 class FitPolicyMixin:
-    """Defaults of the hooks :func:`fit_policy` calls: a fresh fit, nothing to salvage."""
+    """Defaults of the hooks :func:`fit_policy` and :func:`partial_fit_policy` call: a fresh
+    fit, nothing to salvage, nothing to roll back."""
 
     def _continues_fit(self):
         """Whether this ``fit`` continues the fitted state (warm start) instead of replacing it."""
@@ -124,4 +166,10 @@ class FitPolicyMixin:
     def _salvage(self):
         """On Ctrl-C: make the estimator usable from ``self._fit_progress`` and say what was
         kept, or return None when nothing usable was learnt."""
+        return None
+
+    def _rollback(self):
+        """After a failed or interrupted ``partial_fit`` call: undo what it changed (from
+        ``self._fit_progress``) and say what is kept, or return None when the estimator was
+        not fitted before the call."""
         return None
