@@ -11,14 +11,18 @@ from skorch.dataset import ValidSplit
 from skorch.history import History
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import column_or_1d
 
 from .._devices import DeviceFallbackMixin
-from .._interrupt import FitPolicyMixin, fit_policy, warn_user
+from .._interrupt import FitPolicyMixin, fit_policy, partial_fit_policy, warn_user
 from .._random import draw_seed, seeded
 from .._validation import (CheckedRows, StrictParamsMixin, callback_objects, check_callbacks,
-                           check_device, check_fitted, check_sample_weight, check_soft_targets,
-                           check_validation_fraction, encode_labels, fast_float_rows,
-                           is_plain_float_array, param_error)
+                           check_device, check_fitted, check_labels_present,
+                           check_sample_weight, check_soft_targets, check_validation_fraction,
+                           encode_labels, fast_float_rows, is_number, is_plain_float_array,
+                           named_errors, param_error)
 from ..engine import (NonFiniteLossError, Objective, RowDataset, StudentNet,
                       as_loss_module, checked_rows, completed_epochs, dense_chunks,
                       divergence_error, first_batch_loss, limit_threads, max_abs,
@@ -47,6 +51,11 @@ def resolve_optimizer(owner, optimizer):
         return optimizer, {}
     raise param_error(owner, "optimizer", optimizer,
                       f"one of {sorted(OPTIMIZERS)} or a torch.optim.Optimizer class", TypeError)
+
+
+def _state_copy(module):
+    """A copy of ``module``'s parameters and buffers, for ``load_state_dict``."""
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
 
 
 def _to_cpu(out):
@@ -88,6 +97,48 @@ def _array_chunks(x, chunk, row_shape):
         yield rows if row_shape is None else rows.reshape((len(rows),) + tuple(row_shape))
 
 
+def _partial_fit_available(student):
+    """``partial_fit`` is an attribute of a student unless it prunes (``group_lasso > 0``),
+    as scikit-learn's ``MLPClassifier.partial_fit`` is not one for its non-stochastic
+    solver: a pruned network is the end of one ``fit``, which a stream of calls has not."""
+    if is_number(student.group_lasso) and student.group_lasso > 0:
+        raise param_error(student, "group_lasso", student.group_lasso,
+                          "0 for partial_fit (pruning removes units at an epoch of one fit, "
+                          "which a stream of partial_fit calls has not); prune with fit",
+                          AttributeError)
+    return True
+
+
+class _LabelStream(Objective):
+    """The objective of :meth:`BaseStudent.partial_fit`: the cross-entropy on the labels, as
+    ``fit`` without soft targets.
+
+    It stays on the engine net between calls with the state of the stream of calls: the seed
+    drawn from ``random_state`` on its first call and the number of calls completed. A pickled
+    student thus continues its stream, and a new ``fit`` (a new net) ends it.
+    """
+
+    def __init__(self, seed):
+        super().__init__(SoftTargetCrossEntropy(reduction="none"), fields=("y",))
+        self.seed, self.calls = seed, 0
+
+    def call_seed(self):
+        """The torch seed of the next call: the stream's seed for the first call (which is
+        then ``fit`` with ``max_epochs=1``), one drawn from ``(seed, call number)`` after."""
+        if not self.calls:
+            return self.seed
+        return int(np.random.SeedSequence([self.seed, self.calls]).generate_state(1)[0] >> 1)
+
+
+def _same_network(a, b):
+    """Whether two networks have the same type and parameters and buffers of the same names
+    and shapes: the optimizer state of one fits the other."""
+    if type(a) is not type(b):
+        return False
+    sa, sb = a.state_dict(), b.state_dict()
+    return list(sa) == list(sb) and all(sa[k].shape == sb[k].shape for k in sa)
+
+
 class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, ClassifierMixin,
                   BaseEstimator, metaclass=ABCMeta):
     """Base class of the students: a torch classifier network behind the scikit-learn API.
@@ -99,8 +150,9 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
     settings (``max_epochs``, ``batch_size``, ``lr``, ``optimizer``, ``weight_decay``,
     ``device``, ``callbacks``, ``validation_fraction``, ``verbose``, ``random_state``) and
     stores them unchanged. Every student trains through the one engine: :meth:`fit` on labels
-    or soft targets, and :meth:`fit_objective` on any :class:`~skdistill.base.Objective`,
-    which is how distillers train a student on their own targets and loss.
+    or soft targets, :meth:`partial_fit` on labels one block of rows at a time, and
+    :meth:`fit_objective` on any :class:`~skdistill.base.Objective`, which is how distillers
+    train a student on their own targets and loss.
 
     The pruning parameters (``group_lasso``, ``prune_threshold``, ``fine_tune_epochs``,
     ``fine_tune_lr``) default to class attributes (no pruning), so a subclass whose
@@ -344,6 +396,198 @@ class BaseStudent(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Classi
                               TypeError)
         X, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
         return self._train(X, y_enc, objective, sample_weight)
+
+    @available_if(_partial_fit_available)
+    @partial_fit_policy
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
+        """Train for one epoch on the rows given, continuing from the current network.
+
+        One call is one pass over ``X`` in shuffled minibatches of ``batch_size``, through
+        the same engine, optimizer and settings (``lr``, ``device``, ``callbacks``...) as
+        :meth:`fit`, on the cross-entropy of the labels; the network and the optimizer's
+        state carry over from call to call. This is scikit-learn's incremental learning
+        interface, for data seen one block at a time (dask-ml's ``Incremental``, a loop
+        over the blocks of an array too large for memory).
+
+        The first call on an unfitted student builds the network for ``classes`` and sets
+        ``classes_`` and ``n_features_in_``; later calls check ``X`` against them. After
+        :meth:`fit`, a call continues training the fitted network (with its optimizer
+        state, when ``fit`` trained that network itself), with the classes of ``fit``. The
+        training settings are read by the call that makes the engine's net (the first call,
+        or the first after ``fit``); ``set_params`` between later calls does not change them.
+
+        Each call adds one row to ``history_`` (its training loss). ``validation_fraction``
+        is not used: there is no validation split, so a callback monitoring ``valid_loss``
+        has nothing to read, and a block is not checked for a network that learnt nothing
+        (a block may be small). A NaN or infinite loss raises the ``ValueError`` of
+        :meth:`fit`. A call that raises, or is interrupted by Ctrl-C, leaves the student as
+        it was after the last complete call (unfitted before the first one) and the error,
+        or the ``KeyboardInterrupt``, propagates, so a loop of calls stops there.
+
+        ``random_state`` is drawn from once, on the first call; each call then trains under
+        a seed derived from that draw and the call's number, so a sequence of calls on the
+        same blocks gives the same network every time (also through a pickled student). The
+        first call on an unfitted student trains exactly as :meth:`fit` with
+        ``max_epochs=1`` and ``validation_fraction=None``.
+
+        Not available when the student prunes (``group_lasso > 0``): ``partial_fit`` is
+        then not an attribute (as scikit-learn's ``MLPClassifier.partial_fit`` with the
+        ``"lbfgs"`` solver), and using it raises an ``AttributeError`` naming the parameter.
+
+        Parameters
+        ----------
+        X : array-like or sparse matrix
+            Rows of one block, as :meth:`fit` takes them.
+        y : array-like of shape (n_samples,)
+            Their labels, each one of ``classes_``; a block need not hold every class.
+        classes : array-like of shape (n_classes,), default=None
+            Every class of the whole stream. Required on the first call (it sets
+            ``classes_``, sorted); on a later call it may be given again and must then be
+            the same classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        self
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from skdistill import MLPStudent
+        >>> X, y = load_iris(return_X_y=True)
+        >>> X = (X - X.mean(0)) / X.std(0)
+        >>> order = np.random.RandomState(0).permutation(len(X))
+        >>> clf = MLPStudent(hidden_layer_sizes=(32,), lr=1e-2, random_state=0)
+        >>> for _ in range(10):  # ten passes over five blocks
+        ...     for block in np.array_split(order, 5):
+        ...         clf = clf.partial_fit(X[block], y[block], classes=[0, 1, 2])
+        >>> len(clf.history_), bool(clf.score(X, y) > 0.9)
+        (50, True)
+        """
+        self._validate_params()
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        first = not hasattr(self, "net_")
+        classes = self._partial_fit_classes(classes, first)
+        X = self.check_X(X, reset=first)
+        if first:
+            self.classes_ = classes
+        y_enc = self._encode_block_labels(y, X.shape[0])
+        sample_weight = check_sample_weight(self, sample_weight, X.shape[0])
+        data = RowDataset(X, {"y": y_enc, "weight": sample_weight},
+                          row_shape=self.row_shape(), keep=("y",))
+        stream = None if first else self.net_.objective
+        new_stream = not isinstance(stream, _LabelStream)
+        if new_stream:
+            stream = _LabelStream(draw_seed(self.random_state))
+        sample = data.dense(torch.as_tensor(checked_rows(len(data))[:self.batch_size]))
+        with seeded(stream.call_seed(), self.device, self), limit_threads():
+            net = self._partial_fit_net(stream, first, new_stream)
+            try:
+                net.partial_fit(data, None, epochs=1)
+            except NonFiniteLossError as exc:
+                raise divergence_error(self, f"the loss became {exc.value} at epoch "
+                                       f"{exc.epoch} (this partial_fit call), batch {exc.batch}",
+                                       **self._causes(net, None, {}, X)) from None
+        if net.interrupted_:
+            raise KeyboardInterrupt  # skorch returns on Ctrl-C; the policy needs to see it
+        problem = non_finite_problem(net.module_, sample)
+        if problem is not None:
+            raise divergence_error(self, problem, **self._causes(net, None, {}, X))
+        stream.calls += 1
+        self._set_trained(net.module_, net, net.history)
+        if first:
+            self.n_pruned_units_ = 0
+        self._record_architecture(self.deployed_module())
+        return self
+
+    def _partial_fit_classes(self, classes, first):
+        """``classes`` of :meth:`partial_fit` checked: the sorted classes of the stream."""
+        name = type(self).__name__
+        if classes is None:
+            if first:
+                raise ValueError(f"{name}: classes must be passed on the first call to "
+                                 "partial_fit.")
+            return self.classes_
+        values = np.asarray(classes)
+        check_labels_present(self, values, "classes")
+        try:
+            unique = np.unique(values) if values.ndim == 1 else values[:0]
+            check_classification_targets(unique)
+        except (TypeError, ValueError):
+            unique = values[:0]
+        if len(unique) < 2:
+            raise param_error(self, "classes", classes,
+                              "a 1-d array-like of at least two class labels of one type, "
+                              "integers or strings", ValueError)
+        if not first and not np.array_equal(unique, self.classes_):
+            raise param_error(self, "classes", classes,
+                              f"the classes_ of the first call to partial_fit or of fit, "
+                              f"{self.classes_.tolist()}")
+        return unique
+
+    def _encode_block_labels(self, y, n_rows):
+        """The labels of one :meth:`partial_fit` block as positions in ``classes_``."""
+        y = named_errors(self, column_or_1d, y, warn=True)
+        check_labels_present(self, y, "y")
+        if len(y) != n_rows:
+            raise param_error(self, "y", f"<{len(y)} labels>",
+                              f"{n_rows} labels, one per row of X")
+        known = np.isin(y, self.classes_)
+        if not known.all():
+            unknown = list(dict.fromkeys(y[~known].tolist()))
+            shown = ", ".join(map(repr, unknown[:5])) + (", ..." if len(unknown) > 5 else "")
+            raise param_error(self, "y", f"<labels {shown} not in classes_>",
+                              f"labels among classes_ {self.classes_.tolist()} (the classes "
+                              "of the first call to partial_fit, or of fit)")
+        return np.searchsorted(self.classes_, y).astype(np.int64)
+
+    def _partial_fit_net(self, stream, first, new_stream):
+        """The engine net a :meth:`partial_fit` call trains, initialised, and the snapshot
+        of what the call changes (in ``_fit_progress``) for :meth:`_rollback`.
+
+        The first call builds the network; a call after ``fit`` (or after a distiller's
+        ``fit_objective``) trains ``module_`` in a net of its own, with ``fit``'s optimizer
+        state when ``fit``'s net trained the same network, and ``history_`` continued;
+        the calls after continue that net.
+        """
+        if first:
+            net = self._make_net(self.build_module(len(self.classes_)), stream, None)
+            return net.initialize()
+        if new_stream:
+            old = self.net_
+            net = self._make_net(self.module_, stream, None).initialize()
+            net.history = History(list(self.history_))
+            if (_same_network(old.module_, net.module_)
+                    and type(old.optimizer_) is type(net.optimizer_)):
+                net.optimizer_.load_state_dict(copy.deepcopy(old.optimizer_.state_dict()))
+            self._fit_progress["snapshot"] = dict(module=net.module_,
+                                                  params=_state_copy(net.module_))
+            return net
+        net = self.net_
+        self._fit_progress["snapshot"] = dict(
+            module=net.module_, params=_state_copy(net.module_), optimizer=net.optimizer_,
+            optimizer_state=copy.deepcopy(net.optimizer_.state_dict()), history=net.history,
+            epochs=len(net.history))
+        return net
+
+    def _rollback(self):
+        """A failed or interrupted :meth:`partial_fit` call: the network, optimizer state and
+        history as they were before it."""
+        snapshot = self._fit_progress.get("snapshot")
+        if snapshot is not None:
+            snapshot["module"].load_state_dict(snapshot["params"])
+            if "optimizer" in snapshot:
+                snapshot["optimizer"].load_state_dict(snapshot["optimizer_state"])
+                del snapshot["history"][snapshot["epochs"]:]
+        if not hasattr(self, "net_"):
+            return None
+        return (f"the network as it was before this call ({completed_epochs(self.history_)} "
+                "epochs trained)")
 
     def _validate_params(self):
         super()._validate_params()
