@@ -41,6 +41,7 @@ BENCHMARKS = {
     "gpu": "gpu",
     "data_layer": "data_layer",
     "menon": "menon",
+    "scale": "scale",
 }
 
 
