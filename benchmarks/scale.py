@@ -10,7 +10,7 @@ fixed random 2-layer tanh network of ten features plus a bump in one mass (the b
 same for every ``--seed``; the seed draws the rows). ``--labelled`` rows (100,000) with labels
 are held in memory; the transfer set (``--sizes`` rows) is a dask array built block by block
 from ``(seed, block index)`` (``--chunk`` rows a block) and never materialised; ``--n-test``
-rows (200,000) with labels, drawn with another seed, are the test set.
+rows (200,000) with labels, from another stream of the generator, are the test set.
 
 Model: ``KnowledgeDistiller(HistGradientBoostingClassifier, MLPStudent)``, ``alpha=1``, the
 teacher fitted on the labelled rows, the student trained on the labelled rows and the transfer
@@ -20,7 +20,8 @@ peak RSS is its own): ``process`` (no dask client: the teacher labels the chunks
 thread pool) and ``cluster`` (a ``LocalCluster`` of ``--workers`` worker processes, one thread
 each: the chunks are generated and labelled on the workers). Every process runs one torch
 thread and one BLAS/OpenMP thread. Reported per run: fit time, teacher fit time, the stages of
-``transfer_stats_`` (teacher labelling, waiting, student training) with rows/s, peak RSS
+``transfer_stats_`` with rows/s (teacher labelling, per worker-second; waiting for labelled
+chunks; student training: the student's whole training less its waiting), peak RSS
 (``ru_maxrss``; the client's before and after ``fit``, and each worker's), and the student's
 test AUC. Baselines, fitted in the parent: ``p*`` (Bayes AUC), the teacher, an ``MLPStudent``
 trained on the labelled rows alone and ``KnowledgeDistiller`` on the labelled rows alone
@@ -29,7 +30,8 @@ transfer set within 1.5x of the smallest's, fit time within 1.1x of linear, the 
 both modes compared (largest probability difference; ``--noise-seeds`` extra runs of the
 smallest size with other model seeds give the seed noise), and the projected time for the
 11M rows of HIGGS (a line fitted to the fit times of the two largest sizes). ``--quick``: tiny
-sizes, the cluster at the smallest only, seconds (for the tests).
+sizes, the cluster at the smallest only and its workers threads of the child process (they
+start in a second, not in the seconds worker processes take to import torch), for the tests.
 """
 import argparse
 import json
@@ -189,22 +191,13 @@ class _TimedHGB(HistGradientBoostingClassifier):
         return self
 
 
-def streaming_available():
-    """Whether this skdistill's ``KnowledgeDistiller.fit`` takes a chunked ``X_unlabeled``."""
-    from skdistill import KnowledgeDistiller
-
-    return "shuffle_buffer" in KnowledgeDistiller().get_params()
-
-
 def distiller(spec):
     from skdistill import KnowledgeDistiller
 
-    kwargs = {}
-    if streaming_available():
-        kwargs = dict(shuffle_buffer=spec["shuffle_buffer"], teacher_cache=spec["teacher_cache"])
     return KnowledgeDistiller(teacher(spec["seed"], spec),
                               student(spec["model_seed"], spec["passes"], spec), alpha=1.0,
-                              random_state=spec["model_seed"], **kwargs)
+                              shuffle_buffer=spec["shuffle_buffer"],
+                              teacher_cache=spec["teacher_cache"], random_state=spec["model_seed"])
 
 
 def _worker_maxrss():
@@ -227,12 +220,6 @@ def child(spec):
     seed, chunk, size = spec["seed"], spec["chunk"], spec["size"]
     X, _, y = sample("labelled", seed, spec["labelled"], chunk)
     X_transfer = transfer_array(seed, size, chunk)
-    streaming = streaming_available()
-    if not streaming:
-        if size > 200_000:
-            raise SystemExit(f"scale: this skdistill has no chunked X_unlabeled; a transfer "
-                             f"set of {size} rows is not materialised")
-        X_transfer = X_transfer.compute(scheduler="sync")
     cluster = client = None
     row = {key: spec[key] for key in ("size", "mode", "seed", "model_seed")}
     with threadpool_limits(1):
@@ -243,7 +230,7 @@ def child(spec):
 
             start = time.perf_counter()
             cluster = LocalCluster(n_workers=spec["workers"], threads_per_worker=1,
-                                   processes=True, dashboard_address=None,
+                                   processes=not spec["quick"], dashboard_address=None,
                                    silence_logs=logging.ERROR)
             client = Client(cluster)
             client.run(_warm_worker)
@@ -261,9 +248,8 @@ def child(spec):
             if client is not None:
                 client.close()
                 cluster.close()
-        row["streaming"] = streaming
         row["teacher_fit_seconds"] = model.teacher_.fit_seconds_
-        row.update(_stage_stats(model, size, len(y)))
+        row.update(_stage_stats(model, len(y)))
         X_test, _, y_test = sample("test", seed, spec["n_test"], chunk)
         proba = model.predict_proba(X_test)[:, 1].astype(np.float32)
     np.save(Path(spec["workdir"]) / f"{spec['mode']}_{size}_{spec['model_seed']}.npy", proba)
@@ -271,18 +257,17 @@ def child(spec):
     return row
 
 
-def _stage_stats(model, size, n_labelled):
-    """The stages of ``transfer_stats_`` with rows/s (labelling: per worker-second)."""
-    stats = dict(getattr(model, "transfer_stats_", None) or {})
-    out = {"transfer_stats": stats}
-    rows = stats.get("rows", size)
-    passes = stats.get("passes", 1)
-    if stats.get("label_seconds"):
-        out["label_rows_per_s"] = rows / stats["label_seconds"]
-    if stats.get("train_seconds"):
-        # the student's rows: the transfer set and the labelled rows, each pass
-        out["train_rows_per_s"] = (rows + n_labelled) * passes / stats["train_seconds"]
-    return out
+def _stage_stats(model, n_labelled):
+    """The stages of ``transfer_stats_`` with rows/s: the teacher's labelling (per
+    worker-second: its time summed over the threads or workers that labelled) and the
+    student's training (its whole training less the time it waited for labelled chunks)."""
+    stats = dict(model.transfer_stats_)
+    labelled_rows = stats["rows"] * stats["labelled_chunks"] / stats["chunks"]
+    train_seconds = stats["fit_seconds"] - stats["wait_seconds"]
+    return {"transfer_stats": stats, "train_seconds": train_seconds,
+            "label_rows_per_s": labelled_rows / stats["label_seconds"],
+            # the student's rows: the transfer set and the labelled rows, each pass
+            "train_rows_per_s": (stats["rows"] + n_labelled) * stats["passes"] / train_seconds}
 
 
 # -- the parent: baselines, children, checks, table ----------------------------------------------
@@ -339,6 +324,7 @@ def run_child(spec, log):
            "OPENBLAS_NUM_THREADS": "1",
            "PYTHONPATH": os.pathsep.join([str(REPO)] + [p for p in [
                os.environ.get("PYTHONPATH")] if p])}
+    start = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "benchmarks", "scale", "--child",
                            json.dumps(spec)], cwd=REPO, env=env, capture_output=True, text=True)
     if done.returncode:
@@ -346,9 +332,10 @@ def run_child(spec, log):
         raise RuntimeError(f"scale: the run {spec['mode']} {spec['size']} failed "
                            f"(exit status {done.returncode})")
     row = json.loads(done.stdout.strip().splitlines()[-1])
+    row["process_seconds"] = time.perf_counter() - start
     log(f"  {row['mode']:8s} {row['size']:>10,} rows (model seed {row['model_seed']}): fit "
         f"{row['fit_seconds']:.1f} s, peak RSS {row['peak_rss_mib']:.0f} MiB, "
-        f"AUC {row['auc']:.4f}")
+        f"AUC {row['auc']:.4f} ({row['process_seconds']:.0f} s in all)")
     return row
 
 
@@ -369,6 +356,9 @@ def checks(runs, workdir, teacher_proba):
             "size_ratio": large["size"] / small["size"],
             "peak_rss_ratio": rss[1] / rss[0],
             "client_peak_rss_ratio": large["peak_rss_mib"] / small["peak_rss_mib"],
+            # what fit added to the client's peak, beyond the imports and the data in memory
+            "client_fit_rss_growth_mib": [r["peak_rss_mib"] - r["rss_before_fit_mib"]
+                                          for r in (small, large)],
             "fit_time_ratio": large["fit_seconds"] / small["fit_seconds"],
             "transfer_time_ratio": ((large["fit_seconds"] - large["teacher_fit_seconds"])
                                     / (small["fit_seconds"] - small["teacher_fit_seconds"]))}
@@ -422,10 +412,6 @@ def projection(runs, rows=HIGGS_ROWS):
     return out
 
 
-def _fmt_rate(value):
-    return "n/a" if value is None else f"{value / 1e3:,.0f}k"
-
-
 def print_tables(results):
     base = results["baselines"]
     print("\n| transfer rows | mode | fit s | teacher fit s | label s (rows/s) | wait s | "
@@ -437,14 +423,10 @@ def print_tables(results):
         s = r["transfer_stats"]
         workers = "; " + " / ".join(f"{m:.0f}" for m in r["worker_peak_rss_mib"]) if (
             "worker_peak_rss_mib" in r) else ""
-
-        def sec(key):
-            return f"{s[key]:.1f}" if key in s else "n/a"
-
         print(f"| {r['size']:,} | {r['mode']} | {r['fit_seconds']:.1f} | "
-              f"{r['teacher_fit_seconds']:.1f} | {sec('label_seconds')} "
-              f"({_fmt_rate(r.get('label_rows_per_s'))}) | {sec('wait_seconds')} | "
-              f"{sec('train_seconds')} ({_fmt_rate(r.get('train_rows_per_s'))}) | "
+              f"{r['teacher_fit_seconds']:.1f} | {s['label_seconds']:.1f} "
+              f"({r['label_rows_per_s'] / 1e3:,.0f}k) | {s['wait_seconds']:.1f} | "
+              f"{r['train_seconds']:.1f} ({r['train_rows_per_s'] / 1e3:,.0f}k) | "
               f"{r['peak_rss_mib']:.0f}{workers} | {r['auc']:.4f} |")
     print("\n| baseline | test AUC |\n|---|---|")
     for name in ("bayes", "teacher", "student, labelled rows only", "KD, labelled rows only"):
@@ -456,7 +438,9 @@ def print_tables(results):
         print(f"\n{mode}: {c['sizes'][1]:,} / {c['sizes'][0]:,} rows: peak RSS x"
               f"{c['peak_rss_ratio']:.2f} (target <= 1.5: {'met' if c['rss_flat'] else 'MISSED'})"
               f", fit time x{c['fit_time_ratio']:.2f} (target <= {1.1 * c['size_ratio']:.1f}: "
-              f"{'met' if c['time_linear'] else 'MISSED'})")
+              f"{'met' if c['time_linear'] else 'MISSED'}); the client's peak grew by "
+              + " / ".join(f"{g:.0f}" for g in c["client_fit_rss_growth_mib"])
+              + " MiB during fit")
     for c in results["checks"]["modes_compared"]:
         print(f"process vs cluster at {c['size']:,} rows: largest probability difference "
               f"{c['max_abs_proba_diff']:.2e}, AUC difference {c['auc_diff']:.2e}")
@@ -511,7 +495,8 @@ def main(argv=()):
                         help="passes over the transfer set (the student's max_epochs)")
     parser.add_argument("--hidden", type=int, nargs="+", default=[64, 64])
     parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=1e-2,
+                        help="the students' learning rate (Adam)")
     parser.add_argument("--teacher-iter", type=int, default=200, help="trees of the teacher")
     parser.add_argument("--baseline-epochs", type=int, default=20,
                         help="epochs of the students trained on the labelled rows alone")
@@ -537,7 +522,7 @@ def main(argv=()):
     if args.quick:
         args.sizes, args.labelled, args.n_test, args.chunk = [20_000, 60_000], 5_000, 5_000, 10_000
         args.shuffle_buffer, args.teacher_iter, args.hidden = 10_000, 20, [16]
-        args.baseline_epochs, args.noise_seeds, args.lr = 2, 0, 1e-2
+        args.baseline_epochs, args.noise_seeds = 2, 0
     json_path = args.json or (None if args.quick else str(REPO / "benchmarks" / "scale.json"))
 
     def log(msg):

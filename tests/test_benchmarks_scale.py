@@ -10,9 +10,10 @@ from benchmarks.scale import (N_FEATURES, bayes_proba, make_block, projection, s
                               transfer_array)
 
 RUN_KEYS = {"size", "mode", "seed", "model_seed", "rss_before_fit_mib", "fit_seconds",
-            "peak_rss_mib", "streaming", "teacher_fit_seconds", "transfer_stats", "auc",
+            "peak_rss_mib", "teacher_fit_seconds", "transfer_stats", "auc", "train_seconds",
             "label_rows_per_s", "train_rows_per_s", "mean_abs_diff_teacher"}
-STAGES = {"rows", "chunks", "passes", "label_seconds", "wait_seconds", "train_seconds"}
+STAGES = {"rows", "chunks", "passes", "labelled_chunks", "label_seconds", "wait_seconds",
+          "fit_seconds"}
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +33,11 @@ def test_quick_run_has_a_row_per_size_and_mode_with_its_stages(quick):
         (20_000, "process"), (60_000, "process"), (20_000, "cluster")}
     for r in runs:
         assert RUN_KEYS <= set(r), r["mode"]
-        assert r["streaming"] is True
         stats = r["transfer_stats"]
         assert STAGES <= set(stats)
         assert stats["rows"] == r["size"] and stats["chunks"] == r["size"] // 10_000
-        assert stats["passes"] == 1
+        assert stats["passes"] == 1 and stats["labelled_chunks"] == stats["chunks"]
+        assert 0 < r["train_seconds"] <= stats["fit_seconds"] < r["fit_seconds"]
         assert r["peak_rss_mib"] >= r["rss_before_fit_mib"] > 0
         assert r["fit_seconds"] > r["teacher_fit_seconds"] > 0
         assert r["label_rows_per_s"] > 0 and r["train_rows_per_s"] > 0
@@ -60,7 +61,7 @@ def test_quick_run_has_its_baselines_checks_and_projection(quick):
     assert [c["size"] for c in compared] == [20_000]
     assert compared[0]["max_abs_proba_diff"] >= 0
     assert quick["projection"]["process"]["rows"] == 11_000_000
-    assert quick["projection"]["process"]["fit_seconds"] > 0
+    assert np.isfinite(quick["projection"]["process"]["fit_seconds"])  # noise at this size
     assert quick["args"]["quick"] and quick["machine"]["cpus"] >= 1
 
 
