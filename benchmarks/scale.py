@@ -432,10 +432,11 @@ def print_tables(results):
     for name in ("bayes", "teacher", "student, labelled rows only", "KD, labelled rows only"):
         label = {"bayes": "p* (Bayes)", "teacher": "teacher (HGB)"}.get(name, name)
         print(f"| {label} | {base[name]['auc']:.4f} |")
+    print()
     for mode, c in results["checks"].items():
         if mode in ("modes_compared", "seed_noise"):
             continue
-        print(f"\n{mode}: {c['sizes'][1]:,} / {c['sizes'][0]:,} rows: peak RSS x"
+        print(f"{mode}: {c['sizes'][1]:,} / {c['sizes'][0]:,} rows: peak RSS x"
               f"{c['peak_rss_ratio']:.2f} (target <= 1.5: {'met' if c['rss_flat'] else 'MISSED'})"
               f", fit time x{c['fit_time_ratio']:.2f} (target <= {1.1 * c['size_ratio']:.1f}: "
               f"{'met' if c['time_linear'] else 'MISSED'}); the client's peak grew by "
