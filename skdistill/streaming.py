@@ -44,8 +44,9 @@ CHUNKS_AHEAD = 2
 
 
 class Chunks:
-    """A source of row chunks that can be read more than once: a transfer set for
-    ``X_unlabeled``, or rows to predict, that need not fit in memory.
+    """Chunks of rows, read again at each pass: rows that need not fit in memory.
+
+    A transfer set for a distiller's ``X_unlabeled``, or rows to predict, one chunk at a time.
 
     Parameters
     ----------
