@@ -454,32 +454,20 @@ class Feed:
         if self.cache_root is not None and self.cache is None:
             os.makedirs(self.cache_root, exist_ok=True)
             self.cache = tempfile.mkdtemp(prefix="skdistill-teacher-", dir=self.cache_root)
-        window = CHUNKS_AHEAD * self._workers()
-        pending, rows, chunks = self._pending, 0, 0
-        items = self.source.items(order)
-        try:
-            while True:
-                while len(pending) < window:
-                    item = next(items, None)
-                    if item is None:
-                        break
-                    pending.append((item[0], item[1], self._submit_label(*item)))
-                if not pending:
-                    break
-                number, start, future = pending.popleft()
-                result = self._result(future)
-                if result["rows"] is None:
-                    continue
-                self.stats["label_seconds"] += result["seconds"]
-                self.stats["labelled_chunks"] += 1
-                out = self.finish(result, number, start)
-                if self.cache is not None:
-                    self._store(number, out)
-                rows += len(out[0])
-                chunks += 1
-                yield out
-        finally:
-            self._cancel()
+        rows = chunks = 0
+        ahead = self._ahead(self.source.items(order), lambda item: self._submit_label(*item),
+                            CHUNKS_AHEAD * self._workers())
+        for (number, start, _), result in ahead:
+            if result["rows"] is None:
+                continue
+            self.stats["label_seconds"] += result["seconds"]
+            self.stats["labelled_chunks"] += 1
+            out = self.finish(result, number, start)
+            if self.cache is not None:
+                self._store(number, out)
+            rows += len(out[0])
+            chunks += 1
+            yield out
         if rows == 0:
             raise _chunk_error(self.labeler.owner, self.labeler.name, self.source.X,
                                "at least one row (its chunks hold none)")
@@ -487,6 +475,24 @@ class Feed:
         self.stats.update(rows=rows, chunks=chunks)
         if self.cache is not None:
             self.random_access = True
+
+    def _ahead(self, items, submit, window):
+        """``(item, result)`` in the order of ``items``, ``submit(item)`` giving a future of
+        the result, at most ``window`` of them in flight (cancelled if the pass is left)."""
+        pending, items = self._pending, iter(items)
+        try:
+            while True:
+                while len(pending) < window:
+                    item = next(items, None)
+                    if item is None:
+                        break
+                    pending.append((item, submit(item)))
+                if not pending:
+                    return
+                item, future = pending.popleft()
+                yield item, self._result(future)
+        finally:
+            self._cancel()
 
     def _store(self, number, out):
         rows, fields = out
@@ -503,29 +509,16 @@ class Feed:
                 {name: np.load(f"{base}-{name}.npy") for name in names})
 
     def _from_cache(self, order):
-        positions = sorted(self.cached) if order is None else order
-        pool, pending = self._local_pool(), self._pending
-        window = CHUNKS_AHEAD * LABEL_THREADS
-        positions = iter(positions)
-        try:
-            while True:
-                while len(pending) < window:
-                    k = next(positions, None)
-                    if k is None:
-                        break
-                    if k not in self.cached:  # an empty chunk
-                        continue
-                    pending.append((k, None, pool.submit(self._load, k)))
-                if not pending:
-                    return
-                yield self._result(pending.popleft()[2])
-        finally:
-            self._cancel()
+        numbers = [k for k in (sorted(self.cached) if order is None else order)
+                   if k in self.cached]  # an empty chunk has no file
+        pool = self._local_pool()
+        for _, out in self._ahead(numbers, lambda k: pool.submit(self._load, k),
+                                  CHUNKS_AHEAD * LABEL_THREADS):
+            yield out
 
     def _cancel(self):
         while self._pending:
-            future = self._pending.popleft()[2]
-            future.cancel()
+            self._pending.popleft()[1].cancel()
 
     def close(self):
         """Stop the work in flight and remove the cache."""

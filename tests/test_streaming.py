@@ -339,3 +339,14 @@ def test_synthetic_rows_join_the_rows_in_memory(data):
     trained = sum(history["batches"][i]["train_batch_size"]
                   for i in range(history["train_batch_count"]))
     assert model.n_augmented_ == 200 and trained == 400 + 200 + 1200
+
+
+def test_empty_chunks_are_skipped_and_a_source_of_only_empty_ones_refused(data, tmp_path):
+    X, y, X_unlabeled, _ = data
+    chunks = blocks(X_unlabeled, 300)
+    chunks.insert(2, X_unlabeled[:0])
+    model = kd(shuffle_buffer=200, teacher_cache=tmp_path).fit(X, y, X_unlabeled=Chunks(chunks))
+    assert (model.transfer_stats_["rows"], model.transfer_stats_["chunks"]) == (1200, 4)
+    with pytest.raises(ValueError, match=r"X_unlabeled=Chunks\(<2 chunks>\) is invalid; expected "
+                                         r"at least one row \(its chunks hold none\)"):
+        kd().fit(X, y, X_unlabeled=Chunks([X_unlabeled[:0]] * 2))
