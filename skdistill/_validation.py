@@ -229,14 +229,22 @@ def check_float32_range(owner, X, name="X"):
     scikit-learn's checks accept 1e300 in float64; cast to float32 it becomes inf and the
     network's outputs NaN, so the error belongs at the door.
     """
-    values = X.data if sp.issparse(X) else X
+    top = float32_overflow(X.data if sp.issparse(X) else X)
+    if top is not None:
+        raise param_error(owner, name, f"<array with max |value| {top:.3g}>",
+                          f"values within float32's range (|x| <= {FLOAT32_MAX:.3g}); "
+                          "rescale the data, e.g. with StandardScaler")
+    return X
+
+
+def float32_overflow(values):
+    """The largest ``|value|`` of a float64 array when it is beyond float32's range, else
+    None (float32 and non-float arrays never are)."""
     if values.dtype.kind == "f" and values.dtype.itemsize > 4 and values.size:
         top = float(np.max(np.abs(values)))
         if top > FLOAT32_MAX:
-            raise param_error(owner, name, f"<array with max |value| {top:.3g}>",
-                              f"values within float32's range (|x| <= {FLOAT32_MAX:.3g}); "
-                              "rescale the data, e.g. with StandardScaler")
-    return X
+            return top
+    return None
 
 
 def check_input(owner, X, y="no_validation", **kwargs):

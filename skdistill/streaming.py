@@ -33,7 +33,7 @@ from functools import partial
 import numpy as np
 import scipy.sparse as sp
 
-from ._validation import FLOAT32_MAX, Shown, param_error
+from ._validation import Shown, float32_overflow, param_error
 
 #: Threads that label chunks on this machine when no dask client is active (each teacher
 #: call may use several threads of its own, as scikit-learn's OpenMP code does).
@@ -146,6 +146,17 @@ def describe(X):
     return f"<{type(X).__name__}>"
 
 
+def by_rows(X):
+    """A dask array chunked along its rows only: one block per chunk of rows."""
+    rest = {axis: -1 for axis in range(1, X.ndim)}
+    return X.rechunk(rest) if rest else X
+
+
+def is_delayed(payload):
+    """Whether a chunk's payload is a dask ``Delayed`` (computed where it is labelled)."""
+    return hasattr(payload, "dask") and hasattr(payload, "compute")
+
+
 # -- the source: chunks in order, or in any order ----------------------------------------------
 
 class Source:
@@ -162,9 +173,7 @@ class Source:
         self.passes = 0
         self._first = None
         if self.kind == "array":
-            rest = {axis: -1 for axis in range(1, X.ndim)}
-            blocks = X.rechunk(rest) if rest else X
-            self.blocks = list(blocks.to_delayed().ravel())
+            self.blocks = list(by_rows(X).to_delayed().ravel())
             sizes = X.chunks[0]
             self.starts = None if any(np.isnan(s) for s in sizes) else \
                 np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(int).tolist()
@@ -184,13 +193,13 @@ class Source:
         an error naming the parameter when there is none."""
         if self.blocks is not None:
             if not self.blocks or self.n_rows == 0:
-                raise _chunk_error(self.owner, self.name, self.X, "at least one row (it has "
+                raise source_error(self.owner, self.name, self.X, "at least one row (it has "
                                    "none)")
             return None
         iterator = iter(self.X)
         first = next(iterator, None)
         if first is None:
-            raise _chunk_error(self.owner, self.name, self.X,
+            raise source_error(self.owner, self.name, self.X,
                                "an iterable of at least one chunk (it gave none)")
         self._first = (first, iterator)
         return first
@@ -208,7 +217,7 @@ class Source:
             self._first = None
             chunks = _chain(first, iterator)
         elif self.one_shot and self.passes > 1:
-            raise _chunk_error(self.owner, self.name, self.X,
+            raise source_error(self.owner, self.name, self.X,
                                "a source that can be read again (Chunks, a dask collection), "
                                "or teacher_cache set: an iterator is read once")
         else:
@@ -229,9 +238,10 @@ def _n_rows(chunk):
     return int(shape[0]) if shape is not None and len(shape) else len(chunk)
 
 
-def _chunk_error(owner, name, value, expected):
-    shown = describe(value) if not isinstance(value, str) else value
-    return param_error(owner, name, Shown(shown), expected)
+def source_error(owner, name, X, expected):
+    """The error for a chunked source ``X`` given as parameter ``name``, shown as
+    :func:`describe` names it."""
+    return param_error(owner, name, Shown(describe(X)), expected)
 
 
 # -- labelling a chunk ---------------------------------------------------------------------------
@@ -269,7 +279,7 @@ class Labeler:
         """``{"rows", "proba", "seconds"}`` for one chunk (``payload``: the chunk, or a dask
         ``Delayed`` that computes it): the student's float32 rows, each teacher's
         ``predict_proba`` and the seconds the teachers took."""
-        if hasattr(payload, "compute") and hasattr(payload, "dask"):
+        if is_delayed(payload):
             payload = payload.compute(scheduler="sync")
         chunk = self.check(payload, number, start)
         if not _n_rows(chunk):  # an empty chunk (a filtered partition): nothing to label
@@ -342,8 +352,7 @@ class Labeler:
                     row = f" at row {r} of the chunk"
                 raise self.fail(number, start, n,
                                 f"contains {'NaN' if np.isnan(value) else 'infinity'}{row}")
-            if values.size and values.dtype.itemsize > 4 and \
-                    float(np.max(np.abs(values))) > FLOAT32_MAX:
+            if float32_overflow(values) is not None:
                 raise self.fail(number, start, n,
                                 "has values beyond float32's range (rescale the data, e.g. "
                                 "with StandardScaler)")
@@ -432,7 +441,7 @@ class Feed:
             return self._local_pool().submit(self.labeler, payload, number, start)
         if self._scattered is None:
             self._scattered = client.scatter(self.labeler, broadcast=True, hash=False)
-        if hasattr(payload, "dask") and hasattr(payload, "compute"):
+        if is_delayed(payload):
             payload = client.compute(payload)
         return client.submit(_label, self._scattered, payload, number, start, pure=False)
 
@@ -469,7 +478,7 @@ class Feed:
             chunks += 1
             yield out
         if rows == 0:
-            raise _chunk_error(self.labeler.owner, self.labeler.name, self.source.X,
+            raise source_error(self.labeler.owner, self.labeler.name, self.source.X,
                                "at least one row (its chunks hold none)")
         self.n_rows, self.n_chunks = rows, chunks
         self.stats.update(rows=rows, chunks=chunks)
@@ -555,8 +564,7 @@ def predict_chunks(owner, method, X, n_outputs):
     fn = partial(_call, owner, method)
     dtype = np.float64 if method != "predict" else np.asarray(owner.classes_).dtype
     if kind == "array":
-        rest = {axis: -1 for axis in range(1, X.ndim)}
-        X = X.rechunk(rest) if rest else X
+        X = by_rows(X)
         if n_outputs is None:
             return X.map_blocks(fn, dtype=dtype, drop_axis=list(range(1, X.ndim)),
                                 chunks=(X.chunks[0],))

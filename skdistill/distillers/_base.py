@@ -38,8 +38,8 @@ from .._validation import (Implements, StrictParamsMixin, check_float32_range, c
                            check_sample_weight, check_teacher_proba, check_validation_fraction,
                            encode_labels, missing_members, named_errors, param_error,
                            refused_by, validate_params, warn_class_mismatch)
-from .._validation import CheckedRows, Shown, is_plain_float_array
-from ..streaming import Feed, Labeler, Source, describe, is_chunked, predict_chunks
+from .._validation import CheckedRows, is_plain_float_array
+from ..streaming import Feed, Labeler, Source, is_chunked, predict_chunks, source_error
 from ..students._base import BaseStudent
 
 
@@ -283,10 +283,10 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         if is_chunked(X):
             where = ("as X_unlabeled" if self._streams else
                      "to KnowledgeDistiller or CrossFitDistiller as X_unlabeled")
-            raise param_error(self, "X", Shown(describe(X)),
-                              "rows in memory (an array, sparse matrix or DataFrame): the "
-                              f"teacher is fitted on X; give a transfer set beyond memory {where}"
-                              ", or train a student block by block with its partial_fit")
+            raise source_error(self, "X", X,
+                               "rows in memory (an array, sparse matrix or DataFrame): the "
+                               f"teacher is fitted on X; give a transfer set beyond memory {where}"
+                               ", or train a student block by block with its partial_fit")
         if is_table(X) and not self._takes_tables:
             X, y = self._numeric_only(X, y)
         elif is_table(X):
@@ -538,6 +538,10 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         """Teacher probabilities, validated, with columns in ``classes_`` order."""
         with refused_by(self, f"{what} {type(teacher).__name__}"):
             proba = teacher.predict_proba(X)
+        return self._checked_proba(teacher, proba)
+
+    def _checked_proba(self, teacher, proba):
+        """``teacher``'s ``proba`` validated, with columns in ``classes_`` order."""
         return check_teacher_proba(self, proba, getattr(teacher, "classes_", self.classes_),
                                    self.classes_, teacher)
 
@@ -550,9 +554,9 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         if X_unlabeled is None:
             return None
         if is_chunked(X_unlabeled):
-            raise param_error(self, "X_unlabeled", Shown(describe(X_unlabeled)),
-                              f"rows in memory: {type(self).__name__} does not stream a "
-                              "transfer set (KnowledgeDistiller and CrossFitDistiller do)")
+            raise source_error(self, "X_unlabeled", X_unlabeled,
+                               f"rows in memory: {type(self).__name__} does not stream a "
+                               "transfer set (KnowledgeDistiller and CrossFitDistiller do)")
         if is_table(X):
             return self._check_unlabeled_table(X_unlabeled, X)
         try:
@@ -610,13 +614,13 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         last = final_step(student)
         if getattr(last, "max_epochs", 1) > 1 and source.one_shot and \
                 self.teacher_cache is None:
-            raise param_error(self, "X_unlabeled", Shown(describe(X_unlabeled)),
-                              f"a source that can be read {last.max_epochs} times, once per "
-                              f"epoch of the student (max_epochs={last.max_epochs}): Chunks("
-                              "a list, or a function giving a new iterator), a dask "
-                              "collection; or set teacher_cache to a directory, where the "
-                              "first pass keeps what later ones read (an iterator is read "
-                              "once)")
+            raise source_error(self, "X_unlabeled", X_unlabeled,
+                               f"a source that can be read {last.max_epochs} times, once per "
+                               f"epoch of the student (max_epochs={last.max_epochs}): Chunks("
+                               "a list, or a function giving a new iterator), a dask "
+                               "collection; or set teacher_cache to a directory, where the "
+                               "first pass keeps what later ones read (an iterator is read "
+                               "once)")
         labeler = self._labeler(X, [], None)
         columns = labeler.columns
         if source.kind == "array":
@@ -624,14 +628,13 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
                 expected = ("a dask DataFrame with the columns of X" if columns is not None
                             else f"rows shaped as those of X: shape (n_unlabeled, "
                                  f"{', '.join(str(d) for d in labeler.row_shape)})")
-                raise param_error(self, "X_unlabeled", Shown(describe(X_unlabeled)),
-                                  expected)
+                raise source_error(self, "X_unlabeled", X_unlabeled, expected)
         elif source.kind == "frame":
             if columns is None or list(X_unlabeled.columns) != columns:
-                raise param_error(self, "X_unlabeled", Shown(describe(X_unlabeled)),
-                                  "a dask DataFrame with the columns of X, in the same order "
-                                  f"({columns})" if columns is not None else
-                                  "a dask array (X is an array)")
+                raise source_error(self, "X_unlabeled", X_unlabeled,
+                                   "a dask DataFrame with the columns of X, in the same order "
+                                   f"({columns})" if columns is not None else
+                                   "a dask array (X is an array)")
         first = source.peek()
         if first is not None:
             labeler.check(first, 0, 0)
@@ -652,25 +655,23 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
         put through ``teacher_calibrator_``; ``to_fields(proba)`` gives the chunk's per-row
         fields (``"target"``, ``"y"``), as those of the unlabelled rows in memory.
         """
-        def finish(result, number, start):
-            try:
-                probas = [check_teacher_proba(self, p, getattr(t, "classes_", self.classes_),
-                                              self.classes_, t)
-                          for p, t in zip(result["proba"], teachers)]
-            except ValueError as exc:
-                where = labeler.where(number, start, len(result["rows"]))
-                raise ValueError(f"{exc} (on {where})") from None
-            proba = probas[0] if len(probas) == 1 else np.mean(probas, axis=0)
-            if self.teacher_calibrator_ is not None:
-                proba = self.teacher_calibrator_.transform(proba)
-            return result["rows"], to_fields(proba)
-
         def feed(transform):
-            nonlocal labeler
             labeler = self._labeler(X, teachers, transform)
+
+            def finish(result, number, start):
+                try:
+                    probas = [self._checked_proba(t, p)
+                              for p, t in zip(result["proba"], teachers)]
+                except ValueError as exc:
+                    where = labeler.where(number, start, len(result["rows"]))
+                    raise ValueError(f"{exc} (on {where})") from None
+                proba = probas[0] if len(probas) == 1 else np.mean(probas, axis=0)
+                if self.teacher_calibrator_ is not None:
+                    proba = self.teacher_calibrator_.transform(proba)
+                return result["rows"], to_fields(proba)
+
             return Feed(source, labeler, finish, cache=self.teacher_cache)
 
-        labeler = None
         return feed
 
     def _predict_chunks(self, method, X):
