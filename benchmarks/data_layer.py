@@ -168,7 +168,7 @@ def measure(args):
                gped_vs_sgld_t10=ratio("gped_t10", "sgld"),
                gped_vs_sgld_t100=ratio("gped_t100", "sgld"),
                kd_epoch_vs_bare=ratio("kd_epoch", "bare_kd_epoch"),
-               times={k: [round(t, 4) for t in v] for k, v in times.items()})
+               times={k: [float(f"{t:.6g}") for t in v] for k, v in times.items()})
     print(json.dumps(out), flush=True)
     return out
 
