@@ -606,11 +606,19 @@ def negative_weights(labels, negatives, teacher_index=None, teacher_proba=None,
     ...                  torch.tensor([[0.7, 0.3]]))  # 1 - 0.3; a hit; missed by the top-k
     tensor([[0.7000, 0.0000, 1.0000]])
     """
+    p = None
+    if correction is not None and teacher_index is not None:
+        p, _ = _teacher_lookup(negatives, teacher_index, teacher_proba)
+    return _negative_weights(labels, negatives, p)
+
+
+def _negative_weights(labels, negatives, p):
+    """:func:`negative_weights` given ``p``, the teacher's probabilities of the negatives
+    (:func:`_teacher_lookup`), or None for no correction."""
     hit = negatives[None, :] == labels[:, None]
-    if correction is None or teacher_index is None:
+    if p is None:
         alpha = torch.ones(hit.shape, dtype=torch.float32, device=negatives.device)
     else:
-        p, _ = _teacher_lookup(negatives, teacher_index, teacher_proba)
         alpha = (1.0 - p).clamp_min(0.0)
     return torch.where(hit, 0.0, alpha)
 
@@ -686,32 +694,38 @@ def teacher_corrected_sampled_softmax(features, weight, bias, labels, negatives,
     if bias is not None:
         f_neg = f_neg + bias[negatives]
         f_label = f_label + bias[rows]
+    label_term = alpha < 1 and bool(labelled.any())
+    soft_term = alpha > 0 or not bool(labelled.all())
+    if soft_term and teacher_index is None:
+        raise ValueError("teacher_corrected_sampled_softmax: teacher_index and "
+                         "teacher_proba are needed with alpha > 0 or rows without labels.")
+    # The teacher's probability of each negative, and whether its top-k holds it: looked up
+    # once for both terms.
+    p = in_top = None
+    if teacher_index is not None and (soft_term or (label_term and correction is not None)):
+        p, in_top = _teacher_lookup(negatives, teacher_index, teacher_proba)
     per_row = torch.zeros_like(f_label)
-    if alpha < 1 and bool(labelled.any()):
-        log_alpha = torch.log(negative_weights(rows, negatives, teacher_index, teacher_proba,
-                                               correction))
+    if label_term:
+        log_alpha = torch.log(_negative_weights(rows, negatives,
+                                                None if correction is None else p))
         z = torch.logsumexp(torch.cat([f_label[:, None], f_neg + log_alpha], 1), 1)
         per_row = z - f_label
-    if alpha > 0 or not bool(labelled.all()):
-        if teacher_index is None:
-            raise ValueError("teacher_corrected_sampled_softmax: teacher_index and "
-                             "teacher_proba are needed with alpha > 0 or rows without labels.")
-        soft = _sampled_soft_term(features, weight, bias, negatives, f_neg, teacher_index,
-                                  teacher_proba)
+    if soft_term:
+        soft = _sampled_soft_term(features, weight, bias, f_neg, teacher_index, teacher_proba,
+                                  in_top)
         mixed = (1.0 - alpha) * per_row + alpha * soft if alpha < 1 else soft
         per_row = torch.where(labelled, mixed, soft)
     return _reduce(per_row, reduction)
 
 
-def _sampled_soft_term(features, weight, bias, negatives, f_neg, teacher_index,
-                       teacher_proba):
-    """The distillation term of :func:`teacher_corrected_sampled_softmax`, per row."""
+def _sampled_soft_term(features, weight, bias, f_neg, teacher_index, teacher_proba, in_top):
+    """The distillation term of :func:`teacher_corrected_sampled_softmax`, per row
+    (``in_top``: whether each row's top-k holds each negative, of :func:`_teacher_lookup`)."""
     valid = teacher_index >= 0
     classes = teacher_index.clamp_min(0)
     f_top = torch.bmm(weight[classes], features[:, :, None])[:, :, 0]
     if bias is not None:
         f_top = f_top + bias[classes]
-    _, in_top = _teacher_lookup(negatives, teacher_index, teacher_proba)
     z = torch.logsumexp(torch.cat([f_top.masked_fill(~valid, -torch.inf),
                                    f_neg.masked_fill(in_top, -torch.inf)], 1), 1)
     mass = teacher_proba.sum(1, keepdim=True).clamp_min(torch.finfo(teacher_proba.dtype).tiny)
