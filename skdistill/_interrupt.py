@@ -80,41 +80,51 @@ def warn_user(message, category=UserWarning):
     warnings.warn(message, category, stacklevel=level)
 
 
+@contextmanager
+def _call_frame(estimator):
+    """The frame of a guarded ``fit`` or ``partial_fit`` call, yielding whether it is nested
+    in another one: a fresh ``estimator._fit_progress`` (removed at the end), the nesting
+    depth, and on the outermost call the record of a real Ctrl-C (:func:`_record_sigint`)."""
+    depth = getattr(_local, "depth", 0)
+    estimator._fit_progress = {}
+    _local.depth = depth + 1
+    try:
+        if depth:
+            yield True
+        else:
+            with _record_sigint():
+                yield False
+    finally:
+        _local.depth = depth
+        del estimator._fit_progress
+
+
 def fit_policy(fit):
     """Decorate a ``fit`` method with the policy above."""
     @functools.wraps(fit)
     def guarded(self, *args, **kwargs):
-        depth = getattr(_local, "depth", 0)
-        nested = depth > 0
         if not self._continues_fit():
             unfit(self)
-        self._fit_progress = {}
-        _local.depth = depth + 1
-        try:
-            if nested:
+        with _call_frame(self) as nested:
+            try:
                 return fit(self, *args, **kwargs)
-            with _record_sigint():
-                return fit(self, *args, **kwargs)
-        except KeyboardInterrupt:
-            kept = self._salvage()
-            if kept is None:
+            except KeyboardInterrupt:
+                kept = self._salvage()
+                if kept is None:
+                    unfit(self)
+                if nested:
+                    raise
+                name = type(self).__name__
+                if kept is None:
+                    warn_user(f"{name}: fit interrupted before anything usable was learnt; "
+                              f"{name} is left unfitted.", RuntimeWarning)
+                    raise
+                warn_user(f"{name}: fit interrupted; keeping {kept}. The estimator is fitted "
+                          "and usable; fit again to train it fully.", RuntimeWarning)
+                return self
+            except BaseException:
                 unfit(self)
-            if nested:
                 raise
-            name = type(self).__name__
-            if kept is None:
-                warn_user(f"{name}: fit interrupted before anything usable was learnt; "
-                          f"{name} is left unfitted.", RuntimeWarning)
-                raise
-            warn_user(f"{name}: fit interrupted; keeping {kept}. The estimator is fitted and "
-                      "usable; fit again to train it fully.", RuntimeWarning)
-            return self
-        except BaseException:
-            unfit(self)
-            raise
-        finally:
-            _local.depth = depth
-            del self._fit_progress
     return guarded
 
 
@@ -131,27 +141,19 @@ def partial_fit_policy(partial_fit):
     """
     @functools.wraps(partial_fit)
     def guarded(self, *args, **kwargs):
-        depth = getattr(_local, "depth", 0)
-        self._fit_progress = {}
-        _local.depth = depth + 1
-        try:
-            if depth:
+        with _call_frame(self) as nested:
+            try:
                 return partial_fit(self, *args, **kwargs)
-            with _record_sigint():
-                return partial_fit(self, *args, **kwargs)
-        except BaseException as exc:
-            kept = self._rollback()
-            if kept is None:
-                unfit(self)
-            if isinstance(exc, KeyboardInterrupt) and not depth:
-                name = type(self).__name__
-                warn_user(f"{name}: partial_fit interrupted; "
-                          + (f"{name} is left unfitted." if kept is None
-                             else f"keeping {kept}."), RuntimeWarning)
-            raise
-        finally:
-            _local.depth = depth
-            del self._fit_progress
+            except BaseException as exc:
+                kept = self._rollback()
+                if kept is None:
+                    unfit(self)
+                if isinstance(exc, KeyboardInterrupt) and not nested:
+                    name = type(self).__name__
+                    warn_user(f"{name}: partial_fit interrupted; "
+                              + (f"{name} is left unfitted." if kept is None
+                                 else f"keeping {kept}."), RuntimeWarning)
+                raise
     return guarded
 
 
