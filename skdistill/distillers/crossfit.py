@@ -374,11 +374,14 @@ default=None
         self.targets_scale_ = scale
         n_unlabeled = 0 if X_unlabeled is None else _num_samples(X_unlabeled)
         student_params = self._student_params(routed, _num_samples(X), n_unlabeled)
-        if unlabeled is not None:
+
+        def unlabeled_targets(proba):
             # No label to correct towards: alpha 0 gives the (softened) probabilities' targets.
-            soft = soften(unlabeled, self.temperature) if soften_targets else unlabeled
-            targets = np.concatenate(
-                [targets, corrected_targets(np.zeros_like(soft), soft, 0.0, scale)])
+            soft = soften(proba, self.temperature) if soften_targets else proba
+            return corrected_targets(np.zeros_like(soft), soft, 0.0, scale)
+
+        if unlabeled is not None:
+            targets = np.concatenate([targets, unlabeled_targets(unlabeled)])
             X, y, sample_weight = self._with_unlabeled(X, y, sample_weight, X_unlabeled,
                                                        unlabeled.argmax(axis=1))
 
@@ -391,9 +394,8 @@ default=None
             transfer = None
             if chunked is not None:
                 def to_fields(proba):  # as the rows of X_unlabeled in memory
-                    soft = soften(proba, self.temperature) if soften_targets else proba
-                    return {"target": corrected_targets(np.zeros_like(soft), soft, 0.0, scale)
-                            .astype(np.float32), "y": proba.argmax(axis=1)}
+                    return {"target": unlabeled_targets(proba).astype(np.float32),
+                            "y": proba.argmax(axis=1)}
                 teachers = [self.teacher_] if self.refit_teacher else self.fold_teachers_
                 transfer = self._transfer(chunked, X, teachers, to_fields)
             self._train_student(self._student_verbose(self._seeded_clone(student, offset=1)),
