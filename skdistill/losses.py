@@ -103,6 +103,163 @@ class DistillationLoss(nn.Module):
                                  self.reduction)
 
 
+# -- Zhao et al. (2022): decoupled knowledge distillation ------------------------------------
+
+def _masked_logsumexp(log_p, target_mask):
+    """``log sum_{j != t} exp(log_p_j)`` per row: the log of the non-target mass."""
+    return torch.logsumexp(log_p.masked_fill(target_mask, float("-inf")), dim=-1)
+
+
+def dkd_terms(logits, labels, teacher_proba_t, temperature=1.0):
+    """Per-row TCKD and NCKD of decoupled KD (Zhao et al. 2022), both times ``T^2``.
+
+    With ``t`` the target class, ``q = teacher_proba_t`` the teacher's probabilities at
+    temperature ``T`` (``softmax(log p / T)``, the teacher's logits over ``T`` up to a
+    constant) and ``s = softmax(z / T)`` the student's:
+
+    - TCKD is ``KL(b^q || b^s)`` between the binary (target, non-target) distributions
+      ``b = (x_t, 1 - x_t)``;
+    - NCKD is ``KL(q^ || s^)`` between the distributions over the non-target classes,
+      renormalised: ``x^_j = x_j / (1 - x_t)`` for ``j != t``.
+
+    They decompose the KD term: ``KL(q || s) = TCKD + (1 - q_t) NCKD`` (Zhao et al.'s eq. 1).
+    Everything is computed from log-probabilities, so a teacher sure of the target
+    (``q_t`` near 1) gives finite terms. At least three classes are needed: with two, the
+    non-target distribution has one class and NCKD is always 0.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n, C)
+        The student's logits ``z``.
+    labels : torch.Tensor of shape (n,)
+        The target class of each row (integers in ``[0, C)``).
+    teacher_proba_t : torch.Tensor of shape (n, C)
+        The teacher's probabilities softened at ``T``.
+    temperature : float, default=1.0
+        The temperature ``T``.
+
+    Returns
+    -------
+    tckd, nckd : torch.Tensor of shape (n,)
+        The two terms per row, each multiplied by ``T^2``.
+
+    Examples
+    --------
+    >>> z = torch.tensor([[1.0, 0.0, -1.0]])
+    >>> q = torch.tensor([[0.7, 0.2, 0.1]])
+    >>> tckd, nckd = dkd_terms(z, torch.tensor([0]), q)
+    >>> kl = (q * (q.log() - torch.log_softmax(z, -1))).sum()
+    >>> round(kl.item(), 4) == round((tckd + (1 - 0.7) * nckd).item(), 4)
+    True
+    """
+    t = labels.long().reshape(-1, 1)
+    mask = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, t, True)
+    log_s = F.log_softmax(logits if temperature == 1 else logits / temperature, dim=-1)
+    log_q = torch.log(teacher_proba_t.to(log_s.dtype).clamp_min(1e-12))
+    log_q = log_q - torch.logsumexp(log_q, dim=-1, keepdim=True)  # rows sum to 1 again
+    log_s_t, log_q_t = log_s.gather(1, t)[:, 0], log_q.gather(1, t)[:, 0]
+    log_s_nt, log_q_nt = _masked_logsumexp(log_s, mask), _masked_logsumexp(log_q, mask)
+    tckd = (log_q_t.exp() * (log_q_t - log_s_t)
+            + log_q_nt.exp() * (log_q_nt - log_s_nt))
+    log_q_hat = log_q - log_q_nt[:, None]
+    log_s_hat = log_s - log_s_nt[:, None]
+    nckd = torch.where(mask, 0.0, log_q_hat.exp() * (log_q_hat - log_s_hat)).sum(dim=-1)
+    return tckd * temperature**2, nckd * temperature**2
+
+
+def dkd_loss(logits, labels, teacher_proba_t, temperature=1.0, alpha=1.0, beta=8.0,
+             reduction="mean"):
+    """Decoupled KD (Zhao et al. 2022): ``alpha * TCKD + beta * NCKD`` at temperature ``T``.
+
+    See :func:`dkd_terms` for the two terms (both times ``T^2``); ``alpha`` weighs the
+    target-class term and ``beta`` the non-target one. Zhao et al.'s defaults are
+    ``alpha=1, beta=8, T=4``, added to the labels' cross-entropy. ``alpha = beta = 1`` is
+    KD's ``T^2 KL`` with the non-target term no longer scaled down by ``1 - q_t``.
+
+    Parameters
+    ----------
+    logits : torch.Tensor of shape (n, C)
+        The student's logits.
+    labels : torch.Tensor of shape (n,)
+        The target class of each row.
+    teacher_proba_t : torch.Tensor of shape (n, C)
+        The teacher's probabilities softened at ``T`` (``softmax(log p / T)``).
+    temperature : float, default=1.0
+        The temperature ``T``.
+    alpha : float, default=1.0
+        Weight of TCKD.
+    beta : float, default=8.0
+        Weight of NCKD.
+    reduction : {"mean", "none"}, default="mean"
+        Average over the rows, or one loss per row.
+
+    Returns
+    -------
+    torch.Tensor
+        The loss: a scalar, or of shape ``(n,)`` with ``reduction="none"``.
+
+    Examples
+    --------
+    >>> z = torch.tensor([[1.0, 0.0, -1.0]])
+    >>> q = torch.tensor([[0.7, 0.2, 0.1]])
+    >>> round(dkd_loss(z, torch.tensor([0]), q, alpha=1.0, beta=0.0).item(), 4)  # TCKD
+    0.0028
+    """
+    tckd, nckd = dkd_terms(logits, labels, teacher_proba_t, temperature)
+    return _reduce(alpha * tckd + beta * nckd, reduction)
+
+
+class DKDLoss(nn.Module):
+    """Criterion of ``KnowledgeDistiller(loss="dkd")``; the target packs ``[label, q_T...]``.
+
+    Per row, ``(1 - alpha) CE(y, z) + alpha (dkd_alpha TCKD + dkd_beta NCKD)``, the DKD terms
+    (:func:`dkd_terms`) taken with the label as the target class. A label of ``-1`` marks a
+    row without one (an unlabeled transfer row): its target class is the teacher's most
+    probable one and its loss is the DKD term alone, whatever ``alpha``.
+
+    Parameters
+    ----------
+    temperature : float, default=1.0
+        The temperature ``T`` at which ``q_T`` was softened.
+    alpha : float, default=1.0
+        Weight of the DKD term against the labels' cross-entropy.
+    dkd_alpha : float, default=1.0
+        Weight of TCKD.
+    dkd_beta : float, default=8.0
+        Weight of NCKD.
+    reduction : {"mean", "none"}, default="mean"
+        Average over the rows, or one loss per row.
+
+    Examples
+    --------
+    >>> z = torch.tensor([[2.0, 0.0, 0.0], [2.0, 0.0, 0.0]])
+    >>> target = torch.tensor([[1.0, 0.5, 0.3, 0.2], [-1.0, 0.5, 0.3, 0.2]])
+    >>> DKDLoss(alpha=0.5, reduction="none")(z, target).shape
+    torch.Size([2])
+    """
+
+    def __init__(self, temperature=1.0, alpha=1.0, dkd_alpha=1.0, dkd_beta=8.0,
+                 reduction="mean"):
+        super().__init__()
+        self.temperature = temperature
+        self.alpha = alpha
+        self.dkd_alpha = dkd_alpha
+        self.dkd_beta = dkd_beta
+        self.reduction = reduction
+
+    def forward(self, logits, target):
+        labels = target[:, 0].long()
+        teacher = target[:, 1:]
+        unlabeled = labels < 0
+        classes = torch.where(unlabeled, teacher.argmax(dim=-1), labels)
+        loss = dkd_loss(logits, classes, teacher, self.temperature, self.dkd_alpha,
+                        self.dkd_beta, reduction="none")
+        if self.alpha != 1.0:
+            hard = F.cross_entropy(logits, classes, reduction="none")
+            loss = torch.where(unlabeled, loss, (1.0 - self.alpha) * hard + self.alpha * loss)
+        return _reduce(loss, self.reduction)
+
+
 # -- Menon et al. (2021): distilled bipartite ranking ---------------------------------------
 
 #: The surrogates of ``1[u < 0]`` (``u`` a score margin) that :func:`distilled_pairwise_loss`

@@ -1,15 +1,17 @@
-"""KnowledgeDistiller: vanilla knowledge distillation (Hinton, Vinyals, Dean 2015)."""
+"""KnowledgeDistiller: vanilla knowledge distillation (Hinton, Vinyals, Dean 2015) and decoupled
+knowledge distillation (Zhao, Cui, Song, Qiu, Liang 2022)."""
 import numbers
 
 import numpy as np
 from sklearn.frozen import FrozenEstimator
-from sklearn.utils._param_validation import Interval
+from sklearn.utils._param_validation import Interval, StrOptions
 
 from sklearn.utils.validation import _num_samples
 
 from .._interrupt import fit_policy
 from ..engine import Objective
-from ..losses import DistillationLoss, soften
+from .._validation import param_error
+from ..losses import DistillationLoss, DKDLoss, soften
 from ._base import AUGMENT, STREAMING, TEACHER_CALIBRATION, BaseDistiller
 
 
@@ -24,6 +26,24 @@ class KnowledgeDistiller(BaseDistiller):
 
     where ``p`` are the teacher's probabilities, ``z`` the student's logits and ``T`` the
     ``temperature``.
+
+    ``loss="dkd"`` replaces the teacher term by decoupled KD (Zhao et al. 2022):
+
+    ``(1 - alpha) * CE(y, softmax(z)) + alpha * (dkd_alpha * TCKD + dkd_beta * NCKD)``
+
+    where, with ``q = softmax(log p / T)``, ``s = softmax(z / T)`` and ``t`` the target class,
+    TCKD is ``T^2 KL`` between the binary distributions ``(q_t, 1 - q_t)`` and
+    ``(s_t, 1 - s_t)``, and NCKD ``T^2 KL`` between ``q`` and ``s`` over the other classes,
+    renormalised (see :func:`skdistill.losses.dkd_terms`). KD's term is
+    ``TCKD + (1 - q_t) NCKD`` (plus the teacher's entropy, a constant): a confident teacher
+    (``q_t`` near 1) all but silences what it says about the other classes, which
+    ``dkd_beta`` restores. ``alpha`` keeps its meaning (the teacher's share against the
+    labels'); ``dkd_alpha`` and ``dkd_beta`` are Zhao et al.'s ``alpha`` and ``beta``. Their
+    recipe, ``CE + TCKD + 8 NCKD`` at ``T = 4``, is ``alpha=0.5, dkd_alpha=1, dkd_beta=8,
+    temperature=4`` up to a factor 2. The target class ``t`` is the label; on rows without
+    one (``X_unlabeled``, augmented rows, streamed chunks) it is the teacher's most probable
+    class, and the loss is the DKD term alone. DKD needs at least three classes: with two, the
+    non-target distribution has a single class, so a binary ``y`` is refused.
 
     With ``teacher_calibration`` set, ``p`` is first recalibrated (Menon et al. 2021: the
     teacher stands in for the Bayes class probabilities, so its calibration matters more than
@@ -75,6 +95,15 @@ class KnowledgeDistiller(BaseDistiller):
         Softening temperature ``T`` (> 0).
     alpha : float, default=1.0
         Weight of the teacher term; ``1`` trains on the teacher alone, ``0`` on labels alone.
+    loss : {"kd", "dkd"}, default="kd"
+        The teacher term: ``"kd"``, Hinton et al.'s soft cross-entropy; ``"dkd"``, decoupled
+        KD (Zhao et al. 2022), for three classes or more (see above).
+    dkd_alpha : float, default=1.0
+        Weight of DKD's target-class term TCKD (>= 0; Zhao et al.'s ``alpha``). Unused with
+        ``loss="kd"``.
+    dkd_beta : float, default=8.0
+        Weight of DKD's non-target term NCKD (>= 0; Zhao et al.'s ``beta``). Unused with
+        ``loss="kd"``.
     teacher_calibration : {None, "temperature", "isotonic"}, default=None
         Recalibrate the teacher's probabilities before distilling them: ``"temperature"``
         fits one temperature (:class:`~skdistill.calibration.TemperatureCalibrator`, which
@@ -152,6 +181,8 @@ class KnowledgeDistiller(BaseDistiller):
 
     Menon, Rawat, Reddi, Kim, Kumar. A Statistical Perspective on Distillation. ICML 2021.
 
+    Zhao, Cui, Song, Qiu, Liang. Decoupled Knowledge Distillation. CVPR 2022.
+
     Examples
     --------
     >>> from sklearn.datasets import load_breast_cancer
@@ -178,19 +209,26 @@ class KnowledgeDistiller(BaseDistiller):
         "keep_teachers": ["boolean"],
         "temperature": [Interval(numbers.Real, 0, None, closed="neither")],
         "alpha": [Interval(numbers.Real, 0, 1, closed="both")],
+        "loss": [StrOptions({"kd", "dkd"})],
+        "dkd_alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "dkd_beta": [Interval(numbers.Real, 0, None, closed="left")],
         "teacher_calibration": TEACHER_CALIBRATION,
         **AUGMENT,
         "teacher_calibration_cv": [Interval(numbers.Integral, 2, None, closed="left")],
     }
 
-    def __init__(self, teacher=None, student=None, temperature=1.0, alpha=1.0,
-                 teacher_calibration=None, teacher_calibration_cv=5, augment=None,
-                 augment_size=1.0, shuffle_buffer=100_000, teacher_cache=None,
-                 keep_teachers=True, verbose=0, random_state=None):
+    def __init__(self, teacher=None, student=None, temperature=1.0, alpha=1.0, loss="kd",
+                 dkd_alpha=1.0, dkd_beta=8.0, teacher_calibration=None,
+                 teacher_calibration_cv=5, augment=None, augment_size=1.0,
+                 shuffle_buffer=100_000, teacher_cache=None, keep_teachers=True, verbose=0,
+                 random_state=None):
         self.teacher = teacher
         self.student = student
         self.temperature = temperature
         self.alpha = alpha
+        self.loss = loss
+        self.dkd_alpha = dkd_alpha
+        self.dkd_beta = dkd_beta
         self.teacher_calibration = teacher_calibration
         self.teacher_calibration_cv = teacher_calibration_cv
         self.augment = augment
@@ -238,6 +276,10 @@ default=None
         self
         """
         X, y, y_enc, sample_weight = self._check_fit_data(X, y, sample_weight)
+        if self.loss == "dkd" and len(self.classes_) < 3:
+            raise param_error(self, "loss", self.loss,
+                              f"'kd' with {len(self.classes_)} classes (decoupled KD's "
+                              "non-target term needs three classes or more)")
         routed = self._route_fit(sample_weight, fit_params)
         student = self._student()
         X_unlabeled, chunked = self._split_unlabeled(X_unlabeled, X, student)
@@ -272,9 +314,12 @@ default=None
             proba = np.concatenate([proba, unlabeled])
         soft = soften(proba, self.temperature)
         targets = np.column_stack([labels, soft]).astype(np.float32)
-        objective = _DistillationObjective(
-            DistillationLoss(self.temperature, self.alpha, reduction="none"), targets,
-            fields=("target",))
+        if self.loss == "dkd":
+            criterion = DKDLoss(self.temperature, self.alpha, self.dkd_alpha, self.dkd_beta,
+                                reduction="none")
+        else:
+            criterion = DistillationLoss(self.temperature, self.alpha, reduction="none")
+        objective = _DistillationObjective(criterion, targets, fields=("target",))
         transfer = None
         if chunked is not None:
             def to_fields(proba):  # a chunk's rows: no label, the teacher's term alone
@@ -290,7 +335,8 @@ default=None
 
 
 class _DistillationObjective(Objective):
-    """Targets ``[label, teacher probabilities...]`` per row (:class:`DistillationLoss`'s);
+    """Targets ``[label, teacher probabilities...]`` per row (:class:`DistillationLoss`'s and
+    :class:`DKDLoss`'s);
     the student learns to predict the teacher's."""
 
     def target_proba(self, rows, y, n_classes):
