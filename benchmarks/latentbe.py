@@ -6,9 +6,10 @@ LatentBE + TDiv-SDiv; the unmerged BatchEnsemble of the last run is scored too (
 TDiv-SDiv). The "DKD" row distils the same teacher into the same MLP by decoupled KD (Zhao et
 al. 2022) with ``KnowledgeDistiller(FrozenEstimator(teacher), student, loss="dkd")``: the
 paper's recipe ``CE + TCKD + 8 NCKD`` (``alpha=0.5``, ``dkd_alpha=1``, ``dkd_beta=8``, up to a
-factor 2) at the rows' temperature. It prints ACC / NLL / ECE / cNLL / cECE (temperature fitted on a held-out part of
-the training split) as mean +- std over seeds, writes the per-seed numbers to JSON and an
-entropy histogram (Fashion-MNIST test vs MNIST test as out-of-distribution) to PNG.
+factor 2) at the rows' temperature. It prints ACC / NLL / ECE / cNLL / cECE (temperature
+fitted on a held-out part of the training split) as mean +- std over seeds, writes the
+per-seed numbers to JSON and an entropy histogram (Fashion-MNIST test vs MNIST test as
+out-of-distribution) to PNG.
 
 ``--part runtime`` (run it under ``flock /tmp/skdistill-bench.lock``) times inference per 1,000
 rows of the DE-4, a single MLP, the merged LatentBE network and the unmerged BatchEnsemble with
