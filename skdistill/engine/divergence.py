@@ -191,12 +191,13 @@ def flat_predictions(before, after, target_proba, weight=None):
 
 def loss_blowup(history):
     """What is wrong with the epoch losses of a finished run (skorch ``History``), or None:
-    a last epoch's training loss over 1000 times the first's, or above :data:`LOSS_BOUND`."""
+    a last epoch's training loss over 1000 times the first's (a non-negative one: a negative
+    log-density, e.g. EnD2's, may fall below 0), or above :data:`LOSS_BOUND`."""
     losses = [row["train_loss"] for row in history if "train_loss" in row]
     if not losses:
         return None
     first, last = losses[0], losses[-1]
-    if last > 1e3 * first:
+    if first >= 0 and last > 1e3 * first:
         return (f"its training loss grew from {first:.3g} in the first epoch to {last:.3g} in "
                 f"epoch {len(losses)}")
     if last > LOSS_BOUND:
