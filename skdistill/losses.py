@@ -611,6 +611,76 @@ def proxy_end2_loss(logits, member_proba, offset=1.0, max_precision=100.0, reduc
     return _reduce(dirichlet_kl(alpha, target), reduction)
 
 
+#: Central smoothing of the members' probabilities in :func:`end2_loss` (Malinin et al.'s
+#: reference code shrinks them towards uniform by a small factor so that no log is -inf).
+END2_SMOOTHING = 1e-3
+
+
+def dirichlet_log_likelihood(alpha, proba):
+    """``log Dir(proba | alpha)`` for concentration and probability rows of shape ``(..., C)``.
+
+    ``log G(a0) - sum log G(a_k) + sum (a_k - 1) log p_k``, ``a0 = sum a_k``. ``proba`` must
+    lie inside the simplex (no zero).
+
+    >>> round(dirichlet_log_likelihood(torch.tensor([2.0, 1.0]),
+    ...                                torch.tensor([0.5, 0.5])).item(), 4)  # log(2 * 0.5)
+    0.0
+    """
+    return (torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
+            + ((alpha - 1) * proba.log()).sum(-1))
+
+
+def end2_loss(logits, member_proba, temperature=1.0, smoothing=END2_SMOOTHING,
+              reduction="mean"):
+    """EnD2: negative Dirichlet log-likelihood of the ensemble members' probabilities.
+
+    The student's concentrations are ``alpha = exp(logits / temperature)`` (the exponent
+    clamped to ``[-30, 30]``); each member's probabilities ``p_m`` (``member_proba`` of shape
+    ``(M, B, C)``) are softened, ``softmax(log p_m / temperature)``, and smoothed towards
+    uniform, ``(1 - smoothing) p_m + smoothing / C``. The loss of a row is
+    ``-(1/M) sum_m log Dir(p_m | alpha)`` (Malinin, Mlodozeniec, Gales 2020), whose
+    target-dependent part only needs the members' mean log-probabilities.
+
+    >>> z = torch.zeros(1, 2)                      # Dir(1, 1): the uniform density, log 1 = 0
+    >>> p = torch.tensor([[[0.3, 0.7]], [[0.6, 0.4]]])
+    >>> abs(end2_loss(z, p).item())
+    0.0
+    """
+    alpha = (logits / temperature).clamp(-30, 30).exp()
+    p = soften(member_proba, temperature)
+    p = (1 - smoothing) * p + smoothing / p.shape[-1]
+    mean_log_p = p.log().mean(0)
+    nll = -(torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
+            + ((alpha - 1) * mean_log_p).sum(-1))
+    return _reduce(nll, reduction)
+
+
+def dirichlet_uncertainty(logits):
+    """Total, aleatoric and epistemic uncertainty of the Dirichlet ``Dir(exp(logits))``.
+
+    ``total`` is the entropy of the Dirichlet mean ``alpha / alpha0 = softmax(logits)``,
+    ``aleatoric`` the expected entropy of a categorical drawn from the Dirichlet,
+    ``-sum_k (alpha_k / alpha0) (digamma(alpha_k + 1) - digamma(alpha0 + 1))``, and
+    ``epistemic = total - aleatoric``, their mutual information (non-negative; a rounding
+    below 0 is set to 0 and ``total`` rebuilt as ``aleatoric + epistemic``, so that the
+    identity holds exactly). In float64, in nats; the exponent is clamped to ``[-30, 30]``
+    as in training.
+
+    >>> total, aleatoric, epistemic = dirichlet_uncertainty(torch.zeros(1, 2))  # Dir(1, 1)
+    >>> round(total.item(), 4), round(aleatoric.item(), 4), round(epistemic.item(), 4)
+    (0.6931, 0.5, 0.1931)
+    """
+    z = torch.as_tensor(logits, dtype=torch.float64)
+    alpha = z.clamp(-30, 30).exp()
+    a0 = alpha.sum(-1, keepdim=True)
+    mean = torch.softmax(z, -1)
+    total = -torch.xlogy(mean, mean).sum(-1)
+    aleatoric = -(alpha / a0 * (torch.digamma(alpha + 1) - torch.digamma(a0 + 1))).sum(-1)
+    aleatoric = torch.minimum(aleatoric.clamp_min(0), total)
+    epistemic = total - aleatoric
+    return aleatoric + epistemic, aleatoric, epistemic
+
+
 class EnsembleDistillationLoss(nn.Module):
     """Per-row loss of ensemble distillation, one object for every method.
 
@@ -625,7 +695,11 @@ class EnsembleDistillationLoss(nn.Module):
     - ``"ae-kd"``: the per-teacher KD losses weighted by the min-norm point of their gradients
       with respect to the student's logits, each weight at most ``ae_kd_bound`` (Du et al.);
     - ``"proxy-end2"``: reverse KL from the Dirichlet ``exp(z)`` to the members' proxy
-      Dirichlet (Ryabinin et al.); ``temperature`` is not used.
+      Dirichlet (Ryabinin et al.); ``temperature`` is not used;
+    - ``"end2"``: the negative log-likelihood of the members' probabilities under the
+      Dirichlet ``exp(z / T)`` (:func:`end2_loss`, Malinin et al.), ``T`` being
+      ``target["temperature"]`` when the target holds one (an annealing schedule), else
+      ``temperature``.
     """
 
     def __init__(self, method="kd", temperature=1.0, alpha=1.0, ae_kd_bound=1.0):
@@ -639,7 +713,8 @@ class EnsembleDistillationLoss(nn.Module):
         z = logits if logits.dim() == 3 else logits.unsqueeze(0)
         rows = torch.zeros(z.shape[1], device=z.device)
         if self.alpha > 0:
-            rows = rows + self.alpha * self._soft(z, target["proba"])
+            rows = rows + self.alpha * self._soft(
+                z, target["proba"], target.get("temperature", self.temperature))
         if self.alpha < 1:
             m, b, c = z.shape
             hard = F.cross_entropy(z.reshape(m * b, c), target["y"].repeat(m),
@@ -647,7 +722,9 @@ class EnsembleDistillationLoss(nn.Module):
             rows = rows + (1 - self.alpha) * hard
         return rows
 
-    def _soft(self, z, p):
+    def _soft(self, z, p, T):
+        if self.method == "end2":
+            return torch.stack([end2_loss(zs, p, T, reduction="none") for zs in z]).mean(0)
         T = self.temperature
         if self.method == "proxy-end2":
             return torch.stack([proxy_end2_loss(zs, p, reduction="none") for zs in z]).mean(0)

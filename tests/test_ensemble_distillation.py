@@ -1,17 +1,21 @@
 """DeepEnsembleTeacher, ensemble-distillation losses, perturbations and EnsembleDistiller."""
+import warnings
+
 import numpy as np
 import pytest
 import torch
 from scipy.special import digamma, gammaln
+from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.datasets import make_classification
 from sklearn.ensemble import RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils._param_validation import InvalidParameterError
 
 from skdistill import (DeepEnsembleTeacher, EnsembleDistiller, LatentBEStudent, MLPStudent)
-from skdistill.losses import (ae_kd_weights, dirichlet_kl, project_capped_simplex,
-                              proxy_dirichlet_target, proxy_end2_loss)
-from skdistill.metrics import negative_log_likelihood
+from skdistill.engine.divergence import TrainingFailureWarning
+from skdistill.losses import (ae_kd_weights, dirichlet_kl, dirichlet_uncertainty, end2_loss,
+                              project_capped_simplex, proxy_dirichlet_target, proxy_end2_loss)
+from skdistill.metrics import entropy, negative_log_likelihood
 from skdistill.nets import MLP, BatchEnsemble
 from skdistill.perturbations import (confods, default_size, gaussian, ods, tdiv_sdiv,
                                      tdiv_sdiv_objective)
@@ -109,6 +113,161 @@ def test_proxy_end2_loss_is_the_kl_to_the_proxy_dirichlet_by_hand():
     assert proxy_end2_loss(z, p).item() == pytest.approx(by_hand, rel=1e-8)
 
 
+def _members(n_members, n_rows, n_classes, seed):
+    return np.random.default_rng(seed).dirichlet(np.ones(n_classes), (n_members, n_rows))
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_end2_loss_is_the_dirichlet_negative_log_likelihood_of_scipy(temperature):
+    from scipy.stats import dirichlet
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(5, 4)) * 2
+    p = _members(3, 5, 4, 1)
+    eps = 1e-3
+    want = []
+    for i in range(5):
+        alpha = np.exp(z[i] / temperature)
+        lls = []
+        for m in range(3):
+            soft = np.exp(np.log(p[m, i]) / temperature)
+            soft = (1 - eps) * soft / soft.sum() + eps / 4
+            lls.append(dirichlet.logpdf(soft, alpha))
+        want.append(-np.mean(lls))
+    z_t = torch.tensor(z, requires_grad=True)
+    got = end2_loss(z_t, torch.tensor(p), temperature, reduction="none")
+    np.testing.assert_allclose(got.detach().numpy(), want, rtol=1e-9)
+    assert end2_loss(z_t, torch.tensor(p), temperature).item() == pytest.approx(np.mean(want))
+    got.sum().backward()
+    assert torch.isfinite(z_t.grad).all() and z_t.grad.abs().sum() > 0
+    # extreme logits and one-hot members: finite loss and gradient (clamp, smoothing)
+    z_big = torch.tensor([[200.0, -200.0, 0.0]], requires_grad=True)
+    one_hot = torch.tensor([[[1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0]]])
+    loss = end2_loss(z_big, one_hot, temperature)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(z_big.grad).all()
+
+
+def test_dirichlet_uncertainty_matches_a_monte_carlo_estimate():
+    rng = np.random.default_rng(0)
+    z = np.array([[0.0, 0.0, 0.0], [2.0, -1.0, 0.5], [-1.5, -1.0, -2.0], [4.0, 4.0, 1.0]])
+    total, aleatoric, epistemic = (v.numpy() for v in dirichlet_uncertainty(torch.tensor(z)))
+    for i, alpha in enumerate(np.exp(z)):
+        draws = rng.dirichlet(alpha, 100_000)
+        h = -(draws * np.log(np.clip(draws, 1e-300, None))).sum(1)
+        assert abs(h.mean() - aleatoric[i]) < 4 * h.std() / np.sqrt(len(h))
+        mean = alpha / alpha.sum()
+        assert total[i] == pytest.approx(-(mean * np.log(mean)).sum(), rel=1e-12)
+    np.testing.assert_array_equal(total, aleatoric + epistemic)
+    assert (epistemic >= 0).all() and (epistemic[1:3] > 0.05).all()
+    # the sharper the Dirichlet around the same mean, the smaller the epistemic part
+    sharp = dirichlet_uncertainty(torch.tensor(z[1:2] + 5.0))[2].item()
+    assert sharp < 0.05 * epistemic[1]
+
+
+class _DisagreeingTeacher(ClassifierMixin, BaseEstimator):
+    """Three members that agree (on the label, confidently) where ``x0 < 0`` and each
+    predict a different class where ``x0 > 0``."""
+
+    def fit(self, X, y):
+        self.classes_ = np.unique(y)
+        return self
+
+    def sample_proba(self, X):
+        X = np.asarray(X)
+        out = np.full((3, len(X), 3), 0.05)
+        agree = X[:, 0] < 0
+        label = (X[:, 1] > 0).astype(int)
+        for m in range(3):
+            out[m, agree, 0] = np.where(label[agree] == 0, 0.9, 0.05)
+            out[m, agree, 1] = np.where(label[agree] == 1, 0.9, 0.05)
+            out[m, ~agree, m] = 0.9
+        return out
+
+    def predict_proba(self, X):
+        return self.sample_proba(X).mean(0)
+
+
+@pytest.fixture(scope="module")
+def disagreement():
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-1, 1, (300, 2)).astype(np.float32)
+    y = np.where(X[:, 0] < 0, (X[:, 1] > 0).astype(int), 2)
+    return X, y
+
+
+def test_end2_student_is_epistemically_uncertain_where_the_members_disagree(disagreement):
+    X, y = disagreement
+    model = EnsembleDistiller(_DisagreeingTeacher(), MLPStudent(**{**FAST, "max_epochs": 60}),
+                              method="end2", random_state=0).fit(X, y)
+    u = model.predict_uncertainty(X)
+    agree = X[:, 0] < -0.3
+    disagree = X[:, 0] > 0.3
+    assert u.epistemic[disagree].mean() > 3 * u.epistemic[agree].mean()
+    np.testing.assert_array_equal(u.total, u.aleatoric + u.epistemic)
+    assert (u.epistemic >= 0).all() and (u.aleatoric >= 0).all()
+    # predict_proba is the Dirichlet mean alpha / alpha0 = softmax(z)
+    alpha = np.exp(model.student_._logits(X).double().numpy())
+    np.testing.assert_allclose(model.predict_proba(X), alpha / alpha.sum(1, keepdims=True),
+                               rtol=1e-5)
+    assert u.total == pytest.approx(entropy(model.predict_proba(X)), rel=1e-5, abs=1e-7)
+
+
+def test_end2_anneals_the_temperature_to_one_over_the_first_half(disagreement, monkeypatch):
+    from skdistill.distillers import ensemble
+    from skdistill.losses import EnsembleDistillationLoss
+
+    seen = []
+
+    class Recording(EnsembleDistillationLoss):
+        def forward(self, logits, target):
+            seen.append((torch.is_grad_enabled(), target["temperature"]))
+            return super().forward(logits, target)
+
+    monkeypatch.setattr(ensemble, "EnsembleDistillationLoss", Recording)
+    X, y = disagreement
+    student = MLPStudent(**{**FAST, "max_epochs": 5, "batch_size": 100})
+    EnsembleDistiller(_DisagreeingTeacher(), student, method="end2", temperature=5.0,
+                      random_state=0).fit(X, y)
+    train = [t for grad, t in seen if grad]
+    valid = {t for grad, t in seen if not grad}
+    n_batches = len(train) // 5
+    assert len(train) == 5 * n_batches and n_batches >= 2
+    # 5 epochs: annealed over the first 2 (5 -> 3), then 1
+    assert train == [t for t in (5.0, 3.0, 1.0, 1.0, 1.0) for _ in range(n_batches)]
+    assert valid <= {1.0}
+
+
+def test_end2_and_predict_uncertainty_refuse_what_they_cannot_do(data, teacher):
+    from sklearn.exceptions import NotFittedError
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = data
+    one = DeepEnsembleTeacher(LogisticRegression(), n_members=1)
+    with pytest.raises(ValueError, match="EnsembleDistiller: parameter method='end2'.*at "
+                                         "least 2 members"):
+        EnsembleDistiller(one, MLPStudent(max_epochs=1), method="end2").fit(X, y)
+    with pytest.raises(NotFittedError):
+        EnsembleDistiller(method="end2").predict_uncertainty(X)
+    kd = EnsembleDistiller(FrozenEstimator(teacher), MLPStudent(**{**FAST, "max_epochs": 2}),
+                           method="kd").fit(X, y)
+    with pytest.raises(ValueError, match="parameter method='kd'.*'end2' or 'proxy-end2'"):
+        kd.predict_uncertainty(X)
+
+
+def test_proxy_end2_student_has_a_dirichlet_uncertainty_too(data, teacher):
+    from sklearn.frozen import FrozenEstimator
+
+    X, y = data
+    student = LatentBEStudent(n_members=2, **{**FAST, "max_epochs": 5})
+    model = EnsembleDistiller(FrozenEstimator(teacher), student, method="proxy-end2",
+                              random_state=0).fit(X, y)
+    u = model.predict_uncertainty(X[:20])
+    np.testing.assert_array_equal(u.total, u.aleatoric + u.epistemic)
+    assert (u.epistemic > 0).all()
+    assert u.total == pytest.approx(entropy(model.predict_proba(X[:20])), rel=1e-5)
+
+
 # -- perturbations ----------------------------------------------------------------------------
 def _smooth_nets(n, seed):
     torch.manual_seed(seed)
@@ -181,15 +340,17 @@ def test_one_to_one_student_member_matches_its_own_teacher_member(data, teacher)
 
 @pytest.mark.parametrize("method, perturbation", [
     ("kd", None), ("one-to-one", "tdiv-sdiv"), ("ae-kd", "confods"), ("proxy-end2", "ods"),
-    ("kd", "gaussian"),
+    ("kd", "gaussian"), ("end2", None),
 ])
 def test_distilled_student_beats_the_prior_baseline(data, teacher, method, perturbation):
     from sklearn.frozen import FrozenEstimator
 
     X, y = data
     student = LatentBEStudent(n_members=3, **FAST)
-    model = EnsembleDistiller(FrozenEstimator(teacher), student, method=method,
-                              perturbation=perturbation, random_state=0).fit(X, y)
+    with warnings.catch_warnings():  # EnD2's loss, a negative log-density, falls below 0
+        warnings.simplefilter("error", TrainingFailureWarning)
+        model = EnsembleDistiller(FrozenEstimator(teacher), student, method=method,
+                                  perturbation=perturbation, random_state=0).fit(X, y)
     prior = np.tile(np.bincount(y) / len(y), (len(y), 1))
     assert model.score(X, y) > 0.8
     assert negative_log_likelihood(y, model.predict_proba(X)) < \

@@ -37,8 +37,10 @@ X_PREDICT = np.tile(X, (10, 1))
 # differ.
 TINY = dict(hidden_layer_sizes=(8,), dropout=0.5, max_epochs=2, n_iter=60, burn_in=20,
             thinning=10, n_samples=4, random_state=0)
-# Settings that give a class every prediction method: GPED's uncertainty needs its entropy head.
-EVERY_METHOD = {"GPEDDistiller": dict(target=["predictive", "entropy"])}
+# Settings that give a class every prediction method: GPED's uncertainty needs its entropy head,
+# EnsembleDistiller's a Dirichlet student (EnD2).
+EVERY_METHOD = {"GPEDDistiller": dict(target=["predictive", "entropy"]),
+                "EnsembleDistiller": dict(method="end2")}
 CONFIGS = {name: (lambda cls=cls: fast_instance(cls, **TINY).set_params(
     **EVERY_METHOD.get(cls.__name__, {}))) for name, cls in all_estimators()}
 

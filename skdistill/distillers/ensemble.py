@@ -1,21 +1,25 @@
 """EnsembleDistiller: distil a deep ensemble into one student (KD, one-to-one LatentBE, AE-KD,
-Proxy-EnD2), optionally on diversifying input perturbations."""
+EnD2, Proxy-EnD2), optionally on diversifying input perturbations."""
 import copy
 import numbers
 
 import numpy as np
 import torch
+from sklearn.utils import Bunch
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
 from .._interrupt import fit_policy
-from .._validation import Implements, check_teacher_proba, param_error
+from .._validation import Implements, check_teacher_proba, param_error, refused_by
 from ..base import SampledTeacher
 from ..engine import Objective
-from ..losses import EnsembleDistillationLoss
+from ..losses import EnsembleDistillationLoss, dirichlet_uncertainty
 from ..perturbations import PERTURBATIONS, default_size
-from ._base import BaseDistiller
+from ._base import BaseDistiller, final_step
 
-METHODS = ("kd", "one-to-one", "ae-kd", "proxy-end2")
+METHODS = ("kd", "one-to-one", "ae-kd", "end2", "proxy-end2")
+# The methods whose student outputs Dirichlet concentrations exp(z).
+_DIRICHLET = ("end2", "proxy-end2")
 _GRADIENT_PERTURBATIONS = ("ods", "confods", "tdiv-sdiv")
 
 
@@ -38,8 +42,21 @@ class EnsembleDistiller(BaseDistiller):
     - ``"ae-kd"``: a weighted sum of the per-teacher KD losses, the weights being the
       min-norm point of their gradients with respect to the student's logits, each at most
       ``ae_kd_bound`` (Du et al. 2020);
+    - ``"end2"``: Ensemble Distribution Distillation (Malinin et al. 2020). The student's
+      logits are a Dirichlet's concentrations ``exp(z / T)``, trained by the negative
+      log-likelihood of the members' probabilities (softened, ``softmax(log p_m / T)``, and
+      smoothed towards uniform by ``1e-3``: :func:`skdistill.losses.end2_loss`). ``T``
+      starts at ``temperature`` and is annealed linearly to 1 over the first half of the
+      epochs (``max_epochs // 2``; one epoch: 1 throughout), then stays 1; the validation
+      loss is at ``T = 1``. Needs a teacher with at least 2 members. A LatentBE student
+      trains each member as a Dirichlet;
     - ``"proxy-end2"``: reverse KL from the student's Dirichlet ``exp(z)`` to the ensemble's
       proxy Dirichlet (Ryabinin et al. 2021); ``temperature`` is not used.
+
+    For ``"end2"`` and ``"proxy-end2"`` ``predict_proba`` is the Dirichlet's mean
+    ``softmax(z)`` and :meth:`predict_uncertainty` splits its entropy into aleatoric and
+    epistemic parts. The labels' term (``alpha < 1``) is the cross-entropy of that mean; the
+    papers use none (``alpha=1``, the default).
 
     ``perturbation`` moves each input by ``perturbation_size`` (L2) before the step:
     ``"gaussian"`` in a random direction, ``"ods"``/``"confods"`` along a random output
@@ -64,12 +81,14 @@ class EnsembleDistiller(BaseDistiller):
         ``batch_size``, ``lr``, ``optimizer``, ``weight_decay``, ``device``, ``callbacks``,
         ``validation_fraction`` (the validation loss is on clean, unperturbed rows) and
         ``verbose``.
-    method : {"kd", "one-to-one", "ae-kd", "proxy-end2"}, default="one-to-one"
+    method : {"kd", "one-to-one", "ae-kd", "end2", "proxy-end2"}, default="one-to-one"
     perturbation : {"gaussian", "ods", "confods", "tdiv-sdiv"} or None, default=None
     perturbation_size : float, default=None
         L2 norm of the input step; ``None`` is ``sqrt(D) / 255 * (X.max() - X.min())``, the
         paper's ``sqrt(D) / 255`` for ``[0, 1]`` images.
     temperature : float, default=4.0
+        The KD temperature of ``"kd"``, ``"one-to-one"`` and ``"ae-kd"``; for ``"end2"``
+        the start of its annealing to 1.
     alpha : float, default=1.0
         Weight of the teacher term; ``1 - alpha`` goes to the labels.
     ae_kd_bound : float, default=1.0
@@ -99,6 +118,7 @@ class EnsembleDistiller(BaseDistiller):
     Distillation in Gradient Space. NeurIPS 2020.
     Ryabinin, Malinin, Gales. Scaling Ensemble Distribution Distillation to Many Classes with
     Proxy Targets. NeurIPS 2021.
+    Malinin, Mlodozeniec, Gales. Ensemble Distribution Distillation. ICLR 2020.
     Tashiro, Song, Ermon. Diversity can be Transferred: Output Diversification for White- and
     Black-box Attacks. NeurIPS 2020.
 
@@ -116,6 +136,12 @@ class EnsembleDistiller(BaseDistiller):
     ...                           random_state=0).fit(X, y)
     >>> model.predict_proba(X[:2]).shape, model.score(X, y) > 0.9
     ((2, 3), True)
+    >>> end2 = EnsembleDistiller(teacher, MLPStudent(hidden_layer_sizes=(16,), max_epochs=50,
+    ...                                              lr=1e-2), method="end2",
+    ...                          random_state=0).fit(X, y)
+    >>> u = end2.predict_uncertainty(X[:4])
+    >>> bool((u.total == u.aleatoric + u.epistemic).all() and (u.epistemic >= 0).all())
+    True
     """
 
     _parameter_constraints = {
@@ -194,11 +220,17 @@ class EnsembleDistiller(BaseDistiller):
         if self.ae_kd_bound * n_teachers < 1:
             raise param_error(self, "ae_kd_bound", self.ae_kd_bound,
                               f"a bound >= 1/{n_teachers} (1 / number of teacher members)")
+        if self.method == "end2" and n_teachers < 2:
+            raise param_error(self, "method", self.method,
+                              f"a method other than 'end2' for a teacher with {n_teachers} "
+                              "member; 'end2' fits a Dirichlet to the members' predictions "
+                              "and needs a teacher with at least 2 members")
         n_members = getattr(student, "n_members", 1)
         if self.method == "one-to-one" and n_members != n_teachers:
             raise param_error(self, "method", self.method,
-                              f"'kd', 'ae-kd' or 'proxy-end2' for a student with {n_members} "
-                              f"member(s); 'one-to-one' needs a student with n_members="
+                              f"'kd', 'ae-kd', 'end2' or 'proxy-end2' for a student with "
+                              f"{n_members} member(s); 'one-to-one' needs a student with "
+                              f"n_members="
                               f"{n_teachers}, the teacher's member count")
         low, high = float(X.min()), float(X.max())
         self.perturbation_size_ = None
@@ -209,6 +241,44 @@ class EnsembleDistiller(BaseDistiller):
         loss = EnsembleDistillationLoss(self.method, self.temperature, self.alpha,
                                         self.ae_kd_bound)
         return _EnsembleObjective(self, loss, X, modules, student.device, (low, high))
+
+    def predict_uncertainty(self, X):
+        """Total, aleatoric and epistemic uncertainty of the student's Dirichlet.
+
+        For ``method="end2"`` or ``"proxy-end2"``, whose student outputs the concentrations
+        ``alpha = exp(z)`` of a Dirichlet over the class probabilities: ``total`` is the
+        entropy of its mean ``alpha / alpha0`` (:meth:`predict_proba`), ``aleatoric`` the
+        expected entropy ``-sum_c (alpha_c / alpha0) (digamma(alpha_c + 1) -
+        digamma(alpha0 + 1))`` and ``epistemic = total - aleatoric``, the mutual information
+        (the ensemble's disagreement, as the student learnt it). Both parts are non-negative
+        and ``total == aleatoric + epistemic`` holds exactly. A LatentBE student answers with
+        its merged network, whose logits are close to the mean of its members'.
+        Other methods train a plain softmax student, which has no such decomposition: a
+        ``ValueError`` says so.
+
+        Parameters
+        ----------
+        X : array-like, sparse matrix or DataFrame
+            Rows as at ``fit``.
+
+        Returns
+        -------
+        uncertainty : Bunch
+            ``total``, ``aleatoric``, ``epistemic``: arrays of shape (n_samples,), in nats.
+        """
+        check_is_fitted(self, "student_")
+        if self.method not in _DIRICHLET:
+            raise param_error(self, "method", self.method,
+                              "'end2' or 'proxy-end2' and a new fit for predict_uncertainty, "
+                              "which reads the student's logits as Dirichlet concentrations")
+        X = self._check_predict_X(X)
+        student, last = self.student_, final_step(self.student_)
+        with refused_by(self, f"student {type(student).__name__}"):
+            if last is not student:
+                X = student[:-1].transform(X)
+            logits = last._logits(X)
+        total, aleatoric, epistemic = (v.numpy() for v in dirichlet_uncertainty(logits))
+        return Bunch(total=total, aleatoric=aleatoric, epistemic=epistemic)
 
     # -- the teacher's side ---------------------------------------------------------------------
     def _sample_proba(self, X):
@@ -228,6 +298,10 @@ class _EnsembleObjective(Objective):
     clean rows are kept per row after the first epoch (clean inputs never change). Without
     them, ``sample_proba`` is called on the whole training set once, and on perturbed
     batches as they come.
+
+    For ``"end2"`` the training targets carry the annealed temperature of the current epoch
+    (validation ones ``1``). An epoch starts when a batch holds a row already trained on in
+    this epoch: each epoch's shuffled batches cover every training row once.
     """
 
     member_aware = True
@@ -239,6 +313,10 @@ class _EnsembleObjective(Objective):
         self.size = distiller.perturbation_size_
         self.clip = clip
         self.row_shape = X.shape[1:]
+        self.start_temperature = float(distiller.temperature)
+        self.anneal = distiller.method == "end2"
+        self.epoch, self.max_epochs = 0, 1
+        self.epoch_rows = torch.zeros(X.shape[0], dtype=torch.bool) if self.anneal else None
         self.nets = [copy.deepcopy(m).to(device).eval().requires_grad_(False) for m in modules]
         n_rows, n_classes = X.shape[0], distiller.classes_.size
         if self.nets:  # filled as the first epoch meets each row
@@ -265,10 +343,35 @@ class _EnsembleObjective(Objective):
                 self.seen[rows.cpu()] = True
         return self.cache[:, index.to(self.cache.device)].to(X.device)
 
+    def n_epochs(self, dataset, batch_size, max_epochs):
+        self.max_epochs = max_epochs
+        return max_epochs
+
+    def temperature(self, epoch):
+        """EnD2's temperature at ``epoch`` (from 0): linear from the distiller's
+        ``temperature`` to 1 over the first ``max_epochs // 2`` epochs, then 1."""
+        n_anneal = self.max_epochs // 2
+        if epoch >= n_anneal:
+            return 1.0
+        return 1.0 + (self.start_temperature - 1.0) * (1.0 - epoch / n_anneal)
+
+    def _next_batch(self, index):
+        """Count epochs by the rows met: a row met twice starts a new epoch."""
+        index = index.cpu()
+        if self.epoch_rows[index].any():
+            self.epoch += 1
+            self.epoch_rows.zero_()
+        self.epoch_rows[index] = True
+
     def batch_targets(self, X, rows, training):
         perturbed = training and self.perturbation is not None
         proba = self._members(X) if perturbed else self._clean(X, rows["index"])
-        return {"proba": proba, "y": rows["y"]}
+        targets = {"proba": proba, "y": rows["y"]}
+        if self.anneal:
+            if training:
+                self._next_batch(rows["index"])
+            targets["temperature"] = self.temperature(self.epoch) if training else 1.0
+        return targets
 
     def perturb(self, X, rows, module):
         if self.perturbation is None:
