@@ -1,8 +1,8 @@
 """LatentBE benchmark (Nam et al. 2022) on Fashion-MNIST: ensemble distillation methods and cost.
 
 ``python -m benchmarks latentbe --part accuracy`` trains, per seed, a DE-4 teacher of
-MLPs and distils it by KD, AE-KD, Proxy-EnD2, LatentBE (one-to-one), LatentBE + ConfODS and
-LatentBE + TDiv-SDiv; the unmerged BatchEnsemble of the last run is scored too (KD + BE +
+MLPs and distils it by KD, AE-KD, Proxy-EnD2, EnD2, LatentBE (one-to-one), LatentBE +
+ConfODS and LatentBE + TDiv-SDiv; the unmerged BatchEnsemble of the last run is scored too (KD + BE +
 TDiv-SDiv). The "DKD" row distils the same teacher into the same MLP by decoupled KD (Zhao et
 al. 2022) with ``KnowledgeDistiller(FrozenEstimator(teacher), student, loss="dkd")``: the
 paper's recipe ``CE + TCKD + 8 NCKD`` (``alpha=0.5``, ``dkd_alpha=1``, ``dkd_beta=8``, up to a
@@ -37,6 +37,7 @@ METHODS = {
     "AE-KD": ("mlp", "ae-kd", None),
     "Proxy-EnD2": ("mlp", "proxy-end2", None),
     "DKD": ("mlp", "dkd", None),
+    "EnD2": ("mlp", "end2", None),
     "KD + LatentBE": ("be", "one-to-one", None),
     "KD + LatentBE + ConfODS": ("be", "one-to-one", "confods"),
     "KD + LatentBE + TDiv-SDiv": ("be", "one-to-one", "tdiv-sdiv"),
