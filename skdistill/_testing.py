@@ -71,6 +71,8 @@ PER_CLASS = {
     # Its held-out calibration rows leave too few rows of a class in scikit-learn's smallest
     # problems for cross-fitted teachers: its own teacher's probabilities.
     "RankingDistiller": {"n_folds": DEFAULT},
+    # Its test network (an MLPStudent, whose dropout is 0) needs dropout to be sampled.
+    "MCDropoutTeacher": {"dropout": 0.1},
 }
 
 
@@ -205,6 +207,6 @@ def fast_instances(type_filter=None, **params):
     --------
     >>> from skdistill._testing import fast_instances
     >>> [type(e).__name__ for e in fast_instances("teacher")]
-    ['DeepEnsembleTeacher', 'LaplaceTeacher', 'SGLDTeacher', 'VITeacher']
+    ['DeepEnsembleTeacher', 'LaplaceTeacher', 'MCDropoutTeacher', 'SGLDTeacher', 'VITeacher']
     """
     return [fast_instance(cls, **params) for _, cls in all_estimators(type_filter)]

@@ -1,7 +1,9 @@
 """Teachers: uncertainty-aware classifiers whose posterior expectations students distil."""
 from .ensemble import DeepEnsembleTeacher
 from .laplace import LaplaceTeacher
+from .mc_dropout import MCDropoutTeacher
 from .sgld import SGLDTeacher
 from .vi import VITeacher
 
-__all__ = ["SGLDTeacher", "DeepEnsembleTeacher", "LaplaceTeacher", "VITeacher"]
+__all__ = ["SGLDTeacher", "DeepEnsembleTeacher", "LaplaceTeacher", "VITeacher",
+           "MCDropoutTeacher"]
