@@ -57,6 +57,7 @@ class SeededDropout(nn.Module):
         self.p = float(p)
 
     def forward(self, x):
+        """``x`` with the sample's mask applied, or ``x`` itself outside a sample."""
         generator = _MASK_GENERATOR.get()
         if generator is None or self.p == 0:
             return x
@@ -64,6 +65,7 @@ class SeededDropout(nn.Module):
         return x * (keep.to(device=x.device, dtype=x.dtype) / (1.0 - self.p))
 
     def extra_repr(self):
+        """The rate, shown in the network's printout."""
         return f"p={self.p}"
 
 
