@@ -19,7 +19,11 @@ fitted once on the training rows (``--teacher-per-seed`` refits them for every s
   marginal likelihood, Monte Carlo GLM predictive;
 - ``vi``: :class:`~skdistill.VITeacher` (mean-field Bayes by backprop);
 - ``sgld``: :class:`~skdistill.SGLDTeacher` (step ``0.25 / N``, the paper's 4e-6 at N=60k);
-- ``de4``: :class:`~skdistill.DeepEnsembleTeacher` of 4 such networks.
+- ``de4``: :class:`~skdistill.DeepEnsembleTeacher` of 4 such networks;
+- ``mcdropout``: :class:`~skdistill.MCDropoutTeacher`, the same network trained as the
+  deterministic one (same epochs, batch and learning rate) with dropout ``--mc-dropout``
+  (0.1 by default: a light rate, for a network of this size trained in the same 20 epochs,
+  whose samples still spread) after each hidden layer, kept on for ``--n-samples`` passes.
 
 One small student setting (``--student-hidden``, default 784-32-10, ``--student-epochs``)
 is trained for every seed on the one-hot labels and, by
@@ -49,14 +53,14 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.frozen import FrozenEstimator
 from threadpoolctl import threadpool_limits
 
-from skdistill import (DeepEnsembleTeacher, KnowledgeDistiller, LaplaceTeacher, MLPStudent,
-                       SGLDTeacher, VITeacher)
+from skdistill import (DeepEnsembleTeacher, KnowledgeDistiller, LaplaceTeacher,
+                       MCDropoutTeacher, MLPStudent, SGLDTeacher, VITeacher)
 from skdistill.datasets import load_fashion_mnist
 from skdistill.metrics import entropy
 
 from . import group_rows, resolve_data_home, scores
 
-TEACHERS = ["deterministic", "laplace", "vi", "sgld", "de4"]
+TEACHERS = ["deterministic", "laplace", "vi", "sgld", "de4", "mcdropout"]
 #: Morad et al., ResNet50 -> WRN-16-2 (accuracy in %); "–" where the paper has no such row.
 PAPER = {
     "one-hot": {"student_accuracy": 67.70},
@@ -134,9 +138,9 @@ def make_teachers(args, seed, n_train):
     deterministic network, so the order matters)."""
     hidden = tuple(args.teacher_hidden)
 
-    def network(s):
+    def network(s, dropout=0.0):
         return MLPStudent(hidden_layer_sizes=hidden, max_epochs=args.teacher_epochs, lr=1e-3,
-                          batch_size=128, random_state=s)
+                          batch_size=128, dropout=dropout, random_state=s)
 
     fitted = {}
 
@@ -166,8 +170,12 @@ def make_teachers(args, seed, n_train):
         return DeepEnsembleTeacher(network(None), n_members=4, n_jobs=1,
                                    random_state=seed).fit(X, y)
 
+    def mcdropout(X, y):
+        return MCDropoutTeacher(network(seed, args.mc_dropout), n_samples=args.n_samples,
+                                random_state=seed).fit(X, y)
+
     return {"deterministic": deterministic, "laplace": laplace, "vi": vi, "sgld": sgld,
-            "de4": de4}
+            "de4": de4, "mcdropout": mcdropout}
 
 
 def student(args, seed, early):
@@ -235,6 +243,8 @@ def run_benchmark(args, log, data_home):
                         "teacher_seconds": time.perf_counter() - start}
                 if name == "laplace":
                     info["laplace_prior_precision"] = teacher.prior_precision_
+                if name == "mcdropout":
+                    info["mc_dropout"] = teacher.dropout_
                 teachers[name] = (KnownProba(teacher, X, proba).fit(), p_train, info)
                 log(f"teacher {name}: test acc {info['teacher_accuracy']:.4f}, NLL "
                     f"{info['teacher_nll']:.4f}, ECE {info['teacher_ece']:.4f}; train acc "
@@ -327,7 +337,10 @@ def main(argv):
     parser.add_argument("--laplace-prior", default="marglik",
                         help="LaplaceTeacher prior_precision: 'marglik' or a float")
     parser.add_argument("--n-samples", type=int, default=30,
-                        help="posterior samples of the Laplace, VI and SGLD teachers")
+                        help="posterior samples of the Laplace, VI, SGLD and MC dropout "
+                             "teachers")
+    parser.add_argument("--mc-dropout", type=float, default=0.1,
+                        help="dropout rate of the MC dropout teacher's network")
     parser.add_argument("--student-hidden", type=int, nargs="+", default=[32])
     parser.add_argument("--student-epochs", type=int, default=20)
     parser.add_argument("--batch-size", type=int, default=128, help="student batch size")

@@ -14,7 +14,9 @@ calibration partly does. Parts (``--part``, several allowed):
   :class:`~skdistill.KnowledgeDistiller` from frozen teachers: ``p*`` itself; ``p*`` distorted
   to ``softmax(log p* / T)`` (same predicted classes, so the same accuracy); classifiers fitted
   on the training rows (logistic regression, random forests of three depths, kNN with 5 and 50
-  neighbours, an MLP); and the labels-only student. Each seed draws a new training sample
+  neighbours, an MLP, the same MLP trained with dropout 0.1 as an
+  :class:`~skdistill.MCDropoutTeacher`, its dropout kept on for 30 samples); and the
+  labels-only student. Each seed draws a new training sample
   from the same mixture; the test set is one large sample. The Spearman correlations, across
   teachers, of the student's test NLL with the teacher's accuracy, ECE, NLL and
   ``||p_t - p*||^2`` say which property predicts the student.
@@ -61,7 +63,7 @@ PROPERTIES = {
 }
 CALIBRATIONS = [None, "temperature", "isotonic"]
 
-from skdistill import CrossFitDistiller, KnowledgeDistiller, MLPStudent
+from skdistill import CrossFitDistiller, KnowledgeDistiller, MCDropoutTeacher, MLPStudent
 from skdistill.datasets import DataFileNotFoundError, make_gaussian_mixture
 from skdistill.datasets.synthetic import bayes_log_proba
 from skdistill.metrics import expected_calibration_error, negative_log_likelihood
@@ -107,6 +109,11 @@ def synthetic_teachers(args, params, seed):
         "kNN k=50": KNeighborsClassifier(50),
         "MLP 128-128": MLPClassifier((128, 128), max_iter=args.mlp_teacher_iter,
                                      random_state=seed),
+        # the same network, optimiser and epochs, with dropout kept on at prediction
+        "MC dropout MLP 128-128": MCDropoutTeacher(
+            MLPStudent(hidden_layer_sizes=(128, 128), dropout=0.1,
+                       max_epochs=args.mlp_teacher_iter, lr=1e-3, batch_size=200,
+                       random_state=seed), n_samples=30, random_state=seed),
     }
     teachers.update({name: ("fitted", t) for name, t in fitted.items()})
     return teachers

@@ -37,8 +37,10 @@ def test_quick_run_has_one_row_per_target_with_every_key(quick):
     assert list(rows) == ["one-hot"] + TEACHERS
     assert set(rows["one-hot"]) == ROW_KEYS
     for name in TEACHERS:
-        assert set(rows[name]) - {"laplace_prior_precision"} == ROW_KEYS | TEACHER_KEYS
+        assert (set(rows[name]) - {"laplace_prior_precision", "mc_dropout"}
+                == ROW_KEYS | TEACHER_KEYS)
     assert rows["laplace"]["laplace_prior_precision"] > 0
+    assert rows["mcdropout"]["mc_dropout"] == 0.1
     assert set(quick["summary"]) == set(rows)
 
 

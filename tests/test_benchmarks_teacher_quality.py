@@ -43,7 +43,8 @@ def test_quick_run_rows_have_every_key(quick):
     synthetic = [r for r in quick["rows"] if r["part"] == "synthetic"]
     digits = [r for r in quick["rows"] if r["part"] == "digits"]
     assert {r["teacher"] for r in synthetic} >= {"p*", "p* at T=3", "labels only",
-                                                 "logistic regression", "kNN k=5"}
+                                                 "logistic regression", "kNN k=5",
+                                                 "MC dropout MLP 128-128"}
     assert all(set(r) == SYNTHETIC_KEYS for r in synthetic)
     assert [r["method"] for r in digits] == ["labels only", "none", "temperature", "isotonic"]
     assert set(digits[0]) == REAL_KEYS and all(set(r) == CALIBRATED_KEYS for r in digits[1:])
