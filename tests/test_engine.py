@@ -728,3 +728,24 @@ def test_a_plain_function_is_a_loss():
     by_module = mlp().fit_objective(X, y, Objective(SoftTargetCrossEntropy(reduction="none")))
     np.testing.assert_allclose(by_function.predict_proba(X), by_module.predict_proba(X),
                                atol=1e-6)
+
+
+def test_the_objective_hears_each_epoch_begin_counted_from_zero_in_each_fit():
+    from skdistill import MLPStudent
+    from skdistill.engine import Objective
+
+    class Counting(Objective):
+        def __init__(self):
+            super().__init__(torch.nn.CrossEntropyLoss(), fields=("y",))
+            self.epochs = []
+
+        def begin_epoch(self, epoch):
+            self.epochs.append(epoch)
+
+    X = np.random.default_rng(0).normal(size=(60, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    student = MLPStudent(hidden_layer_sizes=(4,), max_epochs=3, random_state=0)
+    first, second = Counting(), Counting()
+    student.fit_objective(X, y, first)
+    student.fit_objective(X, y, second)
+    assert first.epochs == second.epochs == [0, 1, 2]

@@ -424,3 +424,13 @@ def test_clean_teacher_probabilities_are_computed_once(data, teacher):
             handle.remove()
     # Three epochs through the members would be 3 * len(X) rows per member.
     assert len(X) * teacher.n_members <= sum(calls) < 2 * len(X) * teacher.n_members
+
+
+def test_predict_uncertainty_follows_the_fitted_method_not_a_later_set_params(disagreement):
+    X, y = disagreement
+    student = MLPStudent(**{**FAST, "max_epochs": 2})
+    model = EnsembleDistiller(_DisagreeingTeacher(), student, method="end2",
+                              random_state=0).fit(X, y)
+    before = model.predict_uncertainty(X[:5]).epistemic
+    model.set_params(method="kd")
+    np.testing.assert_array_equal(model.predict_uncertainty(X[:5]).epistemic, before)

@@ -204,6 +204,7 @@ class EnsembleDistiller(BaseDistiller):
             raise param_error(self, "teacher", self.teacher_,
                               f"a teacher fitted on the classes of y {self.classes_.tolist()}")
         objective = self._objective(X, student)
+        self._dirichlet = self.method in _DIRICHLET  # what the student's logits mean
         return self._train_student(student, X, y, objective, sample_weight)
 
     def _objective(self, X, student):
@@ -267,7 +268,7 @@ class EnsembleDistiller(BaseDistiller):
             ``total``, ``aleatoric``, ``epistemic``: arrays of shape (n_samples,), in nats.
         """
         check_is_fitted(self, "student_")
-        if self.method not in _DIRICHLET:
+        if not getattr(self, "_dirichlet", False):
             raise param_error(self, "method", self.method,
                               "'end2' or 'proxy-end2' and a new fit for predict_uncertainty, "
                               "which reads the student's logits as Dirichlet concentrations")
@@ -300,8 +301,7 @@ class _EnsembleObjective(Objective):
     batches as they come.
 
     For ``"end2"`` the training targets carry the annealed temperature of the current epoch
-    (validation ones ``1``). An epoch starts when a batch holds a row already trained on in
-    this epoch: each epoch's shuffled batches cover every training row once.
+    (validation ones ``1``), set by the engine's :meth:`begin_epoch`.
     """
 
     member_aware = True
@@ -316,7 +316,6 @@ class _EnsembleObjective(Objective):
         self.start_temperature = float(distiller.temperature)
         self.anneal = distiller.method == "end2"
         self.epoch, self.max_epochs = 0, 1
-        self.epoch_rows = torch.zeros(X.shape[0], dtype=torch.bool) if self.anneal else None
         self.nets = [copy.deepcopy(m).to(device).eval().requires_grad_(False) for m in modules]
         n_rows, n_classes = X.shape[0], distiller.classes_.size
         if self.nets:  # filled as the first epoch meets each row
@@ -355,21 +354,14 @@ class _EnsembleObjective(Objective):
             return 1.0
         return 1.0 + (self.start_temperature - 1.0) * (1.0 - epoch / n_anneal)
 
-    def _next_batch(self, index):
-        """Count epochs by the rows met: a row met twice starts a new epoch."""
-        index = index.cpu()
-        if self.epoch_rows[index].any():
-            self.epoch += 1
-            self.epoch_rows.zero_()
-        self.epoch_rows[index] = True
+    def begin_epoch(self, epoch):
+        self.epoch = epoch
 
     def batch_targets(self, X, rows, training):
         perturbed = training and self.perturbation is not None
         proba = self._members(X) if perturbed else self._clean(X, rows["index"])
         targets = {"proba": proba, "y": rows["y"]}
         if self.anneal:
-            if training:
-                self._next_batch(rows["index"])
             targets["temperature"] = self.temperature(self.epoch) if training else 1.0
         return targets
 

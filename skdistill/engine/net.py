@@ -91,6 +91,7 @@ class StudentNet(DeviceFallbackMixin, NeuralNet):
         self._read_every = 1 if self._closure or per_batch else read_every(self._device)
         if isinstance(X, RowDataset):
             X = X.placed(self._device)
+        self._fit_epoch = 0
         try:
             return super().fit_loop(X, y, epochs=epochs, **fit_params)
         except KeyboardInterrupt:
@@ -100,6 +101,13 @@ class StudentNet(DeviceFallbackMixin, NeuralNet):
             raise
         finally:
             self._listeners = None
+
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
+        super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
+                               **kwargs)
+        if self.objective is not None:
+            self.objective.begin_epoch(getattr(self, "_fit_epoch", 0))
+        self._fit_epoch = getattr(self, "_fit_epoch", 0) + 1
 
     def _batch_listeners(self):
         """For each per-batch event, the bound methods that do something with it.

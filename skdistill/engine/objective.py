@@ -68,6 +68,10 @@ class Objective:
         """Epochs to train (default: the student's ``max_epochs``)."""
         return max_epochs
 
+    def begin_epoch(self, epoch):
+        """Called before each training epoch of a fit, ``epoch`` counted from 0 in this fit
+        (default: nothing); e.g. a schedule of the targets by epoch."""
+
     def target_proba(self, rows, y, n_classes):
         """The class probabilities the network learns to predict for training rows ``rows``.
 
@@ -165,6 +169,9 @@ class Streamed(Objective):
 
     def n_epochs(self, dataset, batch_size, max_epochs):
         return self.inner.n_epochs(dataset, batch_size, max_epochs)
+
+    def begin_epoch(self, epoch):
+        self.inner.begin_epoch(epoch)
 
     def target_proba(self, rows, y, n_classes):
         return self.inner.target_proba(rows, y, n_classes)
