@@ -73,6 +73,8 @@ PER_CLASS = {
     "RankingDistiller": {"n_folds": DEFAULT},
     # Its test network (an MLPStudent, whose dropout is 0) needs dropout to be sampled.
     "MCDropoutTeacher": {"dropout": 0.1},
+    # SWAG follows SGD's iterates: its student trains by SGD with momentum.
+    "SWAGTeacher": {"estimator__optimizer": "momentum"},
 }
 
 
@@ -155,7 +157,7 @@ def fast_instance(estimator_class, **params):
         if prefix.startswith(given):
             continue
         for path, value in PER_CLASS.get(type(sub).__name__, {}).items():
-            if isinstance(value, str) and value != DEFAULT:
+            if isinstance(value, str) and value != DEFAULT and "__" not in path:
                 continue  # a sub-estimator, set by _fill
             fixed[prefix + path] = _default(sub, path) if value == DEFAULT else value
     return estimator.set_params(**fixed) if fixed else estimator
@@ -207,6 +209,7 @@ def fast_instances(type_filter=None, **params):
     --------
     >>> from skdistill._testing import fast_instances
     >>> [type(e).__name__ for e in fast_instances("teacher")]
-    ['DeepEnsembleTeacher', 'LaplaceTeacher', 'MCDropoutTeacher', 'SGLDTeacher', 'VITeacher']
+    ['DeepEnsembleTeacher', 'LaplaceTeacher', 'MCDropoutTeacher', 'SGLDTeacher',
+     'SWAGTeacher', 'VITeacher']
     """
     return [fast_instance(cls, **params) for _, cls in all_estimators(type_filter)]
