@@ -73,8 +73,9 @@ PER_CLASS = {
     "RankingDistiller": {"n_folds": DEFAULT},
     # Its test network (an MLPStudent, whose dropout is 0) needs dropout to be sampled.
     "MCDropoutTeacher": {"dropout": 0.1},
-    # SWAG follows SGD's iterates: its student trains by SGD with momentum.
-    "SWAGTeacher": {"estimator__optimizer": "momentum"},
+    # SWAG follows SGD's iterates: its student trains by SGD with momentum, for epochs enough
+    # to collect several models after its first half (a one-epoch student collects one).
+    "SWAGTeacher": {"estimator__optimizer": "momentum", "estimator__max_epochs": 20},
 }
 
 

@@ -21,8 +21,8 @@ from torch.nn.utils import parameters_to_vector, vector_to_parameters
 from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed
-from .._validation import (StrictParamsMixin, check_device, check_input, check_sample_weight,
-                           encode_labels, param_error)
+from .._validation import (StrictParamsMixin, check_callbacks, check_device, check_input,
+                           check_sample_weight, encode_labels, param_error)
 from ..engine import Objective, dense_chunks
 from ._posterior import CHUNK, SampledPosteriorMixin
 
@@ -261,8 +261,9 @@ class SWAGTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin,
         ``MLPStudent(optimizer="momentum")``. LatentBE students (several members) are
         refused with a ``TypeError``.
     swa_start : int, default=None
-        Epochs before the SWA phase; ``None`` is half the estimator's ``max_epochs``. At
-        least ``2 * collect_every`` epochs must remain after it (two collected models).
+        Epochs before the SWA phase; ``None`` is half the estimator's ``max_epochs`` (at most
+        ``max_epochs - 2 * collect_every``). At least ``2 * collect_every`` epochs must remain
+        after it (two collected models).
     swa_lr : float, default=None
         The SWA phase's rate (constant), or the low end of each cycle (cyclical); ``None`` is
         the estimator's ``lr``.
@@ -376,12 +377,13 @@ class SWAGTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin,
                            accept_sparse="csr")
         weight = check_sample_weight(self, sample_weight, X.shape[0])
         rng = check_random_state(self.random_state)
-        student, swa_start = self._student(rng)
         self.classes_, _ = encode_labels(self, y)
+        student, swa_start = self._student(rng)
         collector_class = (_CyclicalSWAGCollector if self.lr_schedule == "cyclical"
                            else _SWAGCollector)
         collector = collector_class(swa_start, self.swa_lr, self.collect_every, self.max_rank)
         callbacks = student.callbacks
+        check_callbacks(student, callbacks)
         student.set_params(callbacks=list(callbacks or []) + [("swag", collector)])
         objective = Objective(nn.CrossEntropyLoss(reduction="none"), fields=("y",))
         student.fit_objective(X, y, objective, sample_weight=weight)
@@ -418,9 +420,14 @@ class SWAGTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin,
                               "a student trained by SGD (optimizer='sgd' or 'momentum', or a "
                               "torch.optim.SGD class): SWAG fits the stationary distribution "
                               "of SGD's iterates")
-        epochs = student.max_epochs
-        swa_start = epochs // 2 if self.swa_start is None else self.swa_start
-        if epochs - swa_start < 2 * self.collect_every:
+        epochs, every = student.max_epochs, self.collect_every
+        if epochs < 2 * every:
+            raise param_error(self, "estimator", estimator,
+                              f"a student with max_epochs of at least 2 * collect_every = "
+                              f"{2 * every} (two collected models), not {epochs}")
+        swa_start = (min(epochs // 2, epochs - 2 * every) if self.swa_start is None
+                     else self.swa_start)
+        if epochs - swa_start < 2 * every:
             raise param_error(self, "swa_start", self.swa_start,
                               f"at most {epochs - 2 * self.collect_every}: at least "
                               f"2 * collect_every = {2 * self.collect_every} of the "
