@@ -11,7 +11,7 @@ from skorch.callbacks import Callback
 from torch.nn.utils import parameters_to_vector
 
 from skdistill import GPEDDistiller, LatentBEStudent, MLPStudent, SWAGTeacher
-from skdistill.teachers.swag import refresh_batchnorm
+from skdistill.teachers.swag import SWAGSample, refresh_batchnorm
 
 
 @pytest.fixture(scope="module")
@@ -140,6 +140,35 @@ def test_batchnorm_statistics_are_recomputed_on_the_training_rows():
     np.testing.assert_allclose(bn.running_var, batch_vars.mean(0), rtol=1e-5)
     assert bn.momentum == 0.3 and not net.training and not bn.training
     assert int(bn.num_batches_tracked) == 3
+
+
+class BatchNormStudent(MLPStudent):
+    """An MLP student whose hidden layer is batch-normalised."""
+
+    def build_module(self, n_outputs):
+        return torch.nn.Sequential(torch.nn.Linear(self.n_features_in_, 8),
+                                   torch.nn.BatchNorm1d(8), torch.nn.ReLU(),
+                                   torch.nn.Linear(8, n_outputs))
+
+
+def test_each_draw_has_the_batchnorm_statistics_of_its_own_parameters(data):
+    X, y = data
+    student = BatchNormStudent(max_epochs=6, lr=0.05, optimizer="momentum", batch_size=50,
+                               random_state=0)
+    teacher = SWAGTeacher(student, max_rank=2, n_samples=3, random_state=0).fit(X, y)
+    rows = torch.as_tensor(X)
+    means = []
+    for sample in [SWAGSample(teacher.module_)] + list(teacher.iter_samples(X, y)):
+        linear, bn = sample.module[0], sample.module[1]
+        with torch.no_grad():
+            expected = linear(rows).mean(0)  # 4 batches of 50: their means average to it
+        np.testing.assert_allclose(bn.running_mean, expected, atol=1e-5)
+        assert not sample.module.training
+        means.append(bn.running_mean)
+    assert not torch.equal(means[1], means[2])
+    P = teacher.sample_proba(X[:5])
+    for s, sample in enumerate(teacher.iter_samples(X, y)):
+        np.testing.assert_allclose(sample(torch.as_tensor(X[:5])).numpy(), P[s], atol=1e-6)
 
 
 def test_gped_distils_it_and_pickling_keeps_predictions(data):
