@@ -24,6 +24,9 @@ fitted once on the training rows (``--teacher-per-seed`` refits them for every s
   deterministic one (same epochs, batch and learning rate) with dropout ``--mc-dropout``
   (0.1 by default: a light rate, for a network of this size trained in the same 20 epochs,
   whose samples still spread) after each hidden layer, kept on for ``--n-samples`` passes.
+- ``swag``: :class:`~skdistill.SWAGTeacher` on such a network trained by SGD with momentum
+  (``--swag-epochs`` in all, the SWA phase from epoch ``--swag-start``, at rate
+  ``--swag-lr`` after ``--swag-lr-init``; rank 20).
 
 One small student setting (``--student-hidden``, default 784-32-10, ``--student-epochs``)
 is trained for every seed on the one-hot labels and, by
@@ -54,13 +57,13 @@ from sklearn.frozen import FrozenEstimator
 from threadpoolctl import threadpool_limits
 
 from skdistill import (DeepEnsembleTeacher, KnowledgeDistiller, LaplaceTeacher,
-                       MCDropoutTeacher, MLPStudent, SGLDTeacher, VITeacher)
+                       MCDropoutTeacher, MLPStudent, SGLDTeacher, SWAGTeacher, VITeacher)
 from skdistill.datasets import load_fashion_mnist
 from skdistill.metrics import entropy
 
 from . import group_rows, resolve_data_home, scores
 
-TEACHERS = ["deterministic", "laplace", "vi", "sgld", "de4", "mcdropout"]
+TEACHERS = ["deterministic", "laplace", "vi", "sgld", "de4", "mcdropout", "swag"]
 #: Morad et al., ResNet50 -> WRN-16-2 (accuracy in %); "–" where the paper has no such row.
 PAPER = {
     "one-hot": {"student_accuracy": 67.70},
@@ -174,8 +177,15 @@ def make_teachers(args, seed, n_train):
         return MCDropoutTeacher(network(seed, args.mc_dropout), n_samples=args.n_samples,
                                 random_state=seed).fit(X, y)
 
+    def swag(X, y):
+        sgd = MLPStudent(hidden_layer_sizes=hidden, max_epochs=args.swag_epochs,
+                         lr=args.swag_lr_init, optimizer="momentum", batch_size=128,
+                         random_state=seed)
+        return SWAGTeacher(sgd, swa_start=args.swag_start, swa_lr=args.swag_lr, max_rank=20,
+                           n_samples=args.n_samples, random_state=seed).fit(X, y)
+
     return {"deterministic": deterministic, "laplace": laplace, "vi": vi, "sgld": sgld,
-            "de4": de4, "mcdropout": mcdropout}
+            "de4": de4, "mcdropout": mcdropout, "swag": swag}
 
 
 def student(args, seed, early):
@@ -334,11 +344,18 @@ def main(argv):
                         help="VITeacher kl_weight (1: the ELBO; < 1: a tempered posterior)")
     parser.add_argument("--sgld-epochs", type=int, default=20,
                         help="SGLD passes over the data (batch 100)")
+    parser.add_argument("--swag-epochs", type=int, default=20,
+                        help="SGD epochs of the SWAG network, the SWA phase included")
+    parser.add_argument("--swag-start", type=int, default=10,
+                        help="SWAG swa_start: epochs before the SWA phase")
+    parser.add_argument("--swag-lr-init", type=float, default=0.05,
+                        help="SGD (momentum 0.9) rate of the SWAG network before the SWA phase")
+    parser.add_argument("--swag-lr", type=float, default=0.01, help="SWAG swa_lr")
     parser.add_argument("--laplace-prior", default="marglik",
                         help="LaplaceTeacher prior_precision: 'marglik' or a float")
     parser.add_argument("--n-samples", type=int, default=30,
-                        help="posterior samples of the Laplace, VI, SGLD and MC dropout "
-                             "teachers")
+                        help="posterior samples of the Laplace, VI, SGLD, MC dropout and "
+                             "SWAG teachers")
     parser.add_argument("--mc-dropout", type=float, default=0.1,
                         help="dropout rate of the MC dropout teacher's network")
     parser.add_argument("--student-hidden", type=int, nargs="+", default=[32])
@@ -358,6 +375,7 @@ def main(argv):
     if args.quick:
         args.seeds, args.n_train, args.n_test, args.teacher_hidden = 1, 1500, 1000, [32]
         args.teacher_epochs, args.vi_epochs, args.sgld_epochs, args.n_samples = 5, 5, 5, 10
+        args.swag_epochs, args.swag_start = 5, 2
         args.student_hidden, args.student_epochs, args.grad_batches = [16], 4, 10
 
     data_home = resolve_data_home(args.data_home)

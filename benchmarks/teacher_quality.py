@@ -15,9 +15,10 @@ calibration partly does. Parts (``--part``, several allowed):
   to ``softmax(log p* / T)`` (same predicted classes, so the same accuracy); classifiers fitted
   on the training rows (logistic regression, random forests of three depths, kNN with 5 and 50
   neighbours, an MLP, the same MLP trained with dropout 0.1 as an
-  :class:`~skdistill.MCDropoutTeacher`, its dropout kept on for 30 samples); and the
-  labels-only student. Each seed draws a new training sample
-  from the same mixture; the test set is one large sample. The Spearman correlations, across
+  :class:`~skdistill.MCDropoutTeacher`, its dropout kept on for 30 samples, and the same MLP
+  as a :class:`~skdistill.SWAGTeacher`, trained by SGD with momentum for ``--swag-epochs``,
+  the second half its SWA phase); and the labels-only student. Each seed draws a new
+  training sample from the same mixture; the test set is one large sample. The Spearman correlations, across
   teachers, of the student's test NLL with the teacher's accuracy, ECE, NLL and
   ``||p_t - p*||^2`` say which property predicts the student.
 - ``digits``: sklearn's digits (50/50 split per seed), an under-confident forest
@@ -63,7 +64,8 @@ PROPERTIES = {
 }
 CALIBRATIONS = [None, "temperature", "isotonic"]
 
-from skdistill import CrossFitDistiller, KnowledgeDistiller, MCDropoutTeacher, MLPStudent
+from skdistill import (CrossFitDistiller, KnowledgeDistiller, MCDropoutTeacher, MLPStudent,
+                       SWAGTeacher)
 from skdistill.datasets import DataFileNotFoundError, make_gaussian_mixture
 from skdistill.datasets.synthetic import bayes_log_proba
 from skdistill.metrics import expected_calibration_error, negative_log_likelihood
@@ -114,6 +116,10 @@ def synthetic_teachers(args, params, seed):
             MLPStudent(hidden_layer_sizes=(128, 128), dropout=0.1,
                        max_epochs=args.mlp_teacher_iter, lr=1e-3, batch_size=200,
                        random_state=seed), n_samples=30, random_state=seed),
+        "SWAG MLP 128-128": SWAGTeacher(
+            MLPStudent((128, 128), max_epochs=args.swag_epochs, lr=0.05, optimizer="momentum",
+                       batch_size=64, random_state=seed),
+            swa_lr=0.01, n_samples=30, random_state=seed),
     }
     teachers.update({name: ("fitted", t) for name, t in fitted.items()})
     return teachers
@@ -347,6 +353,8 @@ def main(argv):
     parser.add_argument("--epochs", type=int, default=60)
     parser.add_argument("--forest-trees", type=int, default=100)
     parser.add_argument("--mlp-teacher-iter", type=int, default=300)
+    parser.add_argument("--swag-epochs", type=int, default=100,
+                        help="SGD epochs of the SWAG teacher (SWA phase: the second half)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--digits-depths", type=int, nargs="+", default=[6])
     parser.add_argument("--digits-epochs", type=int, default=100)
@@ -362,6 +370,7 @@ def main(argv):
         args.synthetic_seeds, args.seeds, args.n_train, args.n_test = 1, 1, 500, 2000
         args.hidden, args.epochs, args.forest_trees, args.mlp_teacher_iter = [32], 60, 10, 50
         args.digits_epochs, args.heloc_epochs, args.folds = 10, 3, 2
+        args.swag_epochs = 10
         args.heloc_depths = args.heloc_depths[:1]
 
     data_home = resolve_data_home(args.data_home)
