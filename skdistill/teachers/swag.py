@@ -9,7 +9,6 @@ import copy
 import math
 import numbers
 
-import numpy as np
 import torch
 from skorch.callbacks import Callback
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
