@@ -209,7 +209,7 @@ def fast_instances(type_filter=None, **params):
     Examples
     --------
     >>> from skdistill._testing import fast_instances
-    >>> [type(e).__name__ for e in fast_instances("teacher")]
+    >>> [type(e).__name__ for e in fast_instances("teacher")]  # doctest: +NORMALIZE_WHITESPACE
     ['DeepEnsembleTeacher', 'LaplaceTeacher', 'MCDropoutTeacher', 'SGLDTeacher',
      'SWAGTeacher', 'VITeacher']
     """
