@@ -11,7 +11,7 @@ export SKDISTILL_DATA ?= $(if $(wildcard $(SHARED_DATA)),$(SHARED_DATA),)
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,dask]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,dask,conformal]"
 	touch $@
 
 install: $(VENV)/.installed
@@ -19,13 +19,13 @@ install: $(VENV)/.installed
 # The API pages import every public module (skdistill.onnx too): the docs tools go on top of
 # what `make test` installs.
 $(VENV)/.docs-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,dask,docs]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,dask,conformal,docs]"
 	touch $@
 
 # The serving benchmark's runtimes (LightGBM, treelite + tl2cgen, lleaves, onnxmltools) go on
 # top of what `make test` installs; the suite itself never needs them.
 $(VENV)/.serving-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,dask,serving]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[test,onnx,dask,conformal,serving]"
 	touch $@
 
 demo: install
