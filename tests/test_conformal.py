@@ -236,6 +236,17 @@ def test_a_pipeline_student_of_a_dataframe_is_conformalized_on_the_raw_table():
     check_informative(model.student_, sets, X_test)
 
 
+def test_the_recipe_of_the_user_guide_runs_and_covers(capsys):
+    _splitconformal()
+    page = (ROOT / "doc" / "conformal.md").read_text()
+    recipe = re.search(r"```python\n(.*?)```", page, flags=re.S).group(1)
+    exec(compile(recipe, "conformal.md", "exec"), {"__name__": "__main__"})
+    printed = re.fullmatch(r"coverage (\S+), mean set size (\S+)\n", capsys.readouterr().out)
+    # 449 calibration and 450 test rows at level 0.9
+    low, high = coverage_window(0.9, 449, 450)
+    assert low <= float(printed.group(1)) <= high and 0.5 < float(printed.group(2)) < 1.5
+
+
 def test_the_conformal_extra_is_declared_pinned_and_installed_by_make_test():
     config = configparser.ConfigParser()
     config.read(ROOT / "setup.cfg")
