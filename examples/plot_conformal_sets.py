@@ -13,7 +13,8 @@ figure shows the distribution of set sizes. About 10 seconds of CPU time.
 
 Without the Fashion-MNIST files in the data folder, scikit-learn's 8x8 digits (1,797 images)
 stand in, split in the same 40/20/40 proportion, and the script says so. It needs MAPIE
-(``pip install "skdistill[conformal]"``); without it, it says so and runs nothing.
+(``pip install "skdistill[conformal]"``); without it, the script says so and stops before
+fitting anything.
 """
 import math
 
@@ -24,13 +25,6 @@ from sklearn.model_selection import train_test_split
 
 from skdistill import KnowledgeDistiller, MLPStudent
 from skdistill.datasets import DataFileNotFoundError, get_data_home, load_fashion_mnist
-
-try:
-    from mapie.classification import SplitConformalClassifier
-except ImportError:
-    print("MAPIE is not installed: pip install 'skdistill[conformal]' to run this example; "
-          "nothing was run.")
-    raise SystemExit(0)
 
 try:
     X, y = load_fashion_mnist(subset="test", return_X_y=True)
@@ -58,6 +52,13 @@ X_train, X_rest, y_train, y_rest = train_test_split(X, y, train_size=int(0.4 * n
                                                     random_state=0)
 X_cal, X_test, y_cal, y_test = train_test_split(X_rest, y_rest, train_size=1 / 3,
                                                 stratify=y_rest, random_state=0)
+
+try:
+    from mapie.classification import SplitConformalClassifier
+except ImportError:
+    print("MAPIE is not installed: pip install 'skdistill[conformal]' to run the rest of this "
+          "example; nothing was fitted.")
+    raise SystemExit(0)
 
 model = KnowledgeDistiller(
     RandomForestClassifier(n_estimators=100, min_samples_leaf=2, n_jobs=2, random_state=0),
