@@ -373,3 +373,17 @@ def test_gped_and_ensemble_refuse_strings_by_name():
         with pytest.raises(ValueError, match=rf"^{type(model).__name__}: .*string.*"
                                              rf"\({type(model).__name__} needs numeric X"):
             model.fit(X, y)
+
+
+def test_gped_and_ensemble_refuse_a_pipeline_student_by_name():
+    from skdistill import DeepEnsembleTeacher, SGLDTeacher
+
+    X, y = np.random.default_rng(0).normal(size=(40, 3)), np.arange(40) % 2
+    student = make_pipeline(StandardScaler(), MLPStudent(**FAST))
+    for model in (GPEDDistiller(SGLDTeacher(hidden_layer_sizes=(4,)), student),
+                  EnsembleDistiller(DeepEnsembleTeacher(MLPStudent(**FAST), n_members=2),
+                                    student, method="kd")):
+        name = type(model).__name__
+        with pytest.raises(TypeError, match=rf"(?s)^{name}: parameter student=.*Pipeline.*"
+                                            rf"in a Pipeline before the {name} instead"):
+            model.fit(X, y)

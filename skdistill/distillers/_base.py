@@ -150,6 +150,9 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
     # Whether a table (DataFrame, array of strings) goes to the teacher and the student as
     # it is; False: X must be numeric, validated and converted once by the distiller.
     _takes_tables = False
+    # Whether the student may be a Pipeline ending in a skdistill student; False where the
+    # teacher's networks or samples run on the student's own inputs (GPED, ensembles).
+    _pipeline_students = True
 
     _parameter_constraints = {
         "teacher": [Implements(Teacher, ["fit", "predict_proba"]), None],
@@ -443,6 +446,13 @@ class BaseDistiller(StrictParamsMixin, DeviceFallbackMixin, FitPolicyMixin, Clas
     def _student(self):
         student = self._default_student() if self.student is None else self.student
         self._check_student_contract(student, "a student")
+        if not self._pipeline_students and isinstance(student, Pipeline):
+            name = type(self).__name__
+            raise param_error(self, "student", student,
+                              f"a skdistill student, not a Pipeline: {name} feeds the "
+                              "teacher and the student the same rows, batch by batch; put "
+                              f"the preprocessing in a Pipeline before the {name} instead",
+                              TypeError)
         return student
 
     def _check_student_contract(self, student, expected):

@@ -144,6 +144,8 @@ class EnsembleDistiller(BaseDistiller):
     True
     """
 
+    _pipeline_students = False
+
     _parameter_constraints = {
         **BaseDistiller._parameter_constraints,
         "teacher": [Implements(SampledTeacher, ["fit", "sample_proba"]), None],

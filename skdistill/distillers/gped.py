@@ -158,6 +158,8 @@ default="predictive"
     (['aleatoric', 'epistemic', 'total'], (4,))
     """
 
+    _pipeline_students = False
+
     _parameter_constraints = {
         **BaseDistiller._parameter_constraints,
         "teacher": [Implements(SampledTeacher, ["fit", "predict_proba", "iter_samples"]),
