@@ -69,8 +69,10 @@ class Objective:
         return max_epochs
 
     def begin_epoch(self, epoch):
-        """Called before each training epoch of a fit, ``epoch`` counted from 0 in this fit
-        (default: nothing); e.g. a schedule of the targets by epoch."""
+        """Hear that training epoch ``epoch`` (from 0 in each fit) begins (default: nothing).
+
+        For a schedule of the targets by epoch, such as EnD2's annealed temperature.
+        """
 
     def target_proba(self, rows, y, n_classes):
         """The class probabilities the network learns to predict for training rows ``rows``.

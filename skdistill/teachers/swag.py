@@ -289,11 +289,11 @@ class SWAGTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin,
     module_ : torch.nn.Module
         Its network with the SWA mean ``theta_SWA`` as parameters, on ``device``, in eval
         mode.
-    mean_ : torch.Tensor of shape (n_params_,)
+    mean_ : torch.Tensor of shape (n_params,)
         ``theta_SWA``, float64, in the order of ``torch.nn.utils.parameters_to_vector``.
-    sq_mean_ : torch.Tensor of shape (n_params_,)
+    sq_mean_ : torch.Tensor of shape (n_params,)
         The mean of the squared parameters, float64.
-    deviations_ : torch.Tensor of shape (K, n_params_)
+    deviations_ : torch.Tensor of shape (K, n_params)
         The last ``K`` deviations ``theta_i - theta_bar_i``, oldest first, float64.
     n_models_ : int
         Parameter vectors collected.
