@@ -1,4 +1,5 @@
-"""A 2-D Bayesian logistic regression and its long random-walk Metropolis reference.
+"""A 2-D Bayesian logistic regression and its long random-walk Metropolis reference (and the
+random walk itself, for any log density).
 
 The ground truth that the SGLD and Laplace teachers are checked against: a 2-class softmax
 regression, ``theta = (W (2x2) row-major, b (2))``, under the Gaussian prior of precision
@@ -42,13 +43,23 @@ def metropolis(X, y, precision, *, n_steps, keep_every, n_chains=50, scale=0.35,
                burn_in=1000):
     """Posterior samples of the 6 parameters: every ``keep_every``-th state after burn-in of
     ``n_chains`` seeded random-walk Metropolis chains, stacked."""
+    return random_walk(lambda theta: log_posterior(theta, X, y, precision), np.zeros(6),
+                       n_steps=n_steps, keep_every=keep_every, n_chains=n_chains, scale=scale,
+                       burn_in=burn_in)
+
+
+def random_walk(log_density, start, *, n_steps, keep_every, n_chains=50, scale=0.35,
+                burn_in=1000):
+    """Samples of any density: ``n_chains`` seeded random-walk Metropolis chains from
+    ``start``, every ``keep_every``-th state after ``burn_in``, stacked. ``log_density`` maps
+    a batch ``(n_chains, P)`` of parameters to their unnormalised log densities."""
     rng = np.random.default_rng(0)
-    theta = np.zeros((n_chains, 6))
-    lp = log_posterior(theta, X, y, precision)
+    theta = np.repeat(np.asarray(start, dtype=float)[None], n_chains, axis=0)
+    lp = log_density(theta)
     kept = []
     for t in range(n_steps):
         proposal = theta + scale * rng.normal(size=theta.shape)
-        lp_new = log_posterior(proposal, X, y, precision)
+        lp_new = log_density(proposal)
         accept = np.log(rng.uniform(size=n_chains)) < lp_new - lp
         theta[accept], lp[accept] = proposal[accept], lp_new[accept]
         if t >= burn_in and t % keep_every == 0:

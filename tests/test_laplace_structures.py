@@ -7,9 +7,12 @@ import pytest
 import torch
 from sklearn.datasets import make_classification
 
-from skdistill import LaplaceTeacher, MLPStudent
+from sklearn.frozen import FrozenEstimator
+from torch import nn
+
+from skdistill import CNNStudent, LaplaceTeacher, MLPStudent
 from skdistill.teachers.laplace import (STRUCTURES, DiagHessian, FullHessian, HessianStructure,
-                                        NotPositiveDefinite)
+                                        KronHessian, NotPositiveDefinite)
 
 CPU = torch.device("cpu")
 
@@ -20,16 +23,35 @@ def factor_rows(n_params=5, seed=0):
     return [torch.randn(7, n_params, generator=g, dtype=torch.float64) for _ in range(2)]
 
 
+def accumulated(cls, rows):
+    """A structure holding the GGN of two batches: the factor rows ``rows``, or, for a
+    structure that reads the network, two batches of 7 rows through a small tanh network."""
+    if not cls.from_network:
+        structure = cls(rows[0].shape[1], CPU)
+        for G in rows:
+            structure.accumulate(G)
+        return structure
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 3)).double()
+    structure = cls(sum(p.numel() for p in net.parameters()), CPU, net)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(2):
+        x = torch.randn(7, 3, generator=g, dtype=torch.float64)
+        with torch.no_grad():
+            p = torch.softmax(net(x), dim=1)
+        structure.accumulate_network(x, p, torch.rand(7, generator=g, dtype=torch.float64))
+    return structure
+
+
 def fitted(cls, prior_precision, rows):
-    structure = cls(rows[0].shape[1], CPU)
-    for G in rows:
-        structure.accumulate(G)
+    structure = accumulated(cls, rows)
     structure.set_prior(prior_precision)
     return structure
 
 
 def test_every_structure_implements_the_interface():
-    assert set(STRUCTURES) == {"full", "diag"}
+    assert set(STRUCTURES) == {"full", "diag", "kron"}
     abstract = {name for name, member in vars(HessianStructure).items()
                 if getattr(member, "__isabstractmethod__", False)}
     assert abstract >= {"accumulate", "factorise", "log_det", "sample", "functional_variance"}
@@ -60,9 +82,7 @@ def test_draws_variances_and_log_determinant_describe_one_gaussian(name):
     other = fitted(STRUCTURES[name], 3.0, rows)
     expected = other.log_det(3.0)
     assert structure.log_det(3.0) == pytest.approx(expected, rel=1e-10)
-    kept = STRUCTURES[name](P, CPU)
-    for G in rows:
-        kept.accumulate(G)
+    kept = accumulated(STRUCTURES[name], rows)
     assert kept.log_det(3.0) == pytest.approx(expected, rel=1e-10)
 
 
@@ -78,12 +98,13 @@ def test_full_and_diagonal_precisions_are_the_ggn_plus_the_prior():
         fitted(FullHessian, 1e-300, flat)
 
 
-@pytest.mark.parametrize("value", ["kron", "lowrank", "Full"])
+@pytest.mark.parametrize("value", ["kfac", "lowrank", "Full"])
 def test_an_unknown_structure_is_named_in_the_error(value):
     X, y = make_classification(n_samples=20, n_features=3, n_informative=2, n_redundant=0,
                                random_state=0)
     with pytest.raises(ValueError, match=rf"^LaplaceTeacher: parameter hessian_structure="
-                                         rf"'{value}' is invalid; expected 'full' or 'diag'"):
+                                         rf"'{value}' is invalid; expected 'full' or 'diag' or "
+                                         rf"'kron'"):
         LaplaceTeacher(hessian_structure=value).fit(X, y)
 
 
@@ -107,3 +128,46 @@ def test_a_registered_structure_is_one_the_teacher_accepts(monkeypatch):
     assert isinstance(new._posterior, Diagonal)
     np.testing.assert_array_equal(new.sample_proba(X[:5]), diag.sample_proba(X[:5]))
     assert new.log_marginal_likelihood(2.0) == diag.log_marginal_likelihood(2.0)
+
+
+def test_kron_is_the_exact_ggn_block_of_each_layer_for_one_row():
+    """K-FAC's weight block ``B kron A`` replaces the mean of ``(sum_c g g^T) kron a a^T`` by
+    the product of the means: exact for one row (here all others weigh 0), not for several;
+    the bias's block ``B`` is exact whatever the rows. The block between a layer's weight and
+    its bias is dropped."""
+    X, y = make_classification(n_samples=60, n_features=3, n_informative=3, n_redundant=0,
+                               n_classes=3, n_clusters_per_class=1, random_state=0)
+    student = MLPStudent(hidden_layer_sizes=(), batch_size=60, optimizer=torch.optim.LBFGS,
+                         lr=1.0, max_epochs=20, random_state=0).fit(X, y)
+
+    def precision(structure, weight):
+        teacher = LaplaceTeacher(FrozenEstimator(student), subset_of_weights="all",
+                                 hessian_structure=structure, n_samples=2).fit(X, y, weight)
+        H = teacher.posterior_precision_
+        return H if structure == "full" else H.to_dense()
+
+    w, b = slice(0, 9), slice(9, 12)  # the weight (3, 3) row by row, then the bias
+    one = np.zeros(60)
+    one[5] = 1.0
+    full, kron = precision("full", one), precision("kron", one)
+    torch.testing.assert_close(kron[w, w], full[w, w], rtol=0, atol=1e-10)
+    torch.testing.assert_close(kron[b, b], full[b, b], rtol=0, atol=1e-10)
+    assert full[w, b].abs().max() > 1e-3 and not kron[w, b].any()
+    full, kron = precision("full", None), precision("kron", None)
+    torch.testing.assert_close(kron[b, b], full[b, b], rtol=0, atol=1e-10)
+    assert (kron[w, w] - full[w, w]).norm() > 0.05 * full[w, w].norm()
+
+
+def test_kron_names_a_layer_it_has_no_block_for():
+    X = np.random.default_rng(0).uniform(size=(30, 64)).astype(np.float32)
+    y = np.arange(30) % 3
+    cnn = CNNStudent(max_epochs=1, width_multiplier=0.25, random_state=0)
+    with pytest.raises(ValueError, match=r"^LaplaceTeacher: parameter hessian_structure='kron' "
+                                         r"is invalid; expected 'diag' or subset_of_weights="
+                                         r"'last_layer' for a network with .*\(Conv2d\)"):
+        LaplaceTeacher(cnn, subset_of_weights="all", hessian_structure="kron").fit(X, y)
+    # its head is linear
+    teacher = LaplaceTeacher(cnn, hessian_structure="kron", n_samples=2).fit(X, y)
+    assert teacher.posterior_precision_.to_dense().shape == (teacher.n_params_,) * 2
+    with pytest.raises(TypeError, match="KronHessian accumulates from a network"):
+        KronHessian(4, CPU)

@@ -22,8 +22,10 @@ class HessianStructure(ABC):
 
     One instance per fit, in this order:
 
-    1. ``HessianStructure(n_params, device)``: an empty GGN, :attr:`ggn`.
-    2. :meth:`accumulate` for each batch of rows.
+    1. ``HessianStructure(n_params, device, module)``: an empty GGN, :attr:`ggn`.
+    2. :meth:`accumulate` for each batch of factor rows, or, for a structure that
+       accumulates from the network itself (:attr:`from_network`, such as ``"kron"``),
+       :meth:`accumulate_network` for each batch of inputs.
     3. :meth:`log_det` at any prior precision (the search of ``prior_precision="marglik"``).
     4. :meth:`set_prior`: :attr:`precision` is ``H`` at the chosen prior precision and
        :meth:`factorise` has prepared it.
@@ -36,12 +38,15 @@ class HessianStructure(ABC):
         Parameters with a posterior.
     device : torch.device
         Where the curvature is accumulated and kept.
+    module : torch.nn.Module, default=None
+        The network whose parameters have a posterior (the head, or the whole network); a
+        structure that accumulates from factor rows ignores it.
 
     Examples
     --------
     >>> from skdistill.teachers.laplace import STRUCTURES, HessianStructure
     >>> sorted(STRUCTURES)
-    ['diag', 'full']
+    ['diag', 'full', 'kron']
     >>> all(issubclass(cls, HessianStructure) for cls in STRUCTURES.values())
     True
     """
@@ -52,8 +57,11 @@ class HessianStructure(ABC):
     max_params = None
     #: The structure to name in the error beyond ``max_params``.
     instead = None
+    #: Whether the GGN is accumulated from the network (:meth:`accumulate_network`) rather
+    #: than from the Jacobians' factor rows (:meth:`accumulate`).
+    from_network = False
 
-    def __init__(self, n_params, device):
+    def __init__(self, n_params, device, module=None):
         self.n_params = n_params
         self.ggn = self.zeros(n_params, device)
         self.prior_precision = None
@@ -68,6 +76,15 @@ class HessianStructure(ABC):
     def accumulate(self, G):
         """Add ``G^T G`` to :attr:`ggn`, ``G`` a float64 ``(m, n_params)`` batch of factor rows
         (``sqrt(w_n) diag(sqrt(p_n)) (I - 1 p_n^T) J_n`` per row, its classes stacked)."""
+
+    def accumulate_network(self, inputs, p, weight=None):
+        """Add a batch of rows, from the ``module``'s ``inputs``, their ``(b, C)`` softmax
+        ``p`` at the MAP and their weights (None: ones); for :attr:`from_network` structures."""
+        raise NotImplementedError(f"{type(self).__name__} accumulates factor rows")
+
+    def batch_rows(self, n_classes):
+        """Rows per call of :meth:`accumulate_network`."""
+        raise NotImplementedError(f"{type(self).__name__} accumulates factor rows")
 
     @abstractmethod
     def add_diagonal(self, matrix, value):

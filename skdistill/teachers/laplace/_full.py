@@ -58,8 +58,8 @@ class FullHessian(HessianStructure):
     max_params = MAX_FULL_PARAMS
     instead = "diag"
 
-    def __init__(self, n_params, device):
-        super().__init__(n_params, device)
+    def __init__(self, n_params, device, module=None):
+        super().__init__(n_params, device, module)
         self.cholesky = None
         self._eigenvalues = None
 

@@ -31,6 +31,7 @@ from ...engine import Objective, dense_chunks, limit_threads, weighted_rows
 from .._posterior import SampledPosteriorMixin
 from ._base import NotPositiveDefinite
 from ._full import cholesky
+from ._kron import UnsupportedLayer
 from ._registry import STRUCTURES
 
 #: Prior precision of the MAP fit when ``prior_precision="marglik"`` (tuned post hoc).
@@ -165,10 +166,14 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
     subset_of_weights : {"last_layer", "all"}, default="last_layer"
         The parameters given a posterior: the linear ``head`` of the network (``features``
         then ``head``, as skdistill's networks are) or all of them.
-    hessian_structure : {"full", "diag"}, default="full"
+    hessian_structure : {"full", "diag", "kron"}, default="full"
         ``"full"`` (at most ``MAX_FULL_PARAMS`` = 8192 parameters: the last layer, or all
-        weights of a small network) or ``"diag"`` (its diagonal, any size). Another value,
-        such as the Kronecker factorisation ``"kron"`` (not implemented), raises a
+        weights of a small network), ``"diag"`` (its diagonal, any size) or ``"kron"``
+        (K-FAC: per linear layer ``B kron A``, ``A`` the ``(in, in)`` mean outer product of
+        the layer's inputs and ``B`` the ``(out, out)`` sum of those of the backpropagated
+        GGN factor rows, and ``B`` for the bias; the blocks between layers are dropped;
+        memory ``sum in^2 + out^2``, for large networks of ``nn.Linear`` layers: another
+        layer with parameters, such as a convolution, is refused). Another value raises a
         ``ValueError``.
     prior_precision : float or "marglik", default=1.0
         Precision ``lambda`` of the isotropic Gaussian prior. ``"marglik"`` trains the MAP
@@ -194,9 +199,11 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
         A copy of its network on ``device``, in eval mode.
     prior_precision_ : float
         ``prior_precision``, or the one ``"marglik"`` chose.
-    posterior_precision_ : torch.Tensor
+    posterior_precision_ : torch.Tensor or KronPrecision
         ``H = GGN + prior_precision_ I``, float64: ``(n_params_, n_params_)`` for
-        ``"full"``, its diagonal ``(n_params_,)`` for ``"diag"``. Parameters in the order of
+        ``"full"``, its diagonal ``(n_params_,)`` for ``"diag"``, and for ``"kron"`` a
+        ``KronPrecision`` holding the factors per layer and the prior (its ``to_dense()``
+        is the matrix, for small networks). Parameters in the order of
         ``torch.nn.utils.parameters_to_vector`` (the head: its weight row by row, then its
         bias).
     log_marginal_likelihood_ : float
@@ -296,7 +303,14 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
                               f"(subset_of_weights={self.subset_of_weights!r}): a "
                               f"{structure.name} Hessian is built for at most "
                               f"{structure.max_params}")
-        self._posterior = structure(self.n_params_, torch.device(self.device))
+        try:
+            self._posterior = structure(self.n_params_, torch.device(self.device),
+                                        self._subnet())
+        except UnsupportedLayer as layer:
+            raise param_error(self, "hessian_structure", self.hessian_structure,
+                              f"'diag' or subset_of_weights='last_layer' for a network with "
+                              f"{layer}: a {structure.name} Hessian has blocks for "
+                              f"nn.Linear layers only") from None
         with limit_threads():
             self._log_likelihood = self._curvature(X, y_enc, weight)
         self._sq_norm = float(sum(p.double().square().sum() for p in self._subnet().parameters()))
@@ -463,24 +477,32 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
         y_all = torch.as_tensor(y_enc, dtype=torch.int64)
         w_all = None if weight is None else torch.as_tensor(weight, dtype=torch.float64)
         log_lik, start = 0.0, 0
-        for chunk in dense_chunks(X, self._jacobian_rows(), self._row_shape()):
+        posterior = self._posterior
+        n_rows = (posterior.batch_rows(len(self.classes_)) if posterior.from_network
+                  else self._jacobian_rows())
+        for chunk in dense_chunks(X, n_rows, self._row_shape()):
             rows = slice(start, start + len(chunk))
             start += len(chunk)
             with torch.no_grad():
                 inputs = self._inputs(chunk.to(device))
-            f, J = self._jacobian(inputs)
-            J = J.double()
+            if posterior.from_network:  # no Jacobians: the structure reads the network
+                with torch.no_grad():
+                    f = self._subnet()(inputs)
+            else:
+                f, J = self._jacobian(inputs)
             log_p = torch.log_softmax(f.double(), dim=1)
             p = log_p.exp()
             ll = log_p[torch.arange(len(p)), y_all[rows].to(device)]
+            w = None if w_all is None else w_all[rows].to(device)
+            log_lik += float(ll.sum() if w is None else weighted_rows(ll, w).sum())
+            if posterior.from_network:
+                posterior.accumulate_network(inputs, p, w)
+                continue
+            J = J.double()
             G = p.sqrt()[:, :, None] * (J - torch.einsum("bk,bkp->bp", p, J)[:, None, :])
-            if w_all is None:
-                log_lik += float(ll.sum())
-            else:
-                w = w_all[rows].to(device)
-                log_lik += float(weighted_rows(ll, w).sum())
+            if w is not None:
                 G = G * w.sqrt()[:, None, None]
-            self._posterior.accumulate(G.reshape(-1, n_params))
+            posterior.accumulate(G.reshape(-1, n_params))
         return log_lik
 
     # -- marginal likelihood ------------------------------------------------------------------
