@@ -17,6 +17,8 @@ fitted once on the training rows (``--teacher-per-seed`` refits them for every s
 - ``laplace``: :class:`~skdistill.LaplaceTeacher` on that very network (frozen, post hoc, as
   the paper Bayesianizes a pretrained network): last layer, full GGN, prior precision by
   marginal likelihood, Monte Carlo GLM predictive;
+- ``laplace_kfac`` (Laplace KFAC, all weights): the same post hoc Laplace over all the
+  network's weights, its GGN Kronecker-factored per layer (``hessian_structure="kron"``);
 - ``vi``: :class:`~skdistill.VITeacher` (mean-field Bayes by backprop);
 - ``sgld``: :class:`~skdistill.SGLDTeacher` (step ``0.25 / N``, the paper's 4e-6 at N=60k);
 - ``de4``: :class:`~skdistill.DeepEnsembleTeacher` of 4 such networks;
@@ -63,7 +65,8 @@ from skdistill.metrics import entropy
 
 from . import group_rows, resolve_data_home, scores
 
-TEACHERS = ["deterministic", "laplace", "vi", "sgld", "de4", "mcdropout", "swag"]
+TEACHERS = ["deterministic", "laplace", "laplace_kfac", "vi", "sgld", "de4", "mcdropout",
+            "swag"]
 #: Morad et al., ResNet50 -> WRN-16-2 (accuracy in %); "–" where the paper has no such row.
 PAPER = {
     "one-hot": {"student_accuracy": 67.70},
@@ -157,6 +160,12 @@ def make_teachers(args, seed, n_train):
                               prior_precision=args.laplace_prior, n_samples=args.n_samples,
                               link_approx="mc", random_state=seed).fit(X, y)
 
+    def laplace_kfac(X, y):
+        return LaplaceTeacher(FrozenEstimator(fitted["deterministic"]),
+                              subset_of_weights="all", hessian_structure="kron",
+                              prior_precision=args.laplace_prior, n_samples=args.n_samples,
+                              link_approx="mc", random_state=seed).fit(X, y)
+
     def vi(X, y):
         return VITeacher(hidden, prior_precision=1.0, n_samples=args.n_samples,
                          max_epochs=args.vi_epochs, batch_size=128, lr=1e-3,
@@ -184,8 +193,8 @@ def make_teachers(args, seed, n_train):
         return SWAGTeacher(sgd, swa_start=args.swag_start, swa_lr=args.swag_lr, max_rank=20,
                            n_samples=args.n_samples, random_state=seed).fit(X, y)
 
-    return {"deterministic": deterministic, "laplace": laplace, "vi": vi, "sgld": sgld,
-            "de4": de4, "mcdropout": mcdropout, "swag": swag}
+    return {"deterministic": deterministic, "laplace": laplace, "laplace_kfac": laplace_kfac,
+            "vi": vi, "sgld": sgld, "de4": de4, "mcdropout": mcdropout, "swag": swag}
 
 
 def student(args, seed, early):
@@ -237,8 +246,9 @@ def run_benchmark(args, log, data_home):
         if seed == 0 or args.teacher_per_seed:
             teachers = {}
             for name, fit in make_teachers(args, seed, len(X)).items():
-                if name not in args.teachers and not (name == "deterministic"
-                                                      and "laplace" in args.teachers):
+                if name not in args.teachers and not (
+                        name == "deterministic"
+                        and {"laplace", "laplace_kfac"} & set(args.teachers)):
                     continue
                 start = time.perf_counter()
                 teacher = fit(X, y)
@@ -251,7 +261,7 @@ def run_benchmark(args, log, data_home):
                            for k, v in scores(y, p_train, "teacher").items()},
                         "target_entropy": float(entropy(p_train).mean()),
                         "teacher_seconds": time.perf_counter() - start}
-                if name == "laplace":
+                if name in ("laplace", "laplace_kfac"):
                     info["laplace_prior_precision"] = teacher.prior_precision_
                 if name == "mcdropout":
                     info["mc_dropout"] = teacher.dropout_

@@ -14,12 +14,14 @@ calibration partly does. Parts (``--part``, several allowed):
   :class:`~skdistill.KnowledgeDistiller` from frozen teachers: ``p*`` itself; ``p*`` distorted
   to ``softmax(log p* / T)`` (same predicted classes, so the same accuracy); classifiers fitted
   on the training rows (logistic regression, random forests of three depths, kNN with 5 and 50
-  neighbours, an MLP, the same MLP trained with dropout 0.1 as an
+  neighbours, an MLP, the same MLP's Laplace posterior over all its weights with a
+  Kronecker-factored GGN, ``LaplaceTeacher(hessian_structure="kron")``, prior by marginal
+  likelihood, 30 Monte Carlo draws, the same MLP trained with dropout 0.1 as an
   :class:`~skdistill.MCDropoutTeacher`, its dropout kept on for 30 samples, and the same MLP
   as a :class:`~skdistill.SWAGTeacher`, trained by SGD with momentum for ``--swag-epochs``,
   the second half its SWA phase); and the labels-only student. Each seed draws a new
-  training sample from the same mixture; the test set is one large sample. The Spearman correlations, across
-  teachers, of the student's test NLL with the teacher's accuracy, ECE, NLL and
+  training sample from the same mixture; the test set is one large sample. The Spearman
+  correlations, across teachers, of the student's test NLL with the teacher's accuracy, ECE, NLL and
   ``||p_t - p*||^2`` say which property predicts the student.
 - ``digits``: sklearn's digits (50/50 split per seed), an under-confident forest
   (``RandomForestClassifier(max_depth=6)``) distilled by
@@ -64,8 +66,8 @@ PROPERTIES = {
 }
 CALIBRATIONS = [None, "temperature", "isotonic"]
 
-from skdistill import (CrossFitDistiller, KnowledgeDistiller, MCDropoutTeacher, MLPStudent,
-                       SWAGTeacher)
+from skdistill import (CrossFitDistiller, KnowledgeDistiller, LaplaceTeacher,
+                       MCDropoutTeacher, MLPStudent, SWAGTeacher)
 from skdistill.datasets import DataFileNotFoundError, make_gaussian_mixture
 from skdistill.datasets.synthetic import bayes_log_proba
 from skdistill.metrics import expected_calibration_error, negative_log_likelihood
@@ -111,6 +113,11 @@ def synthetic_teachers(args, params, seed):
         "kNN k=50": KNeighborsClassifier(50),
         "MLP 128-128": MLPClassifier((128, 128), max_iter=args.mlp_teacher_iter,
                                      random_state=seed),
+        "Laplace KFAC MLP 128-128": LaplaceTeacher(
+            MLPStudent(hidden_layer_sizes=(128, 128), max_epochs=args.mlp_teacher_iter,
+                       lr=1e-3, batch_size=200, random_state=seed),
+            subset_of_weights="all", hessian_structure="kron", prior_precision="marglik",
+            n_samples=30, link_approx="mc", random_state=seed),
         # the same network, optimiser and epochs, with dropout kept on at prediction
         "MC dropout MLP 128-128": MCDropoutTeacher(
             MLPStudent(hidden_layer_sizes=(128, 128), dropout=0.1,

@@ -41,6 +41,7 @@ def test_quick_run_has_one_row_per_target_with_every_key(quick):
                 == ROW_KEYS | TEACHER_KEYS)
     assert rows["laplace"]["laplace_prior_precision"] > 0
     assert rows["mcdropout"]["mc_dropout"] == 0.1
+    assert rows["laplace_kfac"]["laplace_prior_precision"] > 0
     assert set(quick["summary"]) == set(rows)
 
 
