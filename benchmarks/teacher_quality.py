@@ -21,8 +21,8 @@ calibration partly does. Parts (``--part``, several allowed):
   as a :class:`~skdistill.SWAGTeacher`, trained by SGD with momentum for ``--swag-epochs``,
   the second half its SWA phase); and the labels-only student. Each seed draws a new
   training sample from the same mixture; the test set is one large sample. The Spearman
-  correlations, across teachers, of the student's test NLL with the teacher's accuracy, ECE, NLL and
-  ``||p_t - p*||^2`` say which property predicts the student.
+  correlations, across teachers, of the student's test NLL with the teacher's accuracy, ECE,
+  NLL and ``||p_t - p*||^2`` say which property predicts the student.
 - ``digits``: sklearn's digits (50/50 split per seed), an under-confident forest
   (``RandomForestClassifier(max_depth=6)``) distilled by
   :class:`~skdistill.CrossFitDistiller` with ``teacher_calibration`` None, "temperature" and

@@ -33,6 +33,17 @@ class KronPrecision:
         ``prior``, added to the diagonal.
     n_params : int
         ``P``, the size of the matrix.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from skdistill.teachers.laplace import KronPrecision
+    >>> layer = {"name": "head", "weight": 0, "bias": 2, "B": torch.eye(1, dtype=torch.float64),
+    ...          "A": torch.tensor([[2.0, 1.0], [1.0, 2.0]], dtype=torch.float64)}
+    >>> KronPrecision([layer], 0.5, 3).to_dense()
+    tensor([[2.5000, 1.0000, 0.0000],
+            [1.0000, 2.5000, 0.0000],
+            [0.0000, 0.0000, 1.5000]], dtype=torch.float64)
     """
 
     def __init__(self, layers, prior, n_params):
