@@ -31,6 +31,8 @@ VARIANTS = [
                   gamma_alpha=0.01),
     fast_instance(LaplaceTeacher, subset_of_weights="all", hessian_structure="diag",
                   link_approx="probit"),
+    # Kronecker factors, accumulated from the network
+    fast_instance(LaplaceTeacher, subset_of_weights="all", hessian_structure="kron"),
     # teacher calibration: KD's cross-fitted map, CrossFit's map on its out-of-fold
     # probabilities
     fast_instance(KnowledgeDistiller, teacher_calibration="temperature"),
