@@ -2,14 +2,17 @@
 
 ``python -m benchmarks latentbe --part accuracy`` trains, per seed, a DE-4 teacher of
 MLPs and distils it by KD, AE-KD, Proxy-EnD2, EnD2, LatentBE (one-to-one), LatentBE +
-ConfODS and LatentBE + TDiv-SDiv; the unmerged BatchEnsemble of the last run is scored too (KD + BE +
-TDiv-SDiv). The "DKD" row distils the same teacher into the same MLP by decoupled KD (Zhao et
-al. 2022) with ``KnowledgeDistiller(FrozenEstimator(teacher), student, loss="dkd")``: the
-paper's recipe ``CE + TCKD + 8 NCKD`` (``alpha=0.5``, ``dkd_alpha=1``, ``dkd_beta=8``, up to a
-factor 2) at the rows' temperature. It prints ACC / NLL / ECE / cNLL / cECE (temperature
-fitted on a held-out part of the training split) as mean +- std over seeds, writes the
-per-seed numbers to JSON and an entropy histogram (Fashion-MNIST test vs MNIST test as
-out-of-distribution) to PNG.
+ConfODS and LatentBE + TDiv-SDiv; the unmerged BatchEnsemble of the last run is scored too
+(KD + BE + TDiv-SDiv). The "DKD" row distils the same teacher into the same MLP by
+decoupled KD (Zhao et al. 2022) with ``KnowledgeDistiller(FrozenEstimator(teacher), student,
+loss="dkd")``: the paper's recipe ``CE + TCKD + beta NCKD`` (``alpha=0.5``, ``dkd_alpha=1``,
+``dkd_beta`` from ``--dkd-beta``, 8 by default; up to a factor 2) at the rows' temperature;
+"DKD, teacher only" drops the labels' term (``alpha=1``), as the KD row does. It prints ACC /
+NLL / ECE / cNLL / cECE (temperature fitted on a held-out part of the training split) as mean
++- std over seeds, writes the per-seed numbers to JSON and an entropy histogram (Fashion-MNIST
+test vs MNIST test as out-of-distribution) to PNG. ``--ood`` also scores how well each model
+tells the MNIST test rows from the Fashion-MNIST ones (AUROC) by its predictive entropy, and
+by its mutual information where it has one (the DE-4's members, a Dirichlet student).
 
 ``--part runtime`` (run it under ``flock /tmp/skdistill-bench.lock``) times inference per 1,000
 rows of the DE-4, a single MLP, the merged LatentBE network and the unmerged BatchEnsemble with
@@ -23,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from sklearn.frozen import FrozenEstimator
+from sklearn.metrics import roc_auc_score
 
 from skdistill.calibration import apply_temperature, fit_temperature
 from skdistill.datasets import load_fashion_mnist, load_mnist
@@ -37,6 +41,7 @@ METHODS = {
     "AE-KD": ("mlp", "ae-kd", None),
     "Proxy-EnD2": ("mlp", "proxy-end2", None),
     "DKD": ("mlp", "dkd", None),
+    "DKD, teacher only": ("mlp", "dkd-teacher", None),
     "EnD2": ("mlp", "end2", None),
     "KD + LatentBE": ("be", "one-to-one", None),
     "KD + LatentBE + ConfODS": ("be", "one-to-one", "confods"),
@@ -68,6 +73,10 @@ def _parse(argv):
     parser.add_argument("--temperature", type=float, default=4.0)
     parser.add_argument("--prior-strength", type=float, default=1e-3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--dkd-beta", type=float, default=8.0,
+                        help="weight of DKD's non-target term (the paper's CIFAR-100 value)")
+    parser.add_argument("--ood", action="store_true",
+                        help="also score telling MNIST from Fashion-MNIST test rows (AUROC)")
     parser.add_argument("--out", default="benchmarks/latentbe")
     return parser.parse_args(argv)
 
@@ -113,15 +122,40 @@ def _distil(args, teacher, label, seed, X, y):
     kind, method, perturbation = METHODS[label]
     student = _mlp(args, seed, args.student_epochs) if kind == "mlp" else _be(args, seed)
     start = time.perf_counter()
-    if method == "dkd":  # decoupled KD of the ensemble's mean, labels' CE as in the paper
+    if method.startswith("dkd"):  # decoupled KD of the ensemble's mean
+        # "dkd": the labels' CE as in the paper; "dkd-teacher": none, as the KD row
+        alpha = 0.5 if method == "dkd" else 1.0
         model = KnowledgeDistiller(FrozenEstimator(teacher), student, loss="dkd",
-                                   temperature=args.temperature, alpha=0.5, dkd_alpha=1.0,
-                                   dkd_beta=8.0, random_state=seed).fit(X, y)
+                                   temperature=args.temperature, alpha=alpha, dkd_alpha=1.0,
+                                   dkd_beta=args.dkd_beta, random_state=seed).fit(X, y)
         return model, time.perf_counter() - start
     model = EnsembleDistiller(FrozenEstimator(teacher), student, method=method,
                               perturbation=perturbation, temperature=args.temperature,
                               random_state=seed).fit(X, y)
     return model, time.perf_counter() - start
+
+
+def _epistemic(model, X):
+    """The mutual information of a model that has one (the ensemble's members, a Dirichlet
+    student), else None."""
+    if isinstance(model, DeepEnsembleTeacher):
+        members = model.sample_proba(X)
+        return entropy(members.mean(0)) - np.mean([entropy(p) for p in members], axis=0)
+    if isinstance(model, EnsembleDistiller) and model.method in ("end2", "proxy-end2"):
+        return model.predict_uncertainty(X).epistemic
+    return None
+
+
+def _ood(model, Xt, Xo):
+    """AUROC of telling MNIST (out of distribution) from Fashion-MNIST test rows by the
+    predictive entropy, and by the mutual information where the model has one."""
+    is_ood = np.r_[np.zeros(len(Xt)), np.ones(len(Xo))]
+    scores = {"ood_auroc_entropy": float(roc_auc_score(is_ood, np.r_[
+        entropy(model.predict_proba(Xt)), entropy(model.predict_proba(Xo))]))}
+    mi_t = _epistemic(model, Xt)
+    if mi_t is not None:
+        scores["ood_auroc_mi"] = float(roc_auc_score(is_ood, np.r_[mi_t, _epistemic(model, Xo)]))
+    return scores
 
 
 def _accuracy(args):
@@ -142,6 +176,8 @@ def _accuracy(args):
         row = {}
         for label, model in models.items():
             row[label] = _scores(model.predict_proba(Xv), yv, model.predict_proba(Xt), yt)
+            if args.ood:
+                row[label].update(_ood(model, Xt, Xo))
         if "KD + LatentBE + TDiv-SDiv" in models:
             be = models["KD + LatentBE + TDiv-SDiv"].student_
             row[UNMERGED] = _scores(be.ensemble_proba(Xv).mean(0), yv,
@@ -172,6 +208,16 @@ def _report(results, train_time):
         secs = train_time.get(label)
         cells.append(f"{np.mean(secs):.0f}" if secs else "(same model)")
         print(f"| {label} | " + " | ".join(cells) + " |")
+    if "ood_auroc_entropy" in results[0][labels[0]]:
+        print("\nMNIST test vs Fashion-MNIST test (out-of-distribution AUROC, mean ± std)")
+        print("| method | by predictive entropy | by mutual information |")
+        print("|---|---|---|")
+        for label in labels:
+            cells = []
+            for key in ("ood_auroc_entropy", "ood_auroc_mi"):
+                vals = np.array([r[label][key] for r in results if key in r[label]])
+                cells.append(f"{vals.mean():.3f} ± {vals.std():.3f}" if vals.size else "–")
+            print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 def _plot_entropy(entropies, path):

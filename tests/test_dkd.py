@@ -189,3 +189,26 @@ def test_latentbe_benchmark_runs_the_dkd_row(tmp_path, monkeypatch):
     assert list(row) == ["DE-4 teacher", "KD", "DKD"]
     assert all(np.isfinite(v) for v in row["DKD"].values())
     assert row["DKD"] != row["KD"]  # a model of its own, not the KD row's
+
+
+def test_latentbe_benchmark_scores_out_of_distribution_rows(tmp_path, monkeypatch):
+    """--ood: AUROC by entropy for every row, by mutual information where the model has one
+    (the ensemble's members, a Dirichlet student), not for a softmax student."""
+    from benchmarks import latentbe
+
+    X, y = make_classification(n_samples=400, n_features=12, n_informative=6, n_classes=3,
+                               random_state=0)
+    X = X.astype(np.float32)
+    monkeypatch.setattr(latentbe, "_data", lambda n_train, n_val, seed: (
+        X[:200], y[:200], X[200:300], y[200:300], X[300:], y[300:], X[300:] * 0 + 25))
+    monkeypatch.setattr(latentbe, "_plot_entropy", lambda entropies, path: None)
+    out = tmp_path / "latentbe"
+    assert latentbe.main(["--seeds", "1", "--methods", "DKD, teacher only", "EnD2", "--ood",
+                          "--hidden", "8", "--teacher-epochs", "3", "--student-epochs", "2",
+                          "--threads", "1", "--dkd-beta", "2", "--out", str(out)]) == 0
+    row = json.loads(out.with_suffix(".json").read_text())["results"][0]
+    assert list(row) == ["DE-4 teacher", "DKD, teacher only", "EnD2"]
+    assert "ood_auroc_mi" not in row["DKD, teacher only"]
+    for label in ("DE-4 teacher", "EnD2"):
+        assert 0.0 <= row[label]["ood_auroc_mi"] <= 1.0
+    assert all(0.0 <= r["ood_auroc_entropy"] <= 1.0 for r in row.values())
