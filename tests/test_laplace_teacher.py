@@ -289,7 +289,7 @@ def test_bad_parameters_get_clear_errors(data):
     with pytest.raises(TypeError, match="FrozenEstimator of a fitted skdistill student"):
         LaplaceTeacher(FrozenEstimator(small_student())).fit(X, y)
     wide = np.random.default_rng(0).normal(size=(30, 90))
-    with pytest.raises(ValueError, match="parameter hessian_structure='full'.*'diag' for 9302"):
+    with pytest.raises(ValueError, match="parameter hessian_structure='full'.*'kron' or 'diag' for 9302"):
         LaplaceTeacher(small_student(hidden_layer_sizes=(100,), max_epochs=1),
                        subset_of_weights="all").fit(wide, y[:30])
     # the GGN of a softmax is flat along the shift of all logits: only the prior fills it in
@@ -375,7 +375,7 @@ def test_kron_fits_all_weights_of_a_784_400_400_10_network_where_full_refuses():
     P = teacher.predict_proba(X[:5])
     assert P.shape == (5, 10) and np.allclose(P.sum(1), 1) and (P >= 0).all()
     assert teacher.sample_proba(X[:5]).std(axis=0).max() > 1e-4
-    with pytest.raises(ValueError, match=r"parameter hessian_structure='full'.*'diag' for "
+    with pytest.raises(ValueError, match=r"parameter hessian_structure='full'.*'kron' or 'diag' for "
                                          r"478410 parameters.*at most 8192"):
         LaplaceTeacher(student, subset_of_weights="all").fit(X, y)
 

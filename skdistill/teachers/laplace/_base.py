@@ -55,8 +55,8 @@ class HessianStructure(ABC):
     name = None
     #: Most parameters the structure is built for (None: any number).
     max_params = None
-    #: The structure to name in the error beyond ``max_params``.
-    instead = None
+    #: The structures to name in the error beyond ``max_params``.
+    instead = ()
     #: Whether the GGN is accumulated from the network (:meth:`accumulate_network`) rather
     #: than from the Jacobians' factor rows (:meth:`accumulate`).
     from_network = False

@@ -56,7 +56,7 @@ class FullHessian(HessianStructure):
 
     name = "full"
     max_params = MAX_FULL_PARAMS
-    instead = "diag"
+    instead = ("kron", "diag")
 
     def __init__(self, n_params, device, module=None):
         super().__init__(n_params, device, module)

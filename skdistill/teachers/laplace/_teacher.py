@@ -299,7 +299,8 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
         structure = STRUCTURES[self.hessian_structure]
         if structure.max_params is not None and self.n_params_ > structure.max_params:
             raise param_error(self, "hessian_structure", self.hessian_structure,
-                              f"{structure.instead!r} for {self.n_params_} parameters "
+                              f"{' or '.join(map(repr, structure.instead))} for "
+                              f"{self.n_params_} parameters "
                               f"(subset_of_weights={self.subset_of_weights!r}): a "
                               f"{structure.name} Hessian is built for at most "
                               f"{structure.max_params}")
