@@ -1,5 +1,5 @@
-"""Bayesian teachers: the MAP network against its Laplace approximation and a VI posterior
-=======================================================================================
+"""Bayesian teachers: the MAP network against Laplace, VI, SWAG and MC dropout posteriors
+=========================================================================================
 
 Run: ``python examples/bayesian_teachers.py`` (about 30 s on 2 CPU cores). On scikit-learn's
 8x8 digits (1,797 images, 2/3 to train), it fits
@@ -7,7 +7,10 @@ Run: ``python examples/bayesian_teachers.py`` (about 30 s on 2 CPU cores). On sc
 - a 64-100-10 network to the MAP under a Gaussian prior (the plug-in predictive),
 - its Laplace approximation over the last layer, with the prior precision tuned on the
   marginal likelihood (Monte Carlo GLM predictive, and the probit approximation),
+- its Laplace approximation over all weights with the Kronecker-factored (K-FAC) GGN,
 - a mean-field Gaussian network of the same shape trained by variational inference,
+- SWAG, a Gaussian fitted to the SGD iterates of the same network,
+- MC dropout: the same network trained with dropout, kept on at prediction,
 
 prints accuracy, NLL and ECE of each on the held-out images, and distils the Laplace teacher
 into a 32-unit student with GPED (the teacher's posterior samples drive the student).
@@ -17,7 +20,8 @@ import torch
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from skdistill import GPEDDistiller, LaplaceTeacher, MLPStudent, VITeacher
+from skdistill import (GPEDDistiller, LaplaceTeacher, MCDropoutTeacher, MLPStudent,
+                       SWAGTeacher, VITeacher)
 from skdistill.metrics import expected_calibration_error, negative_log_likelihood
 
 torch.set_num_threads(1)
@@ -42,8 +46,17 @@ laplace = LaplaceTeacher(network, prior_precision="marglik", n_samples=100,
                          random_state=0).fit(X_train, y_train)
 probit = LaplaceTeacher(network, prior_precision="marglik", link_approx="probit",
                         random_state=0).fit(X_train, y_train)
+kron = LaplaceTeacher(network, subset_of_weights="all", hessian_structure="kron",
+                      prior_precision="marglik", n_samples=100,
+                      random_state=0).fit(X_train, y_train)
 vi = VITeacher(hidden_layer_sizes=(100,), prior_precision=1.0, max_epochs=150, lr=3e-3,
                batch_size=64, n_samples=100, random_state=0).fit(X_train, y_train)
+swag = SWAGTeacher(MLPStudent(hidden_layer_sizes=(100,), max_epochs=60, lr=0.05,
+                              optimizer="momentum", batch_size=64, random_state=0),
+                   swa_start=30, swa_lr=0.02, n_samples=100,
+                   random_state=0).fit(X_train, y_train)
+dropout = MCDropoutTeacher(network, dropout=0.2, n_samples=100,
+                           random_state=0).fit(X_train, y_train)
 student = GPEDDistiller(laplace, MLPStudent(hidden_layer_sizes=(32,), lr=3e-3, max_epochs=60,
                                             batch_size=64),
                         target=["predictive", "entropy"], random_state=0).fit(X_train, y_train)
@@ -55,7 +68,10 @@ print(f"Laplace: {laplace.n_params_} last-layer parameters, prior precision "
 rows = [("MAP network (plug-in)", laplace.estimator_.predict_proba(X_test)),
         ("Laplace, last layer (MC)", laplace.predict_proba(X_test)),
         ("Laplace, last layer (probit)", probit.predict_proba(X_test)),
+        ("Laplace, all weights, K-FAC", kron.predict_proba(X_test)),
         ("VI, mean-field (MC)", vi.predict_proba(X_test)),
+        ("SWAG", swag.predict_proba(X_test)),
+        ("MC dropout (p = 0.2)", dropout.predict_proba(X_test)),
         ("GPED student of Laplace", student.predict_proba(X_test))]
 print(f"{'model':30s} {'accuracy':>8s} {'NLL':>7s} {'ECE':>7s}")
 for name, proba in rows:
