@@ -14,7 +14,6 @@ import contextvars
 import copy
 import numbers
 
-import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.frozen import FrozenEstimator
@@ -24,10 +23,10 @@ from torch import nn
 
 from .._devices import DeviceFallbackMixin
 from .._interrupt import FitPolicyMixin, fit_policy
-from .._meta import is_fitted
 from .._random import draw_seed
 from .._validation import (StrictParamsMixin, check_device, check_input, check_sample_weight,
                            Shown, encode_labels, param_error)
+from ._network import check_network_estimator
 from ._posterior import SampledPosteriorMixin
 
 # The dropout rate of the default network (MLPStudent) when neither ``estimator`` nor
@@ -250,39 +249,14 @@ class MCDropoutTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorM
     def _fit_network(self, X, y, weight, rng):
         """Set ``estimator_`` (the fitted network) and ``classes_``."""
         from ..students import MLPStudent
-        from ..students.latent_be import _LatentBEMixin
 
         classes, _ = encode_labels(self, y)
         estimator = self.estimator
         if estimator is None:
             estimator = MLPStudent(dropout=_DEFAULT_DROPOUT if self.dropout is None
                                    else self.dropout)
-        frozen = isinstance(estimator, FrozenEstimator)
-        if isinstance(estimator.estimator if frozen else estimator, _LatentBEMixin):
-            raise param_error(self, "estimator", estimator,
-                              "an MLPStudent or CNNStudent, or a fitted one in "
-                              "sklearn.frozen.FrozenEstimator: a LatentBE student's network "
-                              "gives one set of logits per member, not the single network "
-                              "whose dropout masks are sampled", TypeError)
-        if frozen:
-            network = estimator.estimator
-            if not (is_fitted(network) and isinstance(getattr(network, "module_", None),
-                                                      nn.Module)):
-                raise param_error(self, "estimator", estimator,
-                                  "a FrozenEstimator of a fitted skdistill student (with a "
-                                  "torch module_)", TypeError)
-            known = np.isin(classes, network.classes_)
-            if not known.all():
-                raise param_error(self, "y", f"<labels {classes[~known].tolist()}>",
-                                  "labels among the frozen estimator's classes_ "
-                                  f"{network.classes_.tolist()}")
-            n_features = getattr(network, "n_features_in_", self.n_features_in_)
-            if n_features != self.n_features_in_:
-                raise ValueError(f"{type(self).__name__}: X has {self.n_features_in_} "
-                                 f"features, but the frozen estimator was fitted on "
-                                 f"{n_features}.")
-            self.classes_ = np.asarray(network.classes_)
-            self.estimator_ = estimator
+        if check_network_estimator(self, estimator, classes,
+                                   "whose dropout masks are sampled"):
             return
         student = clone(estimator)
         if not (hasattr(student, "fit_objective") and hasattr(student, "row_shape")):

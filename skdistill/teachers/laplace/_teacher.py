@@ -23,11 +23,11 @@ from torch.func import functional_call, jacrev, jvp, vmap
 
 from ..._devices import DeviceFallbackMixin
 from ..._interrupt import FitPolicyMixin, fit_policy
-from ..._meta import is_fitted
 from ..._random import draw_seed
 from ..._validation import (StrictParamsMixin, check_device, check_input, check_sample_weight,
                             encode_labels, is_number, param_error)
 from ...engine import Objective, dense_chunks, limit_threads, weighted_rows
+from .._network import check_network_estimator
 from .._posterior import SampledPosteriorMixin
 from ._base import NotPositiveDefinite
 from ._full import cholesky
@@ -364,36 +364,11 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
     def _fit_map(self, X, y, weight, rng):
         """Set ``estimator_`` (the MAP network) and ``classes_``; return the encoded labels."""
         from ...students import MLPStudent
-        from ...students.latent_be import _LatentBEMixin
 
         classes, y_enc = encode_labels(self, y)
         estimator = MLPStudent() if self.estimator is None else self.estimator
-        frozen = isinstance(estimator, FrozenEstimator)
-        if isinstance(estimator.estimator if frozen else estimator, _LatentBEMixin):
-            raise param_error(self, "estimator", estimator,
-                              "an MLPStudent or CNNStudent, or a fitted one in "
-                              "sklearn.frozen.FrozenEstimator: a LatentBE student's network "
-                              "gives one set of logits per member, not the single network "
-                              "the Laplace posterior is taken around", TypeError)
-        if frozen:
-            network = estimator.estimator
-            if not (is_fitted(network) and isinstance(getattr(network, "module_", None),
-                                                      nn.Module)):
-                raise param_error(self, "estimator", estimator,
-                                  "a FrozenEstimator of a fitted skdistill student (with a "
-                                  "torch module_)", TypeError)
-            known = np.isin(classes, network.classes_)
-            if not known.all():
-                raise param_error(self, "y", f"<labels {classes[~known].tolist()}>",
-                                  "labels among the frozen estimator's classes_ "
-                                  f"{network.classes_.tolist()}")
-            n_features = getattr(network, "n_features_in_", self.n_features_in_)
-            if n_features != self.n_features_in_:
-                raise ValueError(f"{type(self).__name__}: X has {self.n_features_in_} "
-                                 f"features, but the frozen estimator was fitted on "
-                                 f"{n_features}.")
-            self.classes_ = np.asarray(network.classes_)
-            self.estimator_ = estimator
+        if check_network_estimator(self, estimator, classes,
+                                   "the Laplace posterior is taken around"):
             return np.searchsorted(self.classes_, np.asarray(y).ravel())
         student = clone(estimator)
         if not hasattr(student, "fit_objective"):
