@@ -201,11 +201,11 @@ def test_ensemble_distiller_keeps_the_student_trained_so_far(data, monkeypatch):
     calls = {"n": 0}
     original = EnsembleDistillationLoss._soft
 
-    def soft_loss(self, z, p):
+    def soft_loss(self, z, p, *args):
         calls["n"] += 1
         if calls["n"] == 3 * 4 + 2:  # epoch 4, second batch (4 batches of 32 rows)
             ctrl_c()
-        return original(self, z, p)
+        return original(self, z, p, *args)
 
     monkeypatch.setattr(EnsembleDistillationLoss, "_soft", soft_loss)
     teacher = DeepEnsembleTeacher(student(max_epochs=3), n_members=2, random_state=0)
