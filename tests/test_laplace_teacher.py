@@ -289,7 +289,8 @@ def test_bad_parameters_get_clear_errors(data):
     with pytest.raises(TypeError, match="FrozenEstimator of a fitted skdistill student"):
         LaplaceTeacher(FrozenEstimator(small_student())).fit(X, y)
     wide = np.random.default_rng(0).normal(size=(30, 90))
-    with pytest.raises(ValueError, match="parameter hessian_structure='full'.*'kron' or 'diag' for 9302"):
+    with pytest.raises(ValueError,
+                       match="parameter hessian_structure='full'.*'kron' or 'diag' for 9302"):
         LaplaceTeacher(small_student(hidden_layer_sizes=(100,), max_epochs=1),
                        subset_of_weights="all").fit(wide, y[:30])
     # the GGN of a softmax is flat along the shift of all logits: only the prior fills it in
@@ -375,8 +376,8 @@ def test_kron_fits_all_weights_of_a_784_400_400_10_network_where_full_refuses():
     P = teacher.predict_proba(X[:5])
     assert P.shape == (5, 10) and np.allclose(P.sum(1), 1) and (P >= 0).all()
     assert teacher.sample_proba(X[:5]).std(axis=0).max() > 1e-4
-    with pytest.raises(ValueError, match=r"parameter hessian_structure='full'.*'kron' or 'diag' for "
-                                         r"478410 parameters.*at most 8192"):
+    with pytest.raises(ValueError, match=r"parameter hessian_structure='full'.*'kron' or 'diag' "
+                                         r"for 478410 parameters.*at most 8192"):
         LaplaceTeacher(student, subset_of_weights="all").fit(X, y)
 
 
@@ -405,3 +406,23 @@ def test_kron_tunes_its_prior_links_both_ways_and_is_distilled(data):
                           MLPStudent(hidden_layer_sizes=(8,), lr=1e-2, max_epochs=4,
                                      batch_size=50), random_state=0).fit(X, y)
     assert model.n_student_steps_ == 16 and model.score(X, y) > 0.8
+
+
+def test_kron_takes_rows_of_weight_zero_in_a_batch_of_their_own(monkeypatch):
+    from sklearn.base import clone
+
+    from skdistill.teachers.laplace import KronHessian
+
+    monkeypatch.setattr(KronHessian, "batch_rows", lambda self, n_classes: 10)
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    weight = np.ones(40)
+    weight[:10] = 0.0  # the whole first batch
+    network = MLPStudent(hidden_layer_sizes=(4,), max_epochs=5, random_state=0).fit(X, y)
+    kron = LaplaceTeacher(FrozenEstimator(network), subset_of_weights="all",
+                          hessian_structure="kron", n_samples=5, random_state=0)
+    zero = kron.fit(X, y, sample_weight=weight).posterior_precision_.to_dense()
+    dropped = clone(kron).fit(X[10:], y[10:]).posterior_precision_.to_dense()
+    assert torch.isfinite(zero).all()
+    torch.testing.assert_close(zero, dropped)  # a row of weight 0 is a row not there

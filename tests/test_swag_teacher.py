@@ -199,6 +199,8 @@ def test_gped_distils_it_and_pickling_keeps_predictions(data):
      "(?s)SWAGTeacher: parameter estimator=MLPStudent.*optimizer='sgd'"),
     (dict(estimator=LatentBEStudent()), TypeError, "SWAGTeacher: parameter estimator=.*LatentBE"),
     (dict(lr_schedule="cosine"), InvalidParameterError, "'lr_schedule' parameter"),
+    (dict(lr_schedule="cyclical"), ValueError,
+     "SWAGTeacher: parameter swa_lr=None is invalid; expected a float below the estimator's lr"),
 ])
 def test_bad_parameters_are_named(data, params, error, message):
     X, y = data
@@ -206,3 +208,21 @@ def test_bad_parameters_are_named(data, params, error, message):
     with pytest.raises(error, match=message):
         teacher.fit(X, y)
     assert not hasattr(teacher, "mean_")
+
+
+def test_the_batchnorm_refresh_weighs_rows_and_draws_no_random_numbers():
+    from skdistill.teachers.swag import refresh_batchnorm
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Dropout(0.5),
+                              torch.nn.BatchNorm1d(4))
+    X = torch.randn(100, 3)
+    state = torch.get_rng_state()
+    refresh_batchnorm(net, [X[:90], X[90:]])  # uneven batches
+    assert torch.equal(torch.get_rng_state(), state)  # dropout stayed in eval mode
+    with torch.no_grad():
+        expected = net[0](X).mean(0)
+    np.testing.assert_allclose(net[2].running_mean, expected, atol=1e-6)
+    first = net[2].running_mean.clone()
+    refresh_batchnorm(net, [X[:90], X[90:]])
+    assert torch.equal(net[2].running_mean, first)

@@ -75,9 +75,12 @@ def refresh_batchnorm(module, batches):
     """Recompute the running statistics of every BatchNorm layer of ``module`` on ``batches``.
 
     SWAG's draws are new parameter vectors, whose BatchNorm statistics are those of no
-    network: each draw recomputes them by one pass over the training rows, in train mode
-    without gradients, as the exact average over the rows (``momentum=None``). The layers'
-    momentum and the module's modes are restored; ``module`` is changed in place.
+    network: each draw recomputes them by one pass over the training rows without gradients,
+    the BatchNorm layers alone in train mode (dropout and the rest stay in eval mode, so the
+    pass draws no random numbers), each batch weighing by its rows (swa_gaussian's
+    ``bn_update``): the running mean is the mean over the rows, the running variance the
+    rows-weighted mean of the batches' variances. The layers' momentum and the module's modes
+    are restored; ``module`` is changed in place.
 
     Parameters
     ----------
@@ -105,14 +108,21 @@ def refresh_batchnorm(module, batches):
         return module
     modes = {m: m.training for m in module.modules()}
     momenta = {m: m.momentum for m in layers}
+    module.eval()
     for m in layers:
         m.reset_running_stats()
-        m.momentum = None
-    module.train()
+        m.train()
+    seen = 0
     try:
         with torch.no_grad():
             for batch in batches:
+                rows = len(batch)
+                if not rows:
+                    continue
+                for m in layers:  # the running average, each row weighing alike
+                    m.momentum = rows / (seen + rows)
                 module(batch)
+                seen += rows
     finally:
         for m, momentum in momenta.items():
             m.momentum = momentum
@@ -265,7 +275,8 @@ class SWAGTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin,
         after it (two collected models).
     swa_lr : float, default=None
         The SWA phase's rate (constant), or the low end of each cycle (cyclical); ``None`` is
-        the estimator's ``lr``.
+        the estimator's ``lr`` with ``"constant"``, and must be given with ``"cyclical"``
+        (a cycle falls from the estimator's ``lr`` to it).
     lr_schedule : {"constant", "cyclical"}, default="constant"
         The SWA phase's learning rate (see above).
     collect_every : int, default=1
@@ -413,6 +424,10 @@ class SWAGTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin,
             raise param_error(self, "estimator", estimator,
                               "an unfitted skdistill student (MLPStudent, CNNStudent)",
                               TypeError)
+        if self.lr_schedule == "cyclical" and self.swa_lr is None:
+            raise param_error(self, "swa_lr", self.swa_lr,
+                              "a float below the estimator's lr with lr_schedule='cyclical': "
+                              "each cycle falls from the estimator's lr to swa_lr")
         student = clone(estimator)
         if not _is_sgd(student.get_params().get("optimizer")):
             raise param_error(self, "estimator", estimator,

@@ -239,8 +239,8 @@ class KronHessian(HessianStructure):
         for layer, acc, (name, *_) in zip(self.ggn.layers, B_new, self._layers):
             a = seen[name][0].detach()
             layer["B"] += acc
-            # the weighted mean of a a^T over all rows so far
-            layer["A"].mul_(self._total / total).addmm_((a * (w / total)[:, None]).T, a)
+            if total > 0:  # the weighted mean of a a^T over all rows so far
+                layer["A"].mul_(self._total / total).addmm_((a * (w / total)[:, None]).T, a)
         self._total = total
         self._eig = None
 
