@@ -1,20 +1,24 @@
 """What the teachers built on one skdistill network share: the checks of their ``estimator``."""
 import numpy as np
+from sklearn.base import clone
 from sklearn.frozen import FrozenEstimator
 from torch import nn
 
 from .._meta import is_fitted
+from .._random import draw_seed
 from .._validation import param_error
 
 
-def check_network_estimator(teacher, estimator, classes, role):
+def check_network_estimator(teacher, estimator, classes, role, frozen_ok=True):
     """Check ``estimator`` as the one network of ``teacher``; return whether it is frozen.
 
     A LatentBE student (several members) is refused with a ``TypeError``; ``role`` says what
-    the teacher needs one network for. A :class:`~sklearn.frozen.FrozenEstimator` must hold a
-    fitted skdistill student (a torch ``module_``) that knows every label of ``classes`` and
-    was fitted on ``teacher.n_features_in_`` features; the teacher's ``classes_`` (the
-    network's) and ``estimator_`` (the frozen estimator) are then set.
+    the teacher needs one network for. Where ``frozen_ok``, a
+    :class:`~sklearn.frozen.FrozenEstimator` must hold a fitted skdistill student (a torch
+    ``module_``) that knows every label of ``classes`` and was fitted on
+    ``teacher.n_features_in_`` features; the teacher's ``classes_`` (the network's) and
+    ``estimator_`` (the frozen estimator) are then set. Otherwise a frozen estimator is left
+    to :func:`clone_network` to refuse.
 
     Parameters
     ----------
@@ -27,6 +31,8 @@ def check_network_estimator(teacher, estimator, classes, role):
     role : str
         What the teacher does with the network, e.g. ``"the Laplace posterior is taken
         around"``.
+    frozen_ok : bool, default=True
+        Whether a fitted network in a ``FrozenEstimator`` will do.
 
     Returns
     -------
@@ -36,12 +42,13 @@ def check_network_estimator(teacher, estimator, classes, role):
 
     frozen = isinstance(estimator, FrozenEstimator)
     if isinstance(estimator.estimator if frozen else estimator, _LatentBEMixin):
+        expected = ("an MLPStudent or CNNStudent, or a fitted one in "
+                    "sklearn.frozen.FrozenEstimator" if frozen_ok
+                    else "an MLPStudent or CNNStudent")
         raise param_error(teacher, "estimator", estimator,
-                          "an MLPStudent or CNNStudent, or a fitted one in "
-                          "sklearn.frozen.FrozenEstimator: a LatentBE student's network "
-                          f"gives one set of logits per member, not the single network {role}",
-                          TypeError)
-    if not frozen:
+                          f"{expected}: a LatentBE student's network gives one set of logits "
+                          f"per member, not the single network {role}", TypeError)
+    if not (frozen and frozen_ok):
         return False
     network = estimator.estimator
     if not (is_fitted(network) and isinstance(getattr(network, "module_", None), nn.Module)):
@@ -60,3 +67,35 @@ def check_network_estimator(teacher, estimator, classes, role):
     teacher.classes_ = np.asarray(network.classes_)
     teacher.estimator_ = estimator
     return True
+
+
+def clone_network(teacher, estimator, rng, expected, members=("fit_objective",)):
+    """The unfitted clone of ``estimator`` that ``teacher`` trains.
+
+    It must have ``members`` (else a ``TypeError`` naming ``estimator``, ``expected`` saying
+    what it takes); a ``random_state`` of None is drawn from ``rng``, so that the teacher's
+    seed makes the network's training reproducible.
+
+    Parameters
+    ----------
+    teacher : estimator
+        The teacher, named in the error.
+    estimator : estimator
+        Its network, an unfitted skdistill student.
+    rng : numpy.random.RandomState
+        The teacher's random state.
+    expected : str
+        What the teacher's ``estimator`` may be, for the error.
+    members : tuple of str, default=("fit_objective",)
+        What the network must have.
+
+    Returns
+    -------
+    student : estimator
+    """
+    student = clone(estimator)
+    if not all(hasattr(student, member) for member in members):
+        raise param_error(teacher, "estimator", estimator, expected, TypeError)
+    if student.get_params().get("random_state", 0) is None:
+        student.set_params(random_state=draw_seed(rng))
+    return student

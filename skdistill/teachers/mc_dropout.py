@@ -15,7 +15,7 @@ import copy
 import numbers
 
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval
@@ -26,7 +26,7 @@ from .._interrupt import FitPolicyMixin, fit_policy
 from .._random import draw_seed
 from .._validation import (StrictParamsMixin, check_device, check_input, check_sample_weight,
                            Shown, encode_labels, param_error)
-from ._network import check_network_estimator
+from ._network import check_network_estimator, clone_network
 from ._posterior import SampledPosteriorMixin
 
 # The dropout rate of the default network (MLPStudent) when neither ``estimator`` nor
@@ -258,19 +258,15 @@ class MCDropoutTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorM
         if check_network_estimator(self, estimator, classes,
                                    "whose dropout masks are sampled"):
             return
-        student = clone(estimator)
-        if not (hasattr(student, "fit_objective") and hasattr(student, "row_shape")):
-            raise param_error(self, "estimator", estimator,
-                              "a skdistill student (MLPStudent, CNNStudent) or a fitted one "
-                              "in sklearn.frozen.FrozenEstimator", TypeError)
-        params = student.get_params()
-        if self.dropout is not None and "dropout" in params:
+        student = clone_network(self, estimator, rng,
+                                "a skdistill student (MLPStudent, CNNStudent) or a fitted one "
+                                "in sklearn.frozen.FrozenEstimator",
+                                members=("fit_objective", "row_shape"))
+        if self.dropout is not None and "dropout" in student.get_params():
             student.set_params(dropout=self.dropout)
         if student.get_params().get("dropout", None) == 0:
             raise param_error(self, "estimator", self._described(student),
                               self._needs_dropout("its dropout is 0"))
-        if params.get("random_state", 0) is None:
-            student.set_params(random_state=draw_seed(rng))
         student.fit(X, y, sample_weight=weight)
         self.classes_, self.estimator_ = classes, student
 

@@ -11,7 +11,7 @@ import numbers
 
 import torch
 from skorch.callbacks import Callback
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from torch import nn
@@ -23,6 +23,7 @@ from .._random import draw_seed
 from .._validation import (StrictParamsMixin, check_callbacks, check_device, check_input,
                            check_sample_weight, encode_labels, param_error)
 from ..engine import Objective, dense_chunks
+from ._network import check_network_estimator, clone_network
 from ._posterior import CHUNK, SampledPosteriorMixin
 
 #: SGD optimizers a SWAG student may train with (by the student's ``optimizer`` name).
@@ -411,24 +412,17 @@ class SWAGTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin,
     def _student(self, rng):
         """The unfitted clone of ``estimator`` that trains, and the resolved ``swa_start``."""
         from ..students import MLPStudent
-        from ..students.latent_be import _LatentBEMixin
 
         estimator = (MLPStudent(optimizer="momentum") if self.estimator is None
                      else self.estimator)
-        if isinstance(estimator, _LatentBEMixin):
-            raise param_error(self, "estimator", estimator,
-                              "an MLPStudent or CNNStudent: a LatentBE student's network "
-                              "gives one set of logits per member, not the single network "
-                              "whose iterates SWAG averages", TypeError)
-        if not hasattr(estimator, "fit_objective"):
-            raise param_error(self, "estimator", estimator,
-                              "an unfitted skdistill student (MLPStudent, CNNStudent)",
-                              TypeError)
+        check_network_estimator(self, estimator, self.classes_, "whose iterates SWAG averages",
+                                frozen_ok=False)
+        student = clone_network(self, estimator, rng,
+                                "an unfitted skdistill student (MLPStudent, CNNStudent)")
         if self.lr_schedule == "cyclical" and self.swa_lr is None:
             raise param_error(self, "swa_lr", self.swa_lr,
                               "a float below the estimator's lr with lr_schedule='cyclical': "
                               "each cycle falls from the estimator's lr to swa_lr")
-        student = clone(estimator)
         if not _is_sgd(student.get_params().get("optimizer")):
             raise param_error(self, "estimator", estimator,
                               "a student trained by SGD (optimizer='sgd' or 'momentum', or a "
@@ -447,8 +441,6 @@ class SWAGTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMixin,
                               f"2 * collect_every = {2 * self.collect_every} of the "
                               f"estimator's max_epochs={epochs} after swa_start (two "
                               "collected models)")
-        if student.get_params().get("random_state", 0) is None:
-            student.set_params(random_state=draw_seed(rng))
         return student, swa_start
 
     def _install(self, student, collector, X):

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from scipy.optimize import minimize_scalar
-from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin
 from sklearn.frozen import FrozenEstimator
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
@@ -27,7 +27,7 @@ from ..._random import draw_seed
 from ..._validation import (StrictParamsMixin, check_device, check_input, check_sample_weight,
                             encode_labels, is_number, param_error)
 from ...engine import Objective, dense_chunks, limit_threads, weighted_rows
-from .._network import check_network_estimator
+from .._network import check_network_estimator, clone_network
 from .._posterior import SampledPosteriorMixin
 from ._base import NotPositiveDefinite
 from ._full import cholesky
@@ -370,17 +370,13 @@ class LaplaceTeacher(StrictParamsMixin, DeviceFallbackMixin, SampledPosteriorMix
         if check_network_estimator(self, estimator, classes,
                                    "the Laplace posterior is taken around"):
             return np.searchsorted(self.classes_, np.asarray(y).ravel())
-        student = clone(estimator)
-        if not hasattr(student, "fit_objective"):
-            raise param_error(self, "estimator", estimator,
-                              "a skdistill student (MLPStudent, CNNStudent) or a fitted one "
-                              "in sklearn.frozen.FrozenEstimator", TypeError)
+        student = clone_network(self, estimator, rng,
+                                "a skdistill student (MLPStudent, CNNStudent) or a fitted one "
+                                "in sklearn.frozen.FrozenEstimator")
         if getattr(student, "weight_decay", 0):
             raise param_error(self, "estimator", estimator,
                               "a student with weight_decay=0: the Gaussian prior "
                               "(prior_precision) is the MAP's regulariser")
-        if student.get_params().get("random_state", 0) is None:
-            student.set_params(random_state=draw_seed(rng))
         precision = (MARGLIK_MAP_PRECISION if self.prior_precision == "marglik"
                      else self.prior_precision)
         total = len(y_enc) if weight is None else float(weight.sum())
