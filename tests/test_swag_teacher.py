@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.datasets import make_classification
+from sklearn.frozen import FrozenEstimator
 from sklearn.utils._param_validation import InvalidParameterError
 from skorch.callbacks import Callback
 from torch.nn.utils import parameters_to_vector
@@ -198,6 +199,9 @@ def test_gped_distils_it_and_pickling_keeps_predictions(data):
     (dict(estimator=linear_student(optimizer="adam")), ValueError,
      "(?s)SWAGTeacher: parameter estimator=MLPStudent.*optimizer='sgd'"),
     (dict(estimator=LatentBEStudent()), TypeError, "SWAGTeacher: parameter estimator=.*LatentBE"),
+    (dict(estimator=FrozenEstimator(linear_student())), TypeError,
+     "(?s)SWAGTeacher: parameter estimator=FrozenEstimator.*an unfitted MLPStudent.*fitted "
+     "already"),
     (dict(lr_schedule="cosine"), InvalidParameterError, "'lr_schedule' parameter"),
     (dict(lr_schedule="cyclical"), ValueError,
      "SWAGTeacher: parameter swa_lr=None is invalid; expected a float below the estimator's lr"),

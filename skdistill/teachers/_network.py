@@ -17,8 +17,8 @@ def check_network_estimator(teacher, estimator, classes, role, frozen_ok=True):
     :class:`~sklearn.frozen.FrozenEstimator` must hold a fitted skdistill student (a torch
     ``module_``) that knows every label of ``classes`` and was fitted on
     ``teacher.n_features_in_`` features; the teacher's ``classes_`` (the network's) and
-    ``estimator_`` (the frozen estimator) are then set. Otherwise a frozen estimator is left
-    to :func:`clone_network` to refuse.
+    ``estimator_`` (the frozen estimator) are then set. Otherwise a frozen estimator is
+    refused with a ``TypeError``: the teacher trains its network itself.
 
     Parameters
     ----------
@@ -48,7 +48,12 @@ def check_network_estimator(teacher, estimator, classes, role, frozen_ok=True):
         raise param_error(teacher, "estimator", estimator,
                           f"{expected}: a LatentBE student's network gives one set of logits "
                           f"per member, not the single network {role}", TypeError)
-    if not (frozen and frozen_ok):
+    if frozen and not frozen_ok:
+        raise param_error(teacher, "estimator", estimator,
+                          f"an unfitted MLPStudent or CNNStudent: {type(teacher).__name__} "
+                          "trains its network itself, and a FrozenEstimator's is fitted already",
+                          TypeError)
+    if not frozen:
         return False
     network = estimator.estimator
     if not (is_fitted(network) and isinstance(getattr(network, "module_", None), nn.Module)):
