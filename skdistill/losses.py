@@ -626,8 +626,14 @@ def dirichlet_log_likelihood(alpha, proba):
     ...                                torch.tensor([0.5, 0.5])).item(), 4)  # log(2 * 0.5)
     0.0
     """
+    return _dirichlet_log_density(alpha, proba.log())
+
+
+def _dirichlet_log_density(alpha, log_p):
+    """``log Dir(p | alpha)`` from ``log p``; linear in ``log p``, so the mean log-density of
+    several ``p`` is the log-density at their mean ``log p``."""
     return (torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
-            + ((alpha - 1) * proba.log()).sum(-1))
+            + ((alpha - 1) * log_p).sum(-1))
 
 
 def end2_loss(logits, member_proba, temperature=1.0, smoothing=END2_SMOOTHING,
@@ -649,9 +655,7 @@ def end2_loss(logits, member_proba, temperature=1.0, smoothing=END2_SMOOTHING,
     alpha = (logits / temperature).clamp(-30, 30).exp()
     p = soften(member_proba, temperature)
     p = (1 - smoothing) * p + smoothing / p.shape[-1]
-    mean_log_p = p.log().mean(0)
-    nll = -(torch.lgamma(alpha.sum(-1)) - torch.lgamma(alpha).sum(-1)
-            + ((alpha - 1) * mean_log_p).sum(-1))
+    nll = -_dirichlet_log_density(alpha, p.log().mean(0))
     return _reduce(nll, reduction)
 
 
