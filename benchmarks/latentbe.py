@@ -140,7 +140,7 @@ def _epistemic(model, X):
     student), else None."""
     if isinstance(model, DeepEnsembleTeacher):
         members = model.sample_proba(X)
-        return entropy(members.mean(0)) - np.mean([entropy(p) for p in members], axis=0)
+        return entropy(members.mean(0)) - entropy(members).mean(0)
     if isinstance(model, EnsembleDistiller) and model.method in ("end2", "proxy-end2"):
         return model.predict_uncertainty(X).epistemic
     return None

@@ -21,7 +21,7 @@ from sklearn.model_selection import train_test_split
 from skdistill import DeepEnsembleTeacher, EnsembleDistiller, LatentBEStudent, MLPStudent
 from skdistill.complexity import count_parameters, inference_time
 from skdistill.datasets import DataFileNotFoundError, get_data_home, load_fashion_mnist
-from skdistill.metrics import expected_calibration_error, negative_log_likelihood
+from skdistill.metrics import entropy, expected_calibration_error, negative_log_likelihood
 
 torch.set_num_threads(1)
 try:
@@ -90,12 +90,6 @@ print(f"\nunmerged BatchEnsemble of LatentBE + TDiv-SDiv: NLL "
 # predictive) it keeps how much the members disagreed, the epistemic part of the uncertainty,
 # which the ensemble's own members give by their spread.
 members = teacher.sample_proba(X_test)
-
-
-def entropy(p):
-    return -(p * np.log(np.clip(p, 1e-12, None))).sum(-1)
-
-
 teacher_epistemic = entropy(members.mean(0)) - entropy(members).mean(0)
 u = models["EnD2 (Dirichlet MLP)"].predict_uncertainty(X_test)
 wrong = models["EnD2 (Dirichlet MLP)"].predict(X_test) != y_test
