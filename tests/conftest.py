@@ -14,14 +14,19 @@ def data_home():
     return Path(env) if env else SHARED_DATA
 
 
+def skip_or_fail(reason):
+    """Skip the test for ``reason`` (a missing file or package), or fail it under ``CI=true``,
+    where everything the Makefile installs and ``../shared/data`` must be there."""
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def require_file(relpath):
     """Return the path to a real data file, skipping (or failing under ``CI=true``) if absent."""
     path = data_home() / relpath
     if not path.exists():
-        reason = f"data file {path} is missing; set SKDISTILL_DATA to a folder holding it"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail(f"data file {path} is missing; set SKDISTILL_DATA to a folder holding it")
     return path
 
 

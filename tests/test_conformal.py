@@ -11,7 +11,6 @@ score, even one computed from the wrong column).
 """
 import configparser
 import math
-import os
 import re
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
+from conftest import skip_or_fail
 from skdistill import (CrossFitDistiller, DeepEnsembleTeacher, EnsembleDistiller,
                        KnowledgeDistiller, LatentBEStudent, MLPStudent)
 
@@ -40,10 +40,7 @@ def _splitconformal():
     try:
         from mapie.classification import SplitConformalClassifier
     except ImportError:
-        reason = "MAPIE is not installed (pip install 'skdistill[conformal]')"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail("MAPIE is not installed (pip install 'skdistill[conformal]')")
     return SplitConformalClassifier
 
 

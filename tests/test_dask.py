@@ -6,7 +6,6 @@ once serially (``n_jobs=1``) and once with ``n_jobs=2`` under
 task stream to check the work ran on its workers (a path that bypassed the active backend,
 e.g. a hard-wired ``backend="loky"``, leaves the stream empty).
 """
-import os
 import threading
 import warnings
 
@@ -18,6 +17,7 @@ from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
 
+from conftest import skip_or_fail
 from skdistill import CrossFitDistiller, DeepEnsembleTeacher, KnowledgeDistiller, MLPStudent
 from skdistill._random import seeded
 
@@ -27,10 +27,7 @@ def _distributed():
     try:
         import distributed
     except ImportError:
-        reason = "dask.distributed is not installed (pip install 'skdistill[dask]')"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail("dask.distributed is not installed (pip install 'skdistill[dask]')")
     return distributed
 
 
