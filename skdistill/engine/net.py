@@ -106,8 +106,8 @@ class StudentNet(DeviceFallbackMixin, NeuralNet):
         super().on_epoch_begin(net, dataset_train=dataset_train, dataset_valid=dataset_valid,
                                **kwargs)
         if self.objective is not None:
-            self.objective.begin_epoch(getattr(self, "_fit_epoch", 0))
-        self._fit_epoch = getattr(self, "_fit_epoch", 0) + 1
+            self.objective.begin_epoch(self._fit_epoch)  # counted from 0 by fit_loop
+        self._fit_epoch += 1
 
     def _batch_listeners(self):
         """For each per-batch event, the bound methods that do something with it.
