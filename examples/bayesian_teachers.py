@@ -18,6 +18,7 @@ into a 32-unit student with GPED (the teacher's posterior samples drive the stud
 import numpy as np
 import torch
 from sklearn.datasets import load_digits
+from sklearn.frozen import FrozenEstimator
 from sklearn.model_selection import train_test_split
 
 from skdistill import (GPEDDistiller, LaplaceTeacher, MCDropoutTeacher, MLPStudent,
@@ -44,9 +45,11 @@ network = MLPStudent(hidden_layer_sizes=(100,), max_epochs=60, lr=1e-3, batch_si
                      random_state=0)
 laplace = LaplaceTeacher(network, prior_precision="marglik", n_samples=100,
                          random_state=0).fit(X_train, y_train)
-probit = LaplaceTeacher(network, prior_precision="marglik", link_approx="probit",
+# the same MAP network, trained once, for the other two approximations
+map_network = FrozenEstimator(laplace.estimator_)
+probit = LaplaceTeacher(map_network, prior_precision="marglik", link_approx="probit",
                         random_state=0).fit(X_train, y_train)
-kron = LaplaceTeacher(network, subset_of_weights="all", hessian_structure="kron",
+kron = LaplaceTeacher(map_network, subset_of_weights="all", hessian_structure="kron",
                       prior_precision="marglik", n_samples=100,
                       random_state=0).fit(X_train, y_train)
 vi = VITeacher(hidden_layer_sizes=(100,), prior_precision=1.0, max_epochs=150, lr=3e-3,
