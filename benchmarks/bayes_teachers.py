@@ -154,17 +154,14 @@ def make_teachers(args, seed, n_train):
         fitted["deterministic"] = network(seed).fit(X, y)
         return fitted["deterministic"]
 
-    def laplace(X, y):
-        return LaplaceTeacher(FrozenEstimator(fitted["deterministic"]),
-                              subset_of_weights="last_layer", hessian_structure="full",
-                              prior_precision=args.laplace_prior, n_samples=args.n_samples,
-                              link_approx="mc", random_state=seed).fit(X, y)
-
-    def laplace_kfac(X, y):
-        return LaplaceTeacher(FrozenEstimator(fitted["deterministic"]),
-                              subset_of_weights="all", hessian_structure="kron",
-                              prior_precision=args.laplace_prior, n_samples=args.n_samples,
-                              link_approx="mc", random_state=seed).fit(X, y)
+    def post_hoc_laplace(subset_of_weights, hessian_structure):
+        def fit(X, y):  # on the deterministic network, frozen
+            return LaplaceTeacher(FrozenEstimator(fitted["deterministic"]),
+                                  subset_of_weights=subset_of_weights,
+                                  hessian_structure=hessian_structure,
+                                  prior_precision=args.laplace_prior, n_samples=args.n_samples,
+                                  link_approx="mc", random_state=seed).fit(X, y)
+        return fit
 
     def vi(X, y):
         return VITeacher(hidden, prior_precision=1.0, n_samples=args.n_samples,
@@ -193,8 +190,9 @@ def make_teachers(args, seed, n_train):
         return SWAGTeacher(sgd, swa_start=args.swag_start, swa_lr=args.swag_lr, max_rank=20,
                            n_samples=args.n_samples, random_state=seed).fit(X, y)
 
-    return {"deterministic": deterministic, "laplace": laplace, "laplace_kfac": laplace_kfac,
-            "vi": vi, "sgld": sgld, "de4": de4, "mcdropout": mcdropout, "swag": swag}
+    return {"deterministic": deterministic, "laplace": post_hoc_laplace("last_layer", "full"),
+            "laplace_kfac": post_hoc_laplace("all", "kron"), "vi": vi, "sgld": sgld, "de4": de4,
+            "mcdropout": mcdropout, "swag": swag}
 
 
 def student(args, seed, early):
